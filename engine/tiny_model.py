@@ -1,0 +1,80 @@
+"""seamwise-tiny: the bundled pixel-space restoration diffusion model.
+
+A small diffusers `UNet2DModel` conditioned on the degraded image by channel concatenation:
+input = concat(x_t, cond) (6 channels, both in [-1, 1]), output = the prediction named by
+`scheduler["prediction_type"]`. `cond` is the input photo, bicubic-upscaled to the output size
+for --scale 2/4 and as-is for refine. GroupNorm and a self-attention level give the engine's
+memory mechanisms something to act on.
+
+The weights and the config they were trained with ship in `engine/weights/`; loading never
+touches the network.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DModel
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_FILE = WEIGHTS_DIR / "seamwise-tiny.safetensors"
+CONFIG_FILE = WEIGHTS_DIR / "seamwise-tiny.json"
+
+# Default architecture; the shipped JSON (written by train_tiny.py) is authoritative.
+DEFAULT_UNET_CONFIG = dict(
+    sample_size=128,
+    in_channels=6,
+    out_channels=3,
+    block_out_channels=(32, 64, 128),
+    down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    layers_per_block=1,
+    norm_num_groups=8,
+    attention_head_dim=32,
+)
+DEFAULT_SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000,
+    beta_schedule="scaled_linear",
+    beta_start=0.00085,
+    beta_end=0.012,
+    prediction_type="sample",
+    clip_sample=False,
+)
+
+
+class ModelMissing(FileNotFoundError):
+    """The bundled weights are not where the package expects them."""
+
+
+@dataclass
+class TinyModel:
+    unet: UNet2DModel
+    scheduler_config: dict
+    native_size: int          # training crop size: the thumbnail pass runs at this size
+    downsample_factor: int    # window origins must sit on multiples of this
+    meta: dict                # training provenance (data, steps, loss) from the JSON
+
+
+def build_unet(unet_config: dict | None = None) -> UNet2DModel:
+    return UNet2DModel(**(unet_config or DEFAULT_UNET_CONFIG))
+
+
+def load_tiny(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+              weights: Path | None = None) -> TinyModel:
+    """Load the bundled model (or a compatible safetensors file) for inference."""
+    from safetensors.torch import load_file
+
+    weights = Path(weights) if weights else WEIGHTS_FILE
+    config_file = weights.with_suffix(".json")
+    if not weights.is_file() or not config_file.is_file():
+        raise ModelMissing(f"model weights not found: {weights} (and {config_file.name})")
+    spec = json.loads(config_file.read_text())
+    unet = build_unet(spec["unet"])
+    unet.load_state_dict(load_file(str(weights)))
+    unet.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    factor = 2 ** (len(spec["unet"]["block_out_channels"]) - 1)
+    return TinyModel(unet=unet, scheduler_config=spec["scheduler"],
+                     native_size=int(spec["unet"].get("sample_size", 128)),
+                     downsample_factor=factor, meta=spec.get("meta", {}))
