@@ -1,0 +1,247 @@
+"""Reading and writing photographs without losing depth, alpha or colour profile.
+
+Retouchers hand us 16-bit TIFFs with embedded profiles; a round trip through Seamwise must give
+back the same depth, the same channel layout and the same ICC bytes. Pillow covers 8-bit files and
+JPEG, tifffile covers TIFF at every depth, and imagecodecs' libpng covers 16-bit PNG (which Pillow
+cannot hold as RGB). The only thing handled here by hand is the PNG `iCCP` chunk of 16-bit files,
+which is container metadata, not pixel coding.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Checked on the header, before any pixel buffer is allocated.
+MAX_PIXELS = 400_000_000
+MAX_SIDE = 300_000
+MIN_SIDE = 16
+
+FORMATS = ("png", "tiff", "jpeg")
+_SUFFIX_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class ImageError(ValueError):
+    """The file cannot be used as a photograph; the message says why in one line."""
+
+
+@dataclass
+class Picture:
+    pixels: np.ndarray   # H x W x C, C in 1..4, uint8 / uint16 / float32
+    icc: bytes | None
+    format: str          # "png" | "tiff" | "jpeg"
+
+    @property
+    def depth(self) -> int:
+        return self.pixels.dtype.itemsize * 8
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+
+def format_for_path(path: str | Path) -> str:
+    fmt = _SUFFIX_FORMAT.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ImageError(f"unsupported file type '{Path(path).suffix}': use .png, .tif/.tiff or .jpg")
+    return fmt
+
+
+def check_dimensions(width: int, height: int, channels: int = 3) -> None:
+    """Refuse sizes Seamwise cannot process, before anything is allocated."""
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image is empty ({width}x{height} pixels)")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageError(f"image is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels "
+                         f"and {MAX_SIDE:,} per side")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageError(f"image is {width}x{height} pixels; each side needs at least {MIN_SIDE}")
+    if channels not in (1, 2, 3, 4):
+        raise ImageError(f"image has {channels} channels; expected grey, RGB or RGBA")
+
+
+def read_image(path: str | Path) -> Picture:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ImageError(f"{path} is a directory, not an image") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return decode_image(data)
+
+
+def decode_image(data: bytes) -> Picture:
+    if not data:
+        raise ImageError("the file is empty")
+    try:
+        if data.startswith(_PNG_MAGIC):
+            return _decode_png(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _decode_tiff(data)
+        if data[:3] == b"\xff\xd8\xff":
+            return _decode_pillow(data, "jpeg")
+    except ImageError:
+        raise
+    except Exception as exc:  # codec errors come in many types; the user needs one line
+        raise ImageError(f"the image file is damaged or unsupported ({exc})") from None
+    raise ImageError("not a PNG, TIFF or JPEG file")
+
+
+def write_image(path: str | Path, picture: Picture) -> None:
+    """Write atomically: a failed write never leaves a half file under the final name."""
+    path = Path(path)
+    data = encode_image(picture, format_for_path(path))
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def encode_image(picture: Picture, fmt: str) -> bytes:
+    px = _validated(picture.pixels)
+    if fmt == "tiff":
+        return _encode_tiff(px, picture.icc)
+    if fmt == "png":
+        if px.dtype == np.float32:
+            raise ImageError("PNG cannot hold 32-bit float pixels; write a TIFF")
+        return _encode_png(px, picture.icc)
+    if fmt == "jpeg":
+        if px.dtype != np.uint8 or px.shape[2] not in (1, 3):
+            raise ImageError("JPEG holds 8-bit grey or RGB only; write a PNG or TIFF")
+        return _encode_pillow(px, picture.icc, "JPEG", quality=95, subsampling=0)
+    raise ImageError(f"unknown format {fmt!r}")
+
+
+def _validated(px: np.ndarray) -> np.ndarray:
+    if px.ndim == 2:
+        px = px[:, :, None]
+    if px.ndim != 3 or px.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"pixel array has shape {px.shape}; expected HxWxC with C in 1..4")
+    if px.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ImageError(f"pixel type {px.dtype} is not 8-bit, 16-bit or 32-bit float")
+    return np.ascontiguousarray(px)
+
+
+# --- PNG ---------------------------------------------------------------------------------------
+
+def _png_chunks(data: bytes):
+    pos = len(_PNG_MAGIC)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        yield kind, data[pos + 8:pos + 8 + length], pos
+        pos += 12 + length
+
+
+def _decode_png(data: bytes) -> Picture:
+    header = data[16:26]
+    if len(header) < 10:
+        raise ImageError("the PNG file is truncated")
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", header)
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour_type, 0)
+    check_dimensions(width, height, channels)
+    if bit_depth != 16:
+        return _decode_pillow(data, "png")
+    import imagecodecs
+
+    px = imagecodecs.png_decode(data)
+    icc = None
+    for kind, body, _ in _png_chunks(data):
+        if kind == b"iCCP":
+            name_end = body.index(b"\x00")
+            icc = zlib.decompress(body[name_end + 2:])
+        elif kind == b"IDAT":
+            break
+    return Picture(_validated(px), icc, "png")
+
+
+def _encode_png(px: np.ndarray, icc: bytes | None) -> bytes:
+    if px.dtype == np.uint8:
+        return _encode_pillow(px, icc, "PNG", compress_level=4)
+    import imagecodecs
+
+    data = bytes(imagecodecs.png_encode(px if px.shape[2] > 1 else px[:, :, 0], level=4))
+    if icc is None:
+        return data
+    body = b"ICC profile\x00\x00" + zlib.compress(icc)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    ihdr_end = len(_PNG_MAGIC) + 8 + 13 + 4
+    return data[:ihdr_end] + chunk + data[ihdr_end:]
+
+
+# --- Pillow (8-bit PNG, JPEG) -------------------------------------------------------------------
+
+def _decode_pillow(data: bytes, fmt: str) -> Picture:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        check_dimensions(im.width, im.height, len(im.getbands()))
+        icc = im.info.get("icc_profile")
+        if im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif im.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV") or im.mode.startswith("I") or im.mode == "F":
+            if im.mode == "CMYK":
+                raise ImageError("CMYK images are not supported; convert to RGB first")
+            im = im.convert("RGB") if im.mode != "1" else im.convert("L")
+        px = np.asarray(im)
+    return Picture(_validated(px), icc or None, fmt)
+
+
+def _encode_pillow(px: np.ndarray, icc: bytes | None, fmt: str, **options) -> bytes:
+    from PIL import Image
+
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[px.shape[2]]
+    im = Image.fromarray(px[:, :, 0] if px.shape[2] == 1 else px, mode=mode)
+    out = io.BytesIO()
+    if icc:
+        options["icc_profile"] = icc
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+# --- TIFF ----------------------------------------------------------------------------------------
+
+def _decode_tiff(data: bytes) -> Picture:
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages.first
+        width, height = page.imagewidth, page.imagelength
+        check_dimensions(width, height, page.samplesperpixel)
+        if page.photometric == tifffile.PHOTOMETRIC.SEPARATED:
+            raise ImageError("CMYK images are not supported; convert to RGB first")
+        px = page.asarray()
+        if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and px.ndim == 3:
+            px = np.moveaxis(px, 0, -1)
+        icc_tag = page.tags.get(34675)
+        icc = bytes(icc_tag.value) if icc_tag is not None else None
+    if px.dtype not in (np.uint8, np.uint16, np.float32):
+        if px.dtype == np.float64 or px.dtype == np.float16:
+            px = px.astype(np.float32)
+        else:
+            raise ImageError(f"TIFF sample type {px.dtype} is not supported (8/16-bit or 32-bit float)")
+    return Picture(_validated(px), icc, "tiff")
+
+
+def _encode_tiff(px: np.ndarray, icc: bytes | None) -> bytes:
+    import tifffile
+
+    out = io.BytesIO()
+    photometric = "rgb" if px.shape[2] >= 3 else "minisblack"
+    extrasamples = ("unassalpha",) if px.shape[2] in (2, 4) else None
+    tifffile.imwrite(out, px if px.shape[2] > 1 else px[:, :, 0], photometric=photometric,
+                     extrasamples=extrasamples, iccprofile=icc, compression="zlib",
+                     predictor=px.dtype != np.float32, bigtiff=px.nbytes > 2**31 - 2**20)
+    return out.getvalue()
