@@ -1,0 +1,5 @@
+import sys
+
+from seamwise.cli import main
+
+sys.exit(main())
