@@ -14,7 +14,7 @@ case "$(uname -s)" in
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
       torch_spec="torch==2.13.0"            # Linux wheels on PyPI carry CUDA
     else
-      torch_spec="torch==2.13.0"
+      torch_spec="torch==2.13.0+cpu"
       export PIP_EXTRA_INDEX_URL="${PIP_EXTRA_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
     fi ;;
   *) echo "install.sh supports Linux and macOS; on Windows use installer/install.ps1" >&2; exit 2 ;;
