@@ -1,0 +1,116 @@
+"""`seamwise serve`, `seamwise tokens` and `seamwise pair`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_PORT, ServerConfig, default_data_dir
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser(
+        "serve", help="run the server for the Photoshop panel, Lightroom and render clients",
+        description="Run the Seamwise server (WebSocket and HTTP API on one port). It binds "
+                    "127.0.0.1 unless --lan is given; LAN mode requires paired tokens.")
+    p.add_argument("--host", default=None,
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 with --lan)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--lan", action="store_true",
+                   help="serve other machines: require paired tokens and advertise with mDNS")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"jobs, tokens and results (default {default_data_dir()})")
+    p.add_argument("--model", default="tiny",
+                   help="'tiny' (bundled), a diffusers folder or a .safetensors file")
+    p.add_argument("--engine", choices=("real", "identity"), default="real",
+                   help="'identity' returns the input unchanged (protocol tests, benchmarks)")
+    p.add_argument("--identity-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="seconds the identity engine waits per step")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="browser Origin allowed to use the server; may be repeated")
+    p.add_argument("--no-discovery", action="store_true",
+                   help="neither advertise nor browse for other render boxes")
+    p.add_argument("--name", default=None, help="name advertised to other machines")
+    p.add_argument("--discovery-interface", action="append", default=None, metavar="ADDR",
+                   help="interface address for mDNS (default: all); may be repeated")
+    p.set_defaults(func=run_serve)
+
+    t = commands.add_parser("tokens", help="list or revoke the tokens of paired devices")
+    t.add_argument("--data-dir", type=Path, default=None)
+    tsub = t.add_subparsers(dest="tokens_command", metavar="ACTION")
+    tsub.required = True
+    tsub.add_parser("list", help="list paired devices")
+    r = tsub.add_parser("revoke", help="revoke a device's token")
+    r.add_argument("token_id")
+    t.set_defaults(func=run_tokens)
+
+    q = commands.add_parser("pair", help="print a new one-time pairing code for a LAN server")
+    q.add_argument("--data-dir", type=Path, default=None)
+    q.set_defaults(func=run_pair)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .app import serve
+    host = args.host or ("0.0.0.0" if args.lan else "127.0.0.1")
+    if not args.lan and host not in ("127.0.0.1", "localhost", "::1"):
+        print("seamwise serve: error: binding a non-loopback address needs --lan "
+              "(which requires paired tokens)", file=sys.stderr)
+        return 2
+    config = ServerConfig(host=host, port=args.port, lan=args.lan,
+                          data_dir=args.data_dir or default_data_dir(), model=args.model,
+                          engine=args.engine, identity_delay=args.identity_delay,
+                          allow_origins=tuple(args.allow_origin),
+                          discovery=not args.no_discovery, name=args.name,
+                          discovery_interfaces=args.discovery_interface)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def announce(line: str, file=sys.stdout) -> None:
+        print(line, file=file, flush=True)
+
+    try:
+        asyncio.run(serve(config, announce))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"seamwise serve: error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _auth(data_dir):
+    from .auth import Auth
+    from .store import open_db
+    return Auth(open_db(data_dir or default_data_dir()))
+
+
+def run_tokens(args: argparse.Namespace) -> int:
+    auth = _auth(args.data_dir)
+    if args.tokens_command == "list":
+        tokens = auth.list()
+        if not tokens:
+            print("no paired devices")
+        for t in tokens:
+            print(f"{t['id']}  {t['name']}")
+        return 0
+    if auth.revoke(args.token_id):
+        print(f"revoked {args.token_id}")
+        return 0
+    print(f"seamwise tokens: error: no token {args.token_id}", file=sys.stderr)
+    return 1
+
+
+def run_pair(args: argparse.Namespace) -> int:
+    code = _auth(args.data_dir).new_code()
+    print(f"Pairing code (valid 10 minutes, once): {code}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)

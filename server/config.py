@@ -1,0 +1,62 @@
+"""Server configuration and the limits every request is checked against before allocation."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+MiB = 1024 * 1024
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 7821
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = 200_000_000
+    max_side: int = 65_535
+    max_chunk_bytes: int = 4 * MiB
+    message_overhead: int = 64 * 1024
+    window: int = 4
+    max_queued: int = 64
+    retention_s: float = 24 * 3600.0
+    max_http_body_bytes: int = 4096 * MiB
+    max_icc_bytes: int = 4 * MiB
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_chunk_bytes + self.message_overhead
+
+    def public(self) -> dict:
+        return {"max_pixels": self.max_pixels, "max_side": self.max_side,
+                "max_chunk_bytes": self.max_chunk_bytes,
+                "max_message_bytes": self.max_message_bytes, "window": self.window,
+                "max_queued": self.max_queued, "retention_s": self.retention_s}
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    lan: bool = False
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    model: str = "tiny"
+    engine: str = "real"               # "real" or "identity"
+    identity_delay: float = 0.0        # seconds per step of the identity engine
+    allow_origins: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    discovery: bool = True             # advertise (LAN mode) and browse with zeroconf
+    discovery_interfaces: Optional[list[str]] = None
+    name: Optional[str] = None         # instance name advertised on the LAN
+
+
+def default_data_dir() -> Path:
+    """Per-user application data, where the platform expects it."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "Seamwise"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "Seamwise"
+    base = os.environ.get("XDG_DATA_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "share") / "seamwise"

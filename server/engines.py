@@ -1,0 +1,124 @@
+"""The renderers the worker can call: the real engine (through engine.api) and an identity engine.
+
+Both take and return plain numpy arrays; the server knows nothing about tensors. The identity
+engine exists for protocol tests and transfer benchmarks: it returns the input unchanged
+(nearest-neighbour enlarged for scale > 1) with a seam map of zeros, and can sleep per step so
+that cancel and restart can be exercised while a job is "running".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+
+class RenderCancelled(Exception):
+    """The job's cancel flag was seen by the renderer."""
+
+
+class RenderFailed(Exception):
+    """The renderer refused the job for a reason the user can act on."""
+
+
+@dataclass
+class StepProgress:
+    """Same fields as engine.api.Progress, so both renderers report alike."""
+    phase: str
+    step: int
+    steps: int
+    tile: int
+    tiles: int
+    fraction: float
+    preview: Optional[Callable[[], np.ndarray]] = None
+
+
+@dataclass
+class Rendered:
+    image: np.ndarray
+    seam_risk: np.ndarray      # HxW float32 0..1 or uint8 0..255
+    stats: dict = field(default_factory=dict)
+
+
+class IdentityEngine:
+    model_name = "identity"
+    device = "cpu"
+    vram_bytes = None
+
+    def __init__(self, delay_per_step: float = 0.0):
+        self.delay = delay_per_step
+
+    def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
+               progress: Callable, should_cancel: Callable[[], bool]) -> Rendered:
+        steps = params["steps"]
+        t0 = time.perf_counter()
+
+        def preview() -> np.ndarray:
+            step = max(1, max(image.shape[:2]) // 512 + 1)
+            small = np.asarray(image[::step, ::step, :3])
+            if small.dtype == np.uint16:
+                return (small >> 8).astype(np.uint8)
+            if small.dtype == np.float32:
+                return (np.clip(np.nan_to_num(small), 0, 1) * 255 + 0.5).astype(np.uint8)
+            return small.astype(np.uint8)
+
+        for step in range(steps):
+            if should_cancel():
+                raise RenderCancelled()
+            if self.delay:
+                time.sleep(self.delay)
+            progress(StepProgress("denoise", step + 1, steps, 1, 1, (step + 1) / steps, preview))
+        if should_cancel():
+            raise RenderCancelled()
+        scale = params["scale"]
+        out = image if scale == 1 else np.repeat(np.repeat(image, scale, 0), scale, 1)
+        seams = np.zeros(out.shape[:2], np.uint8)
+        return Rendered(out, seams, {"engine": "identity", "seconds": time.perf_counter() - t0})
+
+
+class RealEngine:
+    """Adapter over engine.api.render; imported lazily so that `serve` starts fast."""
+
+    def __init__(self, model: str = "tiny"):
+        self.model = model
+        self.model_name = "seamwise-tiny" if model == "tiny" else model.rstrip("/\\").split("/")[-1]
+        self.device, self.vram_bytes = _device()
+
+    def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
+               progress: Callable, should_cancel: Callable[[], bool]) -> Rendered:
+        from engine import api
+        if not hasattr(api, "render"):
+            raise RenderFailed("this installation's engine has no render function")
+        rp = api.RenderParams(scale=params["scale"], strength=params["strength"],
+                              steps=params["steps"], seed=params["seed"],
+                              strategy=params["strategy"], tile=params["tile"],
+                              overlap=params["overlap"], prompt=params["prompt"], model=self.model)
+        try:
+            result = api.render(image, rp, mask=mask, progress=progress,
+                                should_cancel=should_cancel)
+        except api.Cancelled:
+            raise RenderCancelled() from None
+        except api.EngineError as exc:
+            raise RenderFailed(str(exc)) from None
+        return Rendered(result.image, result.seam_risk, dict(result.stats or {}))
+
+
+def _device() -> tuple[str, Optional[int]]:
+    try:
+        import torch
+    except ImportError:
+        return "cpu", None
+    if torch.cuda.is_available():
+        return "cuda", int(torch.cuda.get_device_properties(0).total_memory)
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps", None
+    return "cpu", None
+
+
+def make_engine(kind: str, model: str, identity_delay: float = 0.0):
+    if kind == "identity":
+        return IdentityEngine(identity_delay)
+    if kind == "real":
+        return RealEngine(model)
+    raise ValueError(f"unknown engine {kind!r}")

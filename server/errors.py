@@ -1,0 +1,56 @@
+"""Typed protocol errors: one shape for HTTP bodies and WebSocket frames (PROTOCOL.md section 3)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+HTTP_STATUS = {
+    "bad_request": 400,
+    "bad_params": 400,
+    "too_large": 413,
+    "bad_chunk": 400,
+    "unsupported_image": 415,
+    "unauthorized": 401,
+    "forbidden_origin": 403,
+    "not_found": 404,
+    "not_ready": 409,
+    "protocol_version": 400,
+    "busy": 503,
+    "disk_full": 507,
+    "render_failed": 500,
+    "internal": 500,
+}
+
+# WebSocket close codes used when an error is fatal for the connection.
+WS_CLOSE = {
+    "unauthorized": 4401,
+    "forbidden_origin": 4403,
+    "too_large": 4413,
+    "internal": 1011,
+}
+WS_CLOSE_BAD_INPUT = 4400
+
+
+class ProtocolError(Exception):
+    """An error a client caused or must be told about; never a server crash."""
+
+    def __init__(self, code: str, message: str, *, fatal: bool = False,
+                 job: Optional[str] = None, req: Any = None):
+        super().__init__(message)
+        assert code in HTTP_STATUS, code
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+        self.job = job
+        self.req = req
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    @property
+    def ws_close_code(self) -> int:
+        return WS_CLOSE.get(self.code, WS_CLOSE_BAD_INPUT)
+
+    def body(self) -> dict:
+        return {"type": "error", "code": self.code, "message": self.message,
+                "job": self.job, "req": self.req, "fatal": self.fatal}

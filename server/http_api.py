@@ -1,0 +1,206 @@
+"""HTTP API (PROTOCOL.md section 7): for Lightroom, scripts and other render boxes."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+from aiohttp import web
+
+from . import __version__
+from .config import PROTOCOL_VERSION
+from .errors import ProtocolError
+from .state import ServerState
+from .validate import DTYPES, validate_image_header, validate_mask_header, validate_params
+
+IMAGE_TYPES = {"image/tiff": "tiff", "image/png": "png"}
+
+
+def json_response(body: dict, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def _state(request: web.Request) -> ServerState:
+    return request.app["state"]
+
+
+async def health(request: web.Request) -> web.Response:
+    s = _state(request)
+    return json_response({"ok": True, "version": __version__, "model": s.engine.model_name,
+                          "device": s.engine.device})
+
+
+async def info(request: web.Request) -> web.Response:
+    s = _state(request)
+    queue = len(s.store.in_order(("queued", "running")))
+    return json_response({"version": __version__, "protocol": PROTOCOL_VERSION,
+                          "model": s.engine.model_name, "device": s.engine.device,
+                          "vram_bytes": s.engine.vram_bytes, "limits": s.config.limits.public(),
+                          "lan": s.config.lan, "queue": queue})
+
+
+def _decode(data: bytes, what: str):
+    from engine.imageio import ImageError, decode_image
+    try:
+        return decode_image(data)
+    except ImageError as exc:
+        raise ProtocolError("unsupported_image", f"{what}: {exc}") from None
+
+
+async def create_job(request: web.Request) -> web.Response:
+    s = _state(request)
+    if request.headers.get("X-Seamwise") != "1":
+        raise ProtocolError("bad_request", "POST /v1/jobs needs the header X-Seamwise: 1")
+    ctype = request.content_type
+    raw_params = {k: v for k, v in request.query.items()}
+    mask_bytes = None
+    if ctype in IMAGE_TYPES:
+        image_bytes = await request.read()
+    elif ctype == "multipart/form-data":
+        image_bytes = None
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "image":
+                image_bytes = bytes(await part.read())
+            elif part.name == "mask":
+                mask_bytes = bytes(await part.read())
+            elif part.name == "params":
+                try:
+                    extra = json.loads(await part.text())
+                except ValueError:
+                    raise ProtocolError("bad_params", "the params part must be JSON") from None
+                if not isinstance(extra, dict):
+                    raise ProtocolError("bad_params", "the params part must be a JSON object")
+                raw_params.update(extra)
+            else:
+                raise ProtocolError("bad_request", f"unexpected form part {part.name!r}")
+        if image_bytes is None:
+            raise ProtocolError("bad_request", "the form has no image part")
+    else:
+        raise ProtocolError("unsupported_image",
+                            "send the image as image/tiff, image/png or multipart/form-data")
+    params = validate_params(raw_params)
+    picture = await asyncio.to_thread(_decode, image_bytes, "image")
+    del image_bytes
+    if picture.format not in ("tiff", "png"):
+        raise ProtocolError("unsupported_image", "send a TIFF or PNG file")
+    px = picture.pixels
+    if px.ndim != 3 or px.shape[2] not in (3, 4):
+        raise ProtocolError("unsupported_image", "the image must be RGB or RGBA")
+    header = validate_image_header({"width": px.shape[1], "height": px.shape[0],
+                                    "channels": px.shape[2], "depth": px.dtype.itemsize * 8,
+                                    "icc": picture.icc}, s.config.limits)
+    mask = mask_header = None
+    if mask_bytes is not None:
+        mpic = await asyncio.to_thread(_decode, mask_bytes, "mask")
+        mask = mpic.pixels
+        if mask.ndim == 3:
+            if mask.shape[2] != 1:
+                raise ProtocolError("unsupported_image", "the mask must be single-channel grey")
+            mask = mask[:, :, 0]
+        if mask.dtype != np.uint8:
+            raise ProtocolError("unsupported_image", "the mask must be 8-bit")
+        mask_header = validate_mask_header({"width": mask.shape[1], "height": mask.shape[0]},
+                                           header)
+    job = s.create_job(params, header, mask_header, s.config.limits.max_chunk_bytes,
+                       picture.format)
+    try:
+        await asyncio.to_thread(s.store.write_whole, job, "image",
+                                px.astype(DTYPES[header["depth"]], copy=False))
+        if mask is not None:
+            await asyncio.to_thread(s.store.write_whole, job, "mask", mask)
+    except BaseException:
+        s.store.delete(job)
+        raise
+    s.queue_job(job)
+    return json_response({"job": job.id, "state": job.state,
+                          "position": s.worker.position(job)}, status=202)
+
+
+async def job_status(request: web.Request) -> web.Response:
+    s = _state(request)
+    job = s.store.get(request.match_info["id"])
+    return json_response(s.status_json(job))
+
+
+def _done_job(s: ServerState, job_id: str):
+    job = s.store.get(job_id)
+    if job.state != "done":
+        if job.state == "failed":
+            raise ProtocolError("not_ready", f"the job failed: {job.error_message}", job=job.id)
+        raise ProtocolError("not_ready", f"the job is {job.state}", job=job.id)
+    return job
+
+
+async def job_result(request: web.Request) -> web.Response:
+    from engine.imageio import Picture, encode_image
+    s = _state(request)
+    job = _done_job(s, request.match_info["id"])
+    r = job.result
+    fmt = job.source if job.source in ("tiff", "png") else "tiff"
+    if fmt == "png" and r["depth"] == 32:
+        fmt = "tiff"
+    pixels = np.memmap(s.store.path(job.id, "result.raw"), dtype=DTYPES[r["depth"]], mode="r",
+                       shape=(r["height"], r["width"], r["channels"]))
+    data = await asyncio.to_thread(encode_image, Picture(pixels, job.icc, fmt), fmt)
+    del pixels
+    return web.Response(body=data, content_type=f"image/{fmt}")
+
+
+async def job_seams(request: web.Request) -> web.Response:
+    from engine.imageio import Picture, encode_image
+    s = _state(request)
+    job = _done_job(s, request.match_info["id"])
+    h = job.result["seams"]
+    seams = np.fromfile(s.store.path(job.id, "seams.raw"), dtype=np.uint8).reshape(
+        h["height"], h["width"], 1)
+    data = await asyncio.to_thread(encode_image, Picture(seams, None, "png"), "png")
+    return web.Response(body=data, content_type="image/png")
+
+
+async def job_preview(request: web.Request) -> web.Response:
+    s = _state(request)
+    job = s.store.get(request.match_info["id"])
+    jpeg = s.worker.previews.get(job.id)
+    if jpeg is None:
+        raise ProtocolError("not_found", "no preview yet", job=job.id)
+    return web.Response(body=jpeg, content_type="image/jpeg")
+
+
+async def job_delete(request: web.Request) -> web.Response:
+    s = _state(request)
+    job = s.store.get(request.match_info["id"])
+    if job.state in ("uploading", "queued", "running"):
+        s.worker.cancel(job)
+        return json_response({"job": job.id, "state": job.state})
+    s.release(job)
+    return json_response({"job": job.id, "state": "released"})
+
+
+async def pair(request: web.Request) -> web.Response:
+    s = _state(request)
+    if request.content_type != "application/json":
+        raise ProtocolError("bad_request", "POST /v1/pair needs Content-Type: application/json")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ProtocolError("bad_request", "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("bad_request", "the body must be a JSON object")
+    got = s.auth.redeem(body.get("code"), body.get("name", "unnamed"))
+    if got is None:
+        raise ProtocolError("unauthorized", "the pairing code is wrong or expired")
+    token, token_id = got
+    return json_response({"token": token, "token_id": token_id})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/info", info)
+    app.router.add_post("/v1/jobs", create_job)
+    app.router.add_get("/v1/jobs/{id}", job_status)
+    app.router.add_get("/v1/jobs/{id}/result", job_result)
+    app.router.add_get("/v1/jobs/{id}/seams", job_seams)
+    app.router.add_get("/v1/jobs/{id}/preview", job_preview)
+    app.router.add_delete("/v1/jobs/{id}", job_delete)
+    app.router.add_post("/v1/pair", pair)

@@ -1,0 +1,121 @@
+"""Everything one running server holds, shared by the WebSocket and HTTP handlers."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Optional
+
+from . import __version__
+from .auth import Auth
+from .config import PROTOCOL_VERSION, ServerConfig
+from .engines import make_engine
+from .errors import ProtocolError
+from .hub import Hub
+from .store import UNFINISHED, Job, JobStore, open_db
+from .worker import Worker, done_event
+
+log = logging.getLogger("seamwise.server")
+
+EXPIRY_SWEEP_S = 300.0
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.db = open_db(config.data_dir)
+        self.store = JobStore(self.db, config.data_dir)
+        self.auth = Auth(self.db)
+        self.hub = Hub()
+        self.engine = make_engine(config.engine, config.model, config.identity_delay)
+        self.peers = None          # set by app start-up (discovery)
+        self.worker = Worker(self.store, self.engine, self.hub)
+        self._sweeper: Optional[asyncio.Task] = None
+        self.port: Optional[int] = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        self.worker.start()
+        self.worker.wake()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
+
+    async def after_listen(self, port: int) -> None:
+        """Start what needs the bound port (LAN discovery)."""
+        self.port = port
+
+    async def stop(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+        await self.worker.stop()
+        self.db.close()
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            for job in self.store.expired(self.config.limits.retention_s):
+                log.info("job %s expired", job.id)
+                self.store.delete(job)
+                self.hub.forget(job.id)
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+
+    # ---- identity ------------------------------------------------------------------------
+    def identity(self) -> dict:
+        return {"protocol": PROTOCOL_VERSION, "server": __version__,
+                "model": self.engine.model_name, "device": self.engine.device}
+
+    # ---- jobs ----------------------------------------------------------------------------
+    def create_job(self, params: dict, image: dict, mask: Optional[dict], chunk_bytes: int,
+                   source: str, req: Any = None) -> Job:
+        if params.get("peer") and (self.peers is None or not self.peers.is_paired(params["peer"])):
+            raise ProtocolError("bad_params", "peer is not a paired render box", req=req)
+        unfinished = sum(1 for j in self.store.jobs.values() if j.state in UNFINISHED)
+        if unfinished >= self.config.limits.max_queued:
+            raise ProtocolError("busy", f"the server already holds {unfinished} unfinished jobs",
+                                req=req)
+        scale = params["scale"]
+        extra = image["bytes"] * scale * scale + image["width"] * image["height"] * scale * scale
+        try:
+            return self.store.create(params, image, mask, chunk_bytes, source, extra_bytes=extra)
+        except ProtocolError as err:
+            err.req = req
+            raise
+
+    def queue_job(self, job: Job) -> None:
+        self.store.finish_upload(job)
+        self.hub.publish(job.id, {"type": "job.queued", "job": job.id,
+                                  "position": self.worker.position(job)})
+        self.worker.wake()
+
+    def release(self, job: Job) -> None:
+        if job.state == "running":
+            self.worker.release_when_stopped(job)
+            self.worker.cancel(job)
+            return
+        if job.state in ("uploading", "queued"):
+            self.worker.cancel(job)
+        self.store.delete(job)
+        self.worker.previews.pop(job.id, None)
+        self.hub.forget(job.id)
+
+    def status_event(self, job: Job) -> dict:
+        if job.state == "done":
+            event = done_event(job, "job.status")
+        else:
+            event = {"type": "job.status", "job": job.id}
+        event.update(state=job.state, position=self.worker.position(job))
+        if job.state == "uploading":
+            event["missing"] = {name: s.missing() for name, s in job.streams.items()}
+        if job.state in ("running", "queued"):
+            event["progress"] = self.worker.progress.get(job.id)
+        if job.state == "failed":
+            event["error"] = {"code": job.error_code, "message": job.error_message}
+        return event
+
+    def status_json(self, job: Job) -> dict:
+        progress = self.worker.progress.get(job.id)
+        if progress is None and job.state == "done":
+            progress = {"phase": "done", "step": job.params["steps"],
+                        "steps": job.params["steps"], "tile": 0, "tiles": 0, "fraction": 1.0,
+                        "eta_s": 0.0}
+        error = {"code": job.error_code, "message": job.error_message} \
+            if job.state == "failed" else None
+        return {"job": job.id, "state": job.state, "position": self.worker.position(job),
+                "progress": progress, "error": error}

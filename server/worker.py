@@ -1,0 +1,280 @@
+"""The single render worker: runs queued jobs one at a time, in the order they were queued.
+
+The engine call runs in a thread so the event loop keeps serving uploads, downloads and progress;
+cancellation reaches the engine through its `should_cancel` callback.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+
+from .engines import RenderCancelled, RenderFailed
+from .hub import Hub
+from .store import Job, JobStore, _fsync_path
+from .validate import DTYPES, chunk_count
+
+log = logging.getLogger("seamwise.worker")
+
+PREVIEW_INTERVAL_S = 0.5
+PROGRESS_INTERVAL_S = 0.1
+PREVIEW_SIDE = 512
+
+
+class Worker:
+    def __init__(self, store: JobStore, engine, hub: Hub, forwarder=None):
+        self.store = store
+        self.engine = engine
+        self.hub = hub
+        self.forwarder = forwarder
+        self.current: Optional[Job] = None
+        self.progress: dict[str, dict] = {}     # job id -> latest progress fields
+        self.previews: dict[str, bytes] = {}    # job id -> latest JPEG
+        self._cancel: Optional[threading.Event] = None
+        self._wake = asyncio.Event()
+        self._release_after: set[str] = set()
+        self._task: Optional[asyncio.Task] = None
+
+    # ---- control -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="worker")
+
+    async def stop(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def position(self, job: Job) -> Optional[int]:
+        """Jobs that run before this one (the running job included); 0 = running or next."""
+        if job.state == "running":
+            return 0
+        if job.state != "queued":
+            return None
+        ahead = sum(1 for j in self.store.in_order(("queued",)) if j.seq < job.seq)
+        return ahead + (1 if self.current is not None else 0)
+
+    def cancel(self, job: Job) -> bool:
+        """Cancel a job that has not finished; True if something was cancelled."""
+        if job.state in ("uploading", "queued"):
+            self.store.set_state(job, "cancelled")
+            job.streams = {}
+            self.hub.publish(job.id, {"type": "job.cancelled", "job": job.id})
+            self._announce_positions()
+            return True
+        if job.state == "running" and self.current is job and self._cancel is not None:
+            self._cancel.set()
+            return True
+        return False
+
+    def release_when_stopped(self, job: Job) -> None:
+        self._release_after.add(job.id)
+
+    # ---- the loop ------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            queued = self.store.in_order(("queued",))
+            if not queued:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            job = queued[0]
+            self.current = job
+            self._cancel = threading.Event()
+            try:
+                await self._render(job, self._cancel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:   # never let one job stop the worker
+                log.exception("job %s failed", job.id)
+                if job.state == "running":
+                    self._finish_failed(job, "internal", "the server failed while rendering")
+            finally:
+                self.current = None
+                self._cancel = None
+                self.progress.pop(job.id, None)
+                if job.id in self._release_after:
+                    self._release_after.discard(job.id)
+                    self.store.delete(job)
+                    self.previews.pop(job.id, None)
+                    self.hub.forget(job.id)
+                self._announce_positions()
+
+    def _announce_positions(self) -> None:
+        for j in self.store.in_order(("queued",)):
+            self.hub.publish(j.id, self._progress_event(j, None))
+
+    def _progress_event(self, job: Job, p: Optional[dict]) -> dict:
+        p = p or {"phase": "queued", "step": 0, "steps": job.params["steps"], "tile": 0,
+                  "tiles": 0, "fraction": 0.0, "eta_s": None}
+        return dict({"type": "progress", "job": job.id, "state": job.state,
+                     "position": self.position(job)}, **p)
+
+    async def _render(self, job: Job, cancel: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        self.store.set_state(job, "running")
+        self.hub.publish(job.id, self._progress_event(job, None))
+        self._announce_positions()
+        if job.params.get("peer") and self.forwarder is not None:
+            outcome = await self.forwarder.run(job, cancel, self._progress_from_peer)
+        else:
+            outcome = await loop.run_in_executor(None, self._render_in_thread, job, cancel, loop)
+        kind, payload = outcome
+        if kind == "done":
+            result, seams, stats = payload
+            self.store.set_state(job, "done", result=dict(result, seams=seams), stats=stats)
+            self.hub.publish(job.id, done_event(job))
+        elif kind == "cancelled":
+            self.store.set_state(job, "cancelled")
+            self.hub.publish(job.id, {"type": "job.cancelled", "job": job.id})
+        else:
+            code, message = payload
+            self._finish_failed(job, code, message)
+
+    def _finish_failed(self, job: Job, code: str, message: str) -> None:
+        self.store.set_state(job, "failed", error=(code, message))
+        self.hub.publish(job.id, {"type": "job.failed", "job": job.id, "code": code,
+                                  "message": message})
+
+    def _progress_from_peer(self, job: Job, fields: dict) -> None:
+        self.progress[job.id] = fields
+        self.hub.publish(job.id, self._progress_event(job, fields))
+
+    # ---- inside the render thread --------------------------------------------------------
+    def _render_in_thread(self, job: Job, cancel: threading.Event,
+                          loop: asyncio.AbstractEventLoop):
+        store = self.store
+        h = job.image
+        dtype = np.dtype(DTYPES[h["depth"]])
+        image = np.memmap(store.path(job.id, "image.raw"), dtype=dtype, mode="r",
+                          shape=(h["height"], h["width"], h["channels"]))
+        mask = None
+        if job.mask:
+            mask = np.memmap(store.path(job.id, "mask.raw"), dtype=np.uint8, mode="r",
+                             shape=(h["height"], h["width"]))
+        t0 = time.monotonic()
+        state = {"progress_at": 0.0, "preview_at": 0.0}
+
+        def on_progress(p) -> None:
+            now = time.monotonic()
+            fraction = float(min(max(p.fraction, 0.0), 1.0))
+            eta = (now - t0) / fraction * (1 - fraction) if fraction > 0 else None
+            fields = {"phase": p.phase, "step": int(p.step), "steps": int(p.steps),
+                      "tile": int(p.tile), "tiles": int(p.tiles), "fraction": fraction,
+                      "eta_s": eta}
+            self.progress[job.id] = fields
+            if now - state["progress_at"] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
+                state["progress_at"] = now
+                loop.call_soon_threadsafe(self._publish_progress, job, fields)
+            if p.preview is not None and now - state["preview_at"] >= PREVIEW_INTERVAL_S:
+                state["preview_at"] = now
+                try:
+                    jpeg, w, hh = encode_preview(p.preview())
+                except Exception:
+                    log.exception("preview failed")
+                    return
+                loop.call_soon_threadsafe(self._publish_preview, job, jpeg, w, hh)
+
+        try:
+            out = self.engine.render(image, dict(job.params), mask, on_progress, cancel.is_set)
+        except RenderCancelled:
+            return "cancelled", None
+        except RenderFailed as exc:
+            return "failed", ("render_failed", str(exc))
+        except MemoryError:
+            return "failed", ("render_failed", "the server ran out of memory for this image")
+        finally:
+            del image, mask
+        if cancel.is_set():
+            return "cancelled", None
+        scale = job.params["scale"]
+        want = (h["height"] * scale, h["width"] * scale, h["channels"])
+        result = np.asarray(out.image)
+        if result.shape != want or result.dtype != dtype.newbyteorder("="):
+            return "failed", ("internal", f"the engine returned {result.shape} {result.dtype}, "
+                                          f"expected {want} {dtype}")
+        seams = np.asarray(out.seam_risk)
+        if seams.dtype != np.uint8:
+            seams = (np.clip(np.nan_to_num(seams.astype(np.float32)), 0, 1) * 255 + 0.5
+                     ).astype(np.uint8)
+        if seams.shape != want[:2]:
+            return "failed", ("internal", "the engine returned a seam map of the wrong size")
+        try:
+            write_array(store.path(job.id, "result.raw"), result.astype(dtype, copy=False))
+            write_array(store.path(job.id, "seams.raw"), seams)
+        except OSError as exc:
+            import errno
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return "failed", ("disk_full", "the data directory is full; the result could not "
+                                               "be stored")
+            raise
+        chunk_bytes = job.chunk_bytes
+        rbytes = int(result.nbytes)
+        result_h = {"width": want[1], "height": want[0], "channels": want[2],
+                    "depth": h["depth"], "bytes": rbytes, "chunk_bytes": chunk_bytes,
+                    "chunks": chunk_count(rbytes, chunk_bytes)}
+        sbytes = int(seams.nbytes)
+        seams_h = {"width": want[1], "height": want[0], "channels": 1, "depth": 8,
+                   "bytes": sbytes, "chunk_bytes": chunk_bytes,
+                   "chunks": chunk_count(sbytes, chunk_bytes)}
+        stats = _jsonable(out.stats)
+        return "done", (result_h, seams_h, stats)
+
+    def _publish_progress(self, job: Job, fields: dict) -> None:
+        if job.state == "running":
+            self.hub.publish(job.id, self._progress_event(job, fields))
+
+    def _publish_preview(self, job: Job, jpeg: bytes, w: int, h: int) -> None:
+        self.previews[job.id] = jpeg
+        self.hub.publish(job.id, {"type": "preview", "job": job.id, "width": w, "height": h,
+                                  "jpeg": jpeg})
+
+
+def done_event(job: Job, kind: str = "job.done") -> dict:
+    result = {k: v for k, v in job.result.items() if k != "seams"}
+    result["icc"] = job.icc
+    return {"type": kind, "job": job.id, "result": result, "seams": job.result["seams"],
+            "stats": job.stats or {}}
+
+
+def encode_preview(rgb: np.ndarray) -> tuple[bytes, int, int]:
+    from PIL import Image
+    img = Image.fromarray(np.ascontiguousarray(rgb[..., :3]).astype(np.uint8), "RGB")
+    img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80)
+    return buf.getvalue(), img.width, img.height
+
+
+def write_array(path, array: np.ndarray, block: int = 64 * 1024 * 1024) -> None:
+    """Write an array's bytes without a full-size copy, then fsync."""
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    with open(path, "wb") as f:
+        for start in range(0, flat.size, block):
+            f.write(memoryview(flat[start:start + block]))
+        f.flush()
+    _fsync_path(path)
+
+
+def _jsonable(stats: dict) -> dict:
+    import json
+    out = {}
+    for k, v in (stats or {}).items():
+        try:
+            json.dumps(v)
+            out[str(k)] = v
+        except TypeError:
+            out[str(k)] = repr(v)
+    return out
