@@ -59,3 +59,6 @@ class RenderResult:
     image: np.ndarray       # H*scale x W*scale x C, same dtype and channel count as the input
     seam_risk: np.ndarray   # H*scale x W*scale float32 in 0..1
     stats: dict             # tiles, model_calls, token_evals, seconds per phase, device, ...
+
+
+from engine.render import render  # noqa: E402,F401  (implementation; types above)

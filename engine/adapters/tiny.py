@@ -1,0 +1,77 @@
+"""Adapter for the bundled pixel-space model (engine.tiny_model): canvas = pixels.
+
+The model sees concat(x_t, cond) where cond is the input photo at output size, so each window
+gets the matching crop of the photo; the thumbnail window gets the photo averaged down by the
+thumbnail stride (a clean image may be averaged; only the noisy canvas must be subsampled).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.adapters.base import Conditioning, Window, x0_from_prediction
+from engine.api import EngineError, RenderParams
+from engine.memory import thumbnail as thumbs
+
+
+class TinyAdapter:
+    space = "pixel"
+    canvas_channels = 3
+    vae_scale = 1
+
+    def __init__(self, unet: nn.Module, scheduler_config: dict, native_size: int,
+                 downsample_factor: int, device: torch.device, dtype: torch.dtype,
+                 default_tile: int | None = None):
+        self.denoiser = unet.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        self.scheduler_config = dict(scheduler_config)
+        self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
+        self.native_size = native_size
+        self.downsample_factor = downsample_factor
+        self.default_tile = default_tile or 2 * native_size
+        self.device, self.dtype = torch.device(device), dtype
+
+    @classmethod
+    def load(cls, device: torch.device, dtype: torch.dtype, weights=None) -> "TinyAdapter":
+        from engine.tiny_model import ModelMissing, load_tiny
+        try:
+            m = load_tiny(device=device, dtype=dtype, weights=weights)
+        except ModelMissing as e:
+            raise EngineError(str(e)) from e
+        return cls(m.unet, m.scheduler_config, m.native_size, m.downsample_factor, device, dtype)
+
+    @classmethod
+    def from_config(cls, device: torch.device, dtype: torch.dtype, unet_config: dict | None = None,
+                    scheduler_config: dict | None = None, seed: int = 0) -> "TinyAdapter":
+        """Random-weight model of the bundled architecture (tests, benchmarks of coherence)."""
+        from engine.tiny_model import DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, build_unet
+        cfg = dict(unet_config or DEFAULT_UNET_CONFIG)
+        torch.manual_seed(seed)
+        unet = build_unet(cfg)
+        return cls(unet, scheduler_config or DEFAULT_SCHEDULER_CONFIG, int(cfg.get("sample_size", 128)),
+                   2 ** (len(cfg["block_out_channels"]) - 1), device, dtype)
+
+    def conditioning(self, params: RenderParams, source: torch.Tensor) -> Conditioning:
+        return Conditioning(source=source, extra={"thumbs": {}})
+
+    def _cond_crop(self, cond: Conditioning, w: Window) -> torch.Tensor:
+        if w.stride == 1:
+            src = cond.source
+        else:
+            cache = cond.extra.setdefault("thumbs", {})
+            if w.stride not in cache:
+                cache[w.stride] = thumbs.area_down(cond.source, w.stride, self.downsample_factor)
+            src = cache[w.stride]
+        return src[:, :, w.y:w.y + w.h, w.x:w.x + w.w]
+
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
+                   windows: list[Window], cond: Conditioning) -> torch.Tensor:
+        c = torch.cat([self._cond_crop(cond, w) for w in windows]).to(x_t.device, x_t.dtype)
+        tt = torch.as_tensor(t, device=x_t.device).float().expand(x_t.shape[0])
+        out = self.denoiser(torch.cat([x_t, c], 1), tt).sample
+        return x0_from_prediction(out, x_t, alpha_bar, self.prediction_type)
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        return image
+
+    def decode(self, canvas: torch.Tensor) -> torch.Tensor:
+        return canvas

@@ -1,0 +1,244 @@
+"""The canvas denoiser: whole canvas (x_t, t) → fused x0, tiles and memory inside.
+
+Per call: the thumbnail pass (scene memory) when a mechanism needs it, the active tiles in
+batches of equal window shape, fusion of their x0 with the plan's weights, low-frequency anchoring,
+and the seam-risk bookkeeping. The canvas stays float32 on the host; only windows travel to the
+device, so device memory depends on the tile and batch size, never on the image.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional
+
+import torch
+
+from engine.adapters.base import Conditioning, ModelAdapter, Window
+from engine.device import is_out_of_memory
+from engine.memory import anchor as anchoring
+from engine.memory import thumbnail as thumbs
+from engine.memory.attention import AttentionMemory
+from engine.memory.groupnorm import GroupNormMemory, StopForward
+from engine.memory.switches import Mechanisms
+from engine.seam_risk import SeamRisk
+from engine.strategies import Strategy, snap
+from engine.tiling import Tile, tile_weight, touches
+
+
+class CancelRequested(Exception):
+    """Internal: the caller's cancel check fired between tiles."""
+
+
+@dataclass
+class Counters:
+    tiles: int = 0            # tiles evaluated per step (largest plan seen)
+    model_calls: int = 0
+    token_evals: int = 0      # model input positions evaluated (canvas px), halo and thumbnail incl.
+    retries: int = 0          # out-of-memory retries
+    seconds: dict = field(default_factory=dict)
+
+    def add_seconds(self, phase: str, s: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + s
+
+
+TileCallback = Callable[[int, int, int], None]   # (step, tiles done, tiles in step)
+
+
+class CanvasDenoiser:
+    def __init__(self, adapter: ModelAdapter, cond: Conditioning, strategy: Strategy,
+                 mechanisms: Mechanisms, reference: torch.Tensor,
+                 active: Optional[torch.Tensor] = None, batch_size: int = 4,
+                 risk: Optional[SeamRisk] = None, on_tile: Optional[TileCallback] = None,
+                 should_cancel: Optional[Callable[[], bool]] = None,
+                 counters: Optional[Counters] = None):
+        self.adapter, self.cond, self.strategy = adapter, cond, strategy
+        self.mech = mechanisms if strategy.name == "memory" else Mechanisms(halo=False)
+        self.reference = reference          # [1, C, H, W] float32 host: fallback x0, anchor
+        self.active = active                # [H, W] bool host, or None for everything
+        self.batch_size = max(1, batch_size)
+        self.risk, self.on_tile, self.should_cancel = risk, on_tile, should_cancel
+        self.counters = counters or Counters()
+        self.gn: GroupNormMemory | None = None
+        self.kv: AttentionMemory | None = None
+        self._weights: dict[tuple, torch.Tensor] = {}
+
+    # -- installing the memory on the model for the duration of a render -------------------
+    def __enter__(self) -> "CanvasDenoiser":
+        if self.mech.groupnorm != "off":
+            self.gn = GroupNormMemory(self.adapter.denoiser).__enter__()
+        if self.mech.kv_bank:
+            self.kv = AttentionMemory(self.adapter.denoiser, self.mech.kv_pool).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.gn:
+            self.gn.__exit__(*exc)
+        if self.kv:
+            self.kv.__exit__(*exc)
+        self.gn = self.kv = None
+
+    # -- one call per scheduler step ------------------------------------------------------------
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, step: int) -> torch.Tensor:
+        while True:
+            try:
+                return self._denoise(x, t, alpha_bar, step)
+            except Exception as error:  # noqa: BLE001 - only OOM is retried, the rest re-raised
+                if not is_out_of_memory(error):
+                    raise
+                self._shrink(error)
+
+    def _shrink(self, error: BaseException) -> None:
+        """Halve the tile batch, then the tile size; give up below one grid cell."""
+        self.counters.retries += 1
+        if self.adapter.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.batch_size > 1:
+            self.batch_size //= 2
+            return
+        s = self.strategy
+        smaller = snap(s.tile // 2, s.grid)
+        if smaller < max(s.grid, 2 * s.halo, 16):
+            raise error
+        self.strategy = replace(s, tile=smaller, overlap=min(s.overlap, smaller - s.grid)
+                                if s.name in ("multidiffusion", "mixture") else s.overlap)
+
+    def _denoise(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, step: int) -> torch.Tensor:
+        a = self.adapter
+        _, c, h, w = x.shape
+        t_dev = torch.as_tensor(t, device=a.device)
+        started = time.perf_counter()
+        thumb_x0, stride = None, 1
+        if self.mech.needs_thumbnail:
+            thumb_x0, stride = self._thumbnail(x, t_dev, alpha_bar)
+        self.counters.add_seconds("thumbnail", time.perf_counter() - started)
+
+        started = time.perf_counter()
+        plan = [p for p in self.strategy.plan(h, w, step) if touches(p, self.active)]
+        self.counters.tiles = max(self.counters.tiles, len(plan))
+        batches = self._batches(plan)
+        if self.gn and self.mech.groupnorm == "thumbnail":
+            self.gn.mode = "use"
+        if self.gn and self.mech.groupnorm == "exact":
+            self._pool_statistics(x, t_dev, alpha_bar, batches, h, w)
+        if self.kv:
+            self.kv.state.mode = "read"
+            self.kv.state.stride = stride
+
+        num = torch.zeros_like(x)
+        den = torch.zeros(1, 1, h, w, dtype=x.dtype)
+        if self.risk:
+            self.risk.begin_step(c)
+        done = 0
+        for batch in batches:
+            out = self._predict(x, t_dev, alpha_bar, batch, h, w)
+            for tile, x0 in zip(batch, out):
+                ys, xs = slice(tile.y.start, tile.y.stop), slice(tile.x.start, tile.x.stop)
+                wt = self._weight(tile, h, w)
+                num[0, :, ys, xs] += wt * x0
+                den[0, 0, ys, xs] += wt
+                if self.risk:
+                    self.risk.add(x0, ys, xs)
+            done += len(batch)
+            if self.on_tile:
+                self.on_tile(step, done, len(plan))
+        if self.gn:
+            self.gn.mode = "own"
+        if self.kv:
+            self.kv.state.mode = "off"
+
+        covered = den > 0
+        x0 = torch.where(covered, num / den.clamp_min(1e-12), self.reference)
+        if self.mech.anchor != "off":
+            ref = self.reference if self.mech.anchor == "input" else \
+                thumbs.upsample(thumb_x0, stride, h, w)
+            x0 = anchoring.anchor(x0, ref, self.mech.anchor_scale, self.mech.anchor_strength)
+            x0 = torch.where(covered, x0, self.reference)
+        if self.risk:
+            self.risk.end_step(x0, thumb_x0, stride, a.downsample_factor)
+        self.counters.add_seconds("tiles", time.perf_counter() - started)
+        return x0
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _thumbnail(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float):
+        a = self.adapter
+        h, w = x.shape[-2:]
+        stride = thumbs.stride_for(h, w, a.native_size)
+        xt = thumbs.subsample(x, stride, a.downsample_factor)
+        th, tw = xt.shape[-2:]
+        window = Window(0, 0, th, tw, th, tw, stride=stride)
+        if self.gn:
+            self.gn.mode = "record" if self.mech.groupnorm == "thumbnail" else "own"
+        if self.kv:
+            self.kv.state.mode = "record"
+            self.kv.state.stride = stride
+            self.kv.state.window_hw = (th, tw)
+        self._check_cancel()
+        out = a.predict_x0(xt.to(a.device, a.dtype), t, alpha_bar, [window], self.cond)
+        self.counters.model_calls += 1
+        self.counters.token_evals += th * tw
+        if self.gn:
+            self.gn.mode = "own"
+        if self.kv:
+            self.kv.state.mode = "off"
+        return out.float().cpu(), stride
+
+    def _batches(self, plan: list[Tile]) -> list[list[Tile]]:
+        by_shape: dict[tuple[int, int], list[Tile]] = {}
+        for p in plan:
+            by_shape.setdefault(p.shape, []).append(p)
+        out = []
+        for group in by_shape.values():
+            for i in range(0, len(group), self.batch_size):
+                out.append(group[i:i + self.batch_size])
+        return out
+
+    def _weight(self, tile: Tile, h: int, w: int) -> torch.Tensor:
+        key = (tile, h, w)
+        if key not in self._weights:
+            if len(self._weights) > 256:
+                self._weights.clear()
+            self._weights[key] = tile_weight(tile, h, w).float()
+        return self._weights[key]
+
+    def _check_cancel(self) -> None:
+        if self.should_cancel and self.should_cancel():
+            raise CancelRequested
+
+    def _predict(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, batch: list[Tile],
+                 h: int, w: int) -> torch.Tensor:
+        self._check_cancel()
+        a = self.adapter
+        windows = [Window(*p.window, h, w) for p in batch]
+        xb = torch.cat([x[:, :, p.y.start:p.y.stop, p.x.start:p.x.stop] for p in batch])
+        if self.kv:
+            self.kv.state.window_hw = xb.shape[-2:]
+        out = a.predict_x0(xb.to(a.device, a.dtype), t, alpha_bar, windows, self.cond)
+        self.counters.model_calls += 1
+        self.counters.token_evals += xb.shape[0] * xb.shape[-2] * xb.shape[-1]
+        return out.float().cpu()
+
+    def _core_masks(self, batch: list[Tile]) -> torch.Tensor:
+        masks = []
+        for p in batch:
+            m = torch.zeros(1, 1, *p.shape)
+            m[..., p.y.core_start - p.y.start:p.y.core_stop - p.y.start,
+              p.x.core_start - p.x.start:p.x.core_stop - p.x.start] = 1
+            masks.append(m)
+        return torch.cat(masks)
+
+    def _pool_statistics(self, x, t, alpha_bar, batches, h, w) -> None:
+        """Exact statistics: one barrier pass per GroupNorm layer over all tile cores."""
+        gn = self.gn
+        gn.start_barrier()
+        while True:
+            for batch in batches:
+                gn.core_masks = self._core_masks(batch)
+                try:
+                    self._predict(x, t, alpha_bar, batch, h, w)
+                except StopForward:
+                    continue
+                gn.target = None  # a pass completed: every layer is pooled
+                break
+            if not gn.finish_layer():
+                break
+        gn.mode = "use_pooled"

@@ -1,0 +1,123 @@
+"""Whole-canvas GroupNorm statistics for a tiled denoiser.
+
+Each GroupNorm normally normalises with the mean/variance of *its tile*, so a dark tile and a
+bright tile are normalised differently. This provider swaps every GroupNorm's forward, for the
+duration of a render, with one that can
+- record statistics (thumbnail pass) and reuse them for every tile ("thumbnail"), or
+- pool exact statistics over the cores of all tiles ("exact"): pixel-weighted means and a variance
+  that includes the between-tile term (Σ x² / N − μ², not the mean of per-tile variances).
+  Exact pooling needs a barrier per layer: the tiles run up to the first unpooled layer, its
+  statistics are pooled, and the pass restarts. That costs (layers + 1) passes: it is the upper
+  bound of what shared statistics can do, not a production setting.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class StopForward(Exception):
+    """Raised inside the model to end a statistics-gathering pass early."""
+
+
+def _spatial(x: torch.Tensor, window_hw: tuple[int, int]) -> tuple[int, int]:
+    """Spatial shape of a GroupNorm input, also for token-shaped [B, C, N] inputs."""
+    if x.ndim == 4:
+        return x.shape[-2], x.shape[-1]
+    n = x.shape[-1]
+    f = math.sqrt(window_hw[0] * window_hw[1] / n)
+    return round(window_hw[0] / f), round(window_hw[1] / f)
+
+
+def _normalise(m: nn.GroupNorm, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    b, c = x.shape[:2]
+    g = m.num_groups
+    xf = x.float().reshape(b, g, c // g, -1)
+    y = (xf - mean.view(1, g, 1, 1)) * torch.rsqrt(var.view(1, g, 1, 1) + m.eps)
+    y = y.reshape(x.shape)
+    if m.affine:
+        shape = (1, c) + (1,) * (x.ndim - 2)
+        y = y * m.weight.float().view(shape) + m.bias.float().view(shape)
+    return y.to(x.dtype)
+
+
+class GroupNormMemory:
+    def __init__(self, module: nn.Module):
+        self.norms = [m for m in module.modules() if isinstance(m, nn.GroupNorm)]
+        self.mode = "own"            # "own" | "record" | "use" | "barrier"
+        self.recorded: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.pooled: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.target: nn.GroupNorm | None = None
+        self.sums: torch.Tensor | None = None   # [3, G]: Σw, Σw·x, Σw·x² (float64)
+        self.core_masks: torch.Tensor | None = None  # [B, 1, H, W] at window resolution
+        self.active = False
+
+    def __enter__(self) -> "GroupNormMemory":
+        for m in self.norms:
+            m.forward = self._make_forward(m)
+        self.active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for m in self.norms:
+            if "forward" in m.__dict__:
+                del m.forward
+        self.active = False
+
+    def _make_forward(self, m: nn.GroupNorm):
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return self._forward(m, x)
+        return forward
+
+    def _forward(self, m: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "record":
+            xf = x.float().reshape(x.shape[0], m.num_groups, -1)
+            self.recorded[m] = (xf.mean(dim=(0, 2)), xf.var(dim=(0, 2), unbiased=False))
+            return F.group_norm(x, m.num_groups, m.weight, m.bias, m.eps)
+        if self.mode == "use" and m in self.recorded:
+            return _normalise(m, x, *self.recorded[m])
+        if self.mode == "barrier":
+            if m in self.pooled:
+                return _normalise(m, x, *self.pooled[m])
+            if self.target is None:
+                self.target = m
+            if self.target is m:
+                self._accumulate(m, x)
+            raise StopForward
+        if self.mode == "use_pooled" and m in self.pooled:
+            return _normalise(m, x, *self.pooled[m])
+        return F.group_norm(x, m.num_groups, m.weight, m.bias, m.eps)
+
+    def _accumulate(self, m: nn.GroupNorm, x: torch.Tensor) -> None:
+        masks = self.core_masks
+        hw = _spatial(x, masks.shape[-2:])
+        factor = masks.shape[-2] // hw[0]
+        w = F.avg_pool2d(masks, factor) if factor > 1 else masks   # [B, 1, h, w]
+        b, c = x.shape[:2]
+        g = m.num_groups
+        xf = x.double().reshape(b, g, c // g, hw[0] * hw[1])
+        wf = w.double().reshape(b, 1, 1, hw[0] * hw[1]).to(xf.device)
+        s0 = (wf.expand_as(xf)).sum(dim=(0, 2, 3))
+        s1 = (wf * xf).sum(dim=(0, 2, 3))
+        s2 = (wf * xf * xf).sum(dim=(0, 2, 3))
+        step = torch.stack([s0, s1, s2]).cpu()
+        self.sums = step if self.sums is None else self.sums + step
+
+    def start_barrier(self) -> None:
+        self.pooled = {}
+        self.mode = "barrier"
+
+    def finish_layer(self) -> bool:
+        """Pool the pending layer's sums. False when no layer was pending (all pooled)."""
+        if self.target is None:
+            return False
+        s0, s1, s2 = self.sums
+        mean = s1 / s0
+        var = (s2 / s0 - mean * mean).clamp_min(0)
+        dev = self.target.weight.device if self.target.affine else "cpu"
+        self.pooled[self.target] = (mean.float().to(dev), var.float().to(dev))
+        self.target, self.sums = None, None
+        return True

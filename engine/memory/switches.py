@@ -1,0 +1,40 @@
+"""Per-mechanism switches of the `memory` strategy (RenderParams.mechanisms), for ablation."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Mechanisms:
+    halo: bool = True            # 0: evaluate each core with a margin of live canvas
+    thumbnail: bool = False      # 2: scene-memory pass at native size (needed by its consumers)
+    groupnorm: str = "off"       # 3: "off" | "thumbnail" | "exact" (pooled over all cores)
+    kv_bank: bool = False        # 4: self-attention also attends to pooled thumbnail keys/values
+    kv_pool: int = 2             #    pooling of the bank (tokens per side)
+    anchor: str = "off"          # 5: "off" | "input" | "thumbnail": low-frequency reference
+    anchor_scale: int = 16       #    canvas px below which detail belongs to the tiles
+    anchor_strength: float = 1.0
+    position: bool = True        # 6: tell the tile where it sits (SDXL crop/size ids)
+    feather: float = 0.5         # halo band used for feathering, as a fraction of the halo
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "Mechanisms":
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown mechanism switch(es): {', '.join(unknown)}; "
+                             f"known: {', '.join(known)}")
+        m = replace(cls(), **values)
+        if m.groupnorm not in ("off", "thumbnail", "exact"):
+            raise ValueError("mechanisms.groupnorm must be 'off', 'thumbnail' or 'exact'")
+        if m.anchor not in ("off", "input", "thumbnail"):
+            raise ValueError("mechanisms.anchor must be 'off', 'input' or 'thumbnail'")
+        if m.kv_pool < 1 or m.anchor_scale < 1 or not 0 <= m.feather <= 1:
+            raise ValueError("mechanisms: kv_pool and anchor_scale must be >= 1, feather in 0..1")
+        return m
+
+    @property
+    def needs_thumbnail(self) -> bool:
+        return (self.thumbnail or self.groupnorm == "thumbnail" or self.kv_bank
+                or self.anchor == "thumbnail")

@@ -1,0 +1,235 @@
+"""`render`: numpy image (+ mask) in, numpy image + seam-risk map + statistics out.
+
+Flow: validate → image to [-1, 1] NCHW at output size (bicubic for ×2/×4) → adapter conditioning
+and canvas → lockstep sampling with the canvas denoiser → decode → compose in the caller's dtype,
+copying input pixels wherever the mask is 0, so the outside of a selection is bit-identical.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine import api
+from engine.adapters import ModelAdapter, load_adapter
+from engine.canvas import CancelRequested, CanvasDenoiser, Counters
+from engine.device import make_deterministic, pick_device, pick_dtype
+from engine.memory.halo import halo_for
+from engine.memory.noise import NoiseField
+from engine.memory.switches import Mechanisms
+from engine.sampler import make_scheduler, sample
+from engine.seam_risk import SeamRisk
+from engine.strategies import STRATEGIES, make_strategy
+
+MAX_OUTPUT_PIXELS = 400_000_000   # 400 MP: beyond this even the host canvas does not fit sensibly
+DTYPE_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+
+
+def _validate(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarray]) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise api.EngineError("image must be an H x W x 3 or H x W x 4 array")
+    if image.dtype not in DTYPE_SCALE:
+        raise api.EngineError(f"image dtype {image.dtype} not supported (uint8, uint16, float32)")
+    h, w = image.shape[:2]
+    if h < 1 or w < 1:
+        raise api.EngineError("image is empty")
+    if params.scale not in (1, 2, 4):
+        raise api.EngineError("scale must be 1, 2 or 4")
+    if h * w * params.scale ** 2 > MAX_OUTPUT_PIXELS:
+        raise api.EngineError(f"output of {h * params.scale} x {w * params.scale} px is larger than "
+                              f"the {MAX_OUTPUT_PIXELS // 1_000_000} MP limit")
+    if params.strategy not in STRATEGIES:
+        raise api.EngineError(f"unknown strategy {params.strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if not 1 <= params.steps <= 1000:
+        raise api.EngineError("steps must be between 1 and 1000")
+    if not 0 < params.strength <= 1:
+        raise api.EngineError("strength must be in (0, 1]")
+    if params.tile is not None and params.tile < 16:
+        raise api.EngineError("tile must be at least 16 px")
+    if params.overlap is not None and params.overlap < 0:
+        raise api.EngineError("overlap must be >= 0")
+    if mask is not None:
+        if not isinstance(mask, np.ndarray) or mask.shape != (h, w):
+            raise api.EngineError(f"mask must be an H x W array matching the image ({h} x {w})")
+        if mask.dtype not in (np.uint8, np.float32):
+            raise api.EngineError("mask must be uint8 (0..255) or float32 (0..1)")
+
+
+def _to_unit(a: np.ndarray) -> torch.Tensor:
+    """H x W x C array → [1, C, H, W] float32 in [0, 1] (float images taken as is)."""
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+    return t / DTYPE_SCALE[a.dtype]
+
+
+def _from_unit(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    a = t[0].permute(1, 2, 0).numpy()
+    if dtype == np.float32:
+        return a.astype(np.float32)
+    s = DTYPE_SCALE[np.dtype(dtype)]
+    return np.clip(np.rint(a * s), 0, s).astype(dtype)
+
+
+def _resize(t: torch.Tensor, scale: int) -> torch.Tensor:
+    if scale == 1:
+        return t
+    return F.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
+def _mask_unit(mask: Optional[np.ndarray]) -> Optional[torch.Tensor]:
+    if mask is None:
+        return None
+    m = torch.from_numpy(np.ascontiguousarray(mask)).float()
+    if mask.dtype == np.uint8:
+        m = m / 255.0
+    return m.clamp(0, 1)[None, None]
+
+
+def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarray] = None,
+           progress: Optional[api.ProgressCallback] = None,
+           should_cancel: Optional[Callable[[], bool]] = None, *,
+           adapter: Optional[ModelAdapter] = None, device: Optional[str] = None,
+           batch_size: int = 4) -> api.RenderResult:
+    """Refine (scale 1) or upscale (2, 4) `image`, only where `mask` > 0.
+
+    `adapter` overrides `params.model` (an already loaded model: the server keeps one warm, tests
+    pass small random-weight ones); `device` overrides the automatic choice.
+    """
+    _validate(image, params, mask)
+    try:
+        mech = Mechanisms.from_dict(params.mechanisms)
+    except ValueError as e:
+        raise api.EngineError(str(e)) from e
+    seconds: dict[str, float] = {}
+    counters = Counters(seconds=seconds)
+
+    def report(phase: str, step: int, steps: int, tile: int, tiles: int, fraction: float,
+               preview=None) -> None:
+        if progress:
+            progress(api.Progress(phase, step, steps, tile, tiles, float(min(1.0, fraction)), preview))
+
+    def check_cancel() -> None:
+        if should_cancel and should_cancel():
+            raise api.Cancelled("render cancelled")
+
+    started = time.perf_counter()
+    report("load", 0, params.steps, 0, 0, 0.0)
+    if adapter is None:
+        dev = pick_device(device)
+        try:
+            adapter = load_adapter(params.model, dev, pick_dtype(dev))
+        except (FileNotFoundError, ValueError, OSError) as e:
+            raise api.EngineError(f"cannot load model {params.model!r}: {e}") from e
+    make_deterministic(adapter.device)
+    seconds["load"] = time.perf_counter() - started
+    check_cancel()
+
+    # --- image → canvas ---------------------------------------------------------------------
+    started = time.perf_counter()
+    h, w, channels = image.shape
+    s = params.scale
+    oh, ow = h * s, w * s
+    unit = _to_unit(image)
+    rgb, alpha = unit[:, :3], (unit[:, 3:] if channels == 4 else None)
+    source = (_resize(rgb, s) * 2 - 1).clamp(-1, 1)
+    step_px = adapter.downsample_factor * adapter.vae_scale
+    ph, pw = (-oh) % step_px, (-ow) % step_px
+    if ph or pw:
+        source = F.pad(source, (0, pw, 0, ph), mode="replicate")
+    cond = adapter.conditioning(params, source)
+    cond.position = mech.position
+    report("encode", 0, params.steps, 0, 0, 0.02)
+    reference = adapter.encode(source).float().cpu()
+    ch, cw = reference.shape[-2:]
+    mask_out = _mask_unit(mask)
+    if mask_out is not None and s > 1:
+        mask_out = F.interpolate(mask_out, scale_factor=s, mode="bilinear", align_corners=False)
+    active = None
+    if mask_out is not None:
+        m = F.pad(mask_out, (0, pw, 0, ph))
+        active = (F.max_pool2d(m, adapter.vae_scale) if adapter.vae_scale > 1 else m)[0, 0] > 0
+    seconds["encode"] = time.perf_counter() - started
+    check_cancel()
+
+    # --- sampling -----------------------------------------------------------------------------
+    started = time.perf_counter()
+    tile = adapter.default_tile if params.tile is None else max(1, params.tile // adapter.vae_scale)
+    overlap = None if params.overlap is None else params.overlap // adapter.vae_scale
+    strategy = make_strategy(params.strategy, tile, overlap, adapter.downsample_factor,
+                             seed=params.seed, feather=mech.feather)
+    if params.strategy == "memory":
+        strategy = make_strategy("memory", strategy.tile, 2 * halo_for(strategy.overlap, mech.halo),
+                                 adapter.downsample_factor, seed=params.seed, feather=mech.feather)
+    risk = SeamRisk(ch, cw)
+    steps = params.steps
+
+    def on_tile(step: int, done: int, tiles: int) -> None:
+        report("denoise", step, steps, done, tiles, 0.05 + 0.85 * (step + done / max(1, tiles)) / steps)
+
+    try:
+        scheduler = make_scheduler(params.scheduler, adapter.scheduler_config)
+    except ValueError as e:
+        raise api.EngineError(str(e)) from e
+    denoiser = CanvasDenoiser(adapter, cond, strategy, mech, reference, active=active,
+                              batch_size=batch_size, risk=risk, on_tile=on_tile,
+                              should_cancel=should_cancel, counters=counters)
+    try:
+        with torch.inference_mode(), denoiser:
+            canvas = sample(denoiser, scheduler, reference, NoiseField(params.seed), steps,
+                            params.strength)
+    except CancelRequested as e:
+        raise api.Cancelled("render cancelled") from e
+    seconds["denoise"] = time.perf_counter() - started
+    check_cancel()
+
+    # --- canvas → image -------------------------------------------------------------------------
+    started = time.perf_counter()
+    report("decode", steps, steps, 0, 0, 0.92)
+    with torch.inference_mode():
+        out = adapter.decode(canvas).float().cpu()[..., :oh, :ow]
+    out = ((out.clamp(-1, 1) + 1) / 2)
+    result = _compose(image, rgb, alpha, out, mask_out, s)
+    seam = risk.map(ch * adapter.vae_scale, cw * adapter.vae_scale)[:oh, :ow]
+    if mask_out is not None:
+        seam = seam * (mask_out[0, 0] > 0)
+    seconds["decode"] = time.perf_counter() - started
+    report("decode", steps, steps, 0, 0, 1.0)
+    stats = {
+        "tiles": counters.tiles, "model_calls": counters.model_calls,
+        "token_evals": counters.token_evals, "oom_retries": counters.retries,
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "device": str(adapter.device), "dtype": str(adapter.dtype).replace("torch.", ""),
+        "strategy": strategy.name, "tile": denoiser.strategy.tile * adapter.vae_scale,
+        "overlap": denoiser.strategy.overlap * adapter.vae_scale, "steps": steps,
+        "scheduler": params.scheduler or "ddim",
+        "mechanisms": {k: v for k, v in vars(mech).items()} if strategy.name == "memory" else {},
+        "canvas": [ch, cw],
+    }
+    return api.RenderResult(image=result, seam_risk=seam.numpy().astype(np.float32), stats=stats)
+
+
+def _compose(image: np.ndarray, rgb: torch.Tensor, alpha: Optional[torch.Tensor],
+             out: torch.Tensor, mask: Optional[torch.Tensor], scale: int) -> np.ndarray:
+    """Blend the render into the (upscaled) input by the mask, in the caller's dtype."""
+    base = rgb if scale == 1 else _resize(rgb, scale)
+    if image.dtype != np.float32:
+        base = base.clamp(0, 1)
+    if mask is not None:
+        out = base + mask * (out - base)
+    pixels = _from_unit(out, image.dtype)
+    if scale == 1:
+        base_px = image[..., :3]
+    else:
+        base_px = _from_unit(base, image.dtype)
+    if mask is not None:
+        keep = (mask[0, 0] <= 0).numpy()
+        pixels[keep] = base_px[keep]
+    if alpha is not None:
+        a = image[..., 3:] if scale == 1 else _from_unit(_resize(alpha, scale).clamp(0, 1)
+                                                         if image.dtype != np.float32
+                                                         else _resize(alpha, scale), image.dtype)
+        pixels = np.concatenate([pixels, a], axis=2)
+    return np.ascontiguousarray(pixels)

@@ -1,0 +1,76 @@
+"""The lockstep loop: one diffusers scheduler stepping the whole canvas.
+
+The sampler never sees tiles. It hands the canvas denoiser the scheduler's scaled model input
+(a variance-preserving x_t) and gets the fused x0 back; the scheduler is configured with
+prediction_type="sample" so it takes that x0 as is. Ancestral/SDE noise comes from the canvas
+noise field's generator.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
+                       EulerDiscreteScheduler)
+
+from engine.memory.noise import NoiseField
+
+SCHEDULERS = {
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "dpm++2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "ddim": (DDIMScheduler, {"set_alpha_to_one": True}),
+}
+DEFAULT_SCHEDULER = "ddim"
+
+CanvasFn = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
+
+
+def make_scheduler(name: str | None, model_config: dict):
+    name = name or DEFAULT_SCHEDULER
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
+    cls, extra = SCHEDULERS[name]
+    keys = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "trained_betas",
+            "timestep_spacing", "steps_offset")
+    config = {k: v for k, v in model_config.items() if k in keys}
+    # "trailing" makes the strength the first timestep for any step count ("leading" with
+    # steps_offset 0 would end a short img2img schedule at t = 0).
+    config.update(timestep_spacing="trailing", steps_offset=0)
+    return cls(**config, **extra, prediction_type="sample")
+
+
+def alpha_bar_at(scheduler, t: torch.Tensor) -> float:
+    """ᾱ at a (possibly fractional) timestep, interpolated in σ like Euler's own schedule."""
+    ac = scheduler.alphas_cumprod.double().numpy()
+    sig = np.sqrt((1 - ac) / ac)
+    s = float(np.interp(float(t), np.arange(len(sig)), sig))
+    return 1.0 / (1.0 + s * s)
+
+
+def schedule(scheduler, steps: int, strength: float) -> tuple[list[torch.Tensor], int]:
+    """Timesteps actually run: the last `steps` of a schedule long enough to start at `strength`."""
+    total = steps if strength >= 1 else max(steps, int(round(steps / strength)))
+    scheduler.set_timesteps(total)
+    start = total - steps
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start * scheduler.order)
+    return list(scheduler.timesteps[start * scheduler.order:]), start
+
+
+def sample(denoise: CanvasFn, scheduler, reference: torch.Tensor, noise: NoiseField, steps: int,
+           strength: float) -> torch.Tensor:
+    """Run the scheduler on the canvas from `reference` noised to `strength`; returns the canvas."""
+    timesteps, _ = schedule(scheduler, steps, strength)
+    eps = noise.initial(tuple(reference.shape))
+    if strength >= 1:
+        x = eps * scheduler.init_noise_sigma
+    else:
+        x = scheduler.add_noise(reference, eps, timesteps[0].reshape(1))
+    gen = noise.step_generator()
+    for i, t in enumerate(timesteps):
+        x_in = scheduler.scale_model_input(x, t)
+        x0 = denoise(x_in, t, alpha_bar_at(scheduler, t), i)
+        x = scheduler.step(x0, t, x, generator=gen).prev_sample
+    return x
