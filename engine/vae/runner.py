@@ -1,0 +1,204 @@
+"""Runs a `Plan` over the whole image one operation at a time, tile by tile.
+
+Every operation reads its stored whole-image input through a halo exactly as wide as its own
+kernel needs (one pixel for a 3×3 convolution, at that operation's resolution) and writes its
+output's core, so the tiled result equals the full-frame one up to floating-point summation
+order, whatever the tile size. While writing, it pools the output's GroupNorm moments, which the
+next operation needs; no extra pass is spent on statistics. At most three whole-image
+activations are alive at once (an operation's input, its output and a pending residual); the
+`ActivationStore` keeps them in RAM up to a budget and on disk beyond it. Device memory holds
+one tile's working set, so it is set by `tile` alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .attention import AttentionPolicy, Bank, attend, finish, project_kv, tokens
+from .plan import AttnOp, ConvOp, Plan
+from .stats import ChannelMoments, NormAffine
+from .store import Activation, ActivationStore
+
+
+@dataclass
+class Stored:
+    act: Activation
+    moments: ChannelMoments | None = None
+
+
+def storage_dtype(dtype: torch.dtype) -> np.dtype:
+    """numpy has no bfloat16; such activations are kept in float32."""
+    return {torch.float16: np.dtype(np.float16), torch.float64: np.dtype(np.float64)}.get(dtype, np.dtype(np.float32))
+
+
+def tiles(height: int, width: int, tile: int, align: int = 1) -> Iterator[tuple[int, int, int, int]]:
+    t = max(align, tile // align * align)
+    for y in range(0, height, t):
+        for x in range(0, width, t):
+            yield y, min(y + t, height), x, min(x + t, width)
+
+
+@dataclass
+class Runner:
+    device: torch.device
+    dtype: torch.dtype
+    store: ActivationStore
+    tile: int = 512
+    attention: AttentionPolicy = field(default_factory=AttentionPolicy)
+    # Filled while running, for fast mode: the norm each GroupNorm used, and attention inputs.
+    norms: dict = field(default_factory=dict)
+    attn_hidden: dict = field(default_factory=dict)
+    record_attention: bool = False
+    on_tile: Callable[[], None] | None = None
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return storage_dtype(self.dtype)
+
+    def to_torch(self, block: np.ndarray) -> Tensor:
+        return torch.from_numpy(block).permute(2, 0, 1)[None].to(self.device, self.dtype)
+
+    def to_numpy(self, t: Tensor) -> np.ndarray:
+        return t[0].permute(1, 2, 0).to("cpu", torch.from_numpy(np.empty(0, self.np_dtype)).dtype).numpy()
+
+    # -- driver ------------------------------------------------------------------------------
+    def run(self, plan: Plan, source: Stored, out: Activation | None = None) -> Stored:
+        last_use: dict[str, int] = {}
+        for i, op in enumerate(plan.ops):
+            last_use[op.src] = i
+            if isinstance(op, ConvOp) and op.res is not None:
+                last_use[op.res] = i
+        values = {"in": source}
+        for i, op in enumerate(plan.ops):
+            dst = out if op.dst == "out" else None
+            if isinstance(op, ConvOp):
+                values[op.dst] = self.conv(op, values[op.src], values.get(op.res) if op.res else None, dst)
+            else:
+                values[op.dst] = self.attn(op, values[op.src])
+            for name in {op.src, getattr(op, "res", None)} - {None, "in"}:
+                if last_use[name] == i:
+                    self.store.release(values.pop(name).act)
+        return values["out"]
+
+    # -- convolution ---------------------------------------------------------------------------
+    def conv(self, op: ConvOp, src: Stored, res: Stored | None, dst: Activation | None) -> Stored:
+        h, w, _ = src.act.shape
+        f = 2 if op.upsample else 1
+        k, s = op.conv.kernel_size[0], op.conv.stride[0]
+        pt, pb, pl, pr = op.padding()
+        ho, wo = (f * h + pt + pb - k) // s + 1, (f * w + pl + pr - k) // s + 1
+        co = op.post.out_channels if op.post is not None else op.conv.out_channels
+        norm = None
+        if op.norm is not None:
+            norm = NormAffine.from_moments(op.norm, src.moments)
+            self.norms[op.norm] = norm
+        if dst is None:
+            dst = self.store.allocate(ho, wo, co, self.np_dtype)
+        elif dst.shape != (ho, wo, co):
+            raise ValueError(f"output array has shape {dst.shape}, expected {(ho, wo, co)}")
+        moments = ChannelMoments.empty(co)
+        for y0, y1, x0, x1 in tiles(ho, wo, self.tile):
+            u0, u1 = y0 * s - pt, (y1 - 1) * s + k - pt  # rows of the (upsampled) unpadded input
+            v0, v1 = x0 * s - pl, (x1 - 1) * s + k - pl
+            cu0, cu1, cv0, cv1 = max(u0, 0), min(u1, f * h), max(v0, 0), min(v1, f * w)
+            block, _ = src.act.read(cu0 // f, -(-cu1 // f), cv0 // f, -(-cv1 // f))
+            t = self._pointwise(op, norm, self.to_torch(block))
+            if f > 1:
+                t = F.interpolate(t, scale_factor=2.0, mode="nearest")
+                oy, ox = cu0 - cu0 // f * f, cv0 - cv0 // f * f
+                t = t[:, :, oy : oy + cu1 - cu0, ox : ox + cv1 - cv0]
+            t = F.pad(t, (cv0 - v0, v1 - cv1, cu0 - u0, u1 - cu1))
+            y = F.conv2d(t, op.conv.weight, op.conv.bias, stride=s)
+            if op.post is not None:
+                y = F.conv2d(y, op.post.weight, op.post.bias)
+            if res is not None:
+                r, _ = res.act.read(y0, y1, x0, x1)
+                r = self.to_torch(r)
+                if op.res_conv is not None:
+                    r = F.conv2d(r, op.res_conv.weight, op.res_conv.bias)
+                y = (r + y) / op.scale
+            moments.add_tile(y)
+            dst.write(y0, x0, self.to_numpy(y))
+            if self.on_tile is not None:
+                self.on_tile()
+        return Stored(dst, moments)
+
+    def _pointwise(self, op: ConvOp, norm: NormAffine | None, t: Tensor) -> Tensor:
+        if op.pre is not None:
+            t = F.conv2d(t, op.pre.weight, op.pre.bias)
+        if norm is not None:
+            t = norm.apply(t)  # float32, whatever the model's dtype: no fp16 overflow here
+        if op.act is not None:
+            t = op.act(t)
+        return t.to(self.dtype)
+
+    # -- attention -----------------------------------------------------------------------------
+    def attn(self, op: AttnOp, src: Stored) -> Stored:
+        attn = op.attn
+        h, w, c = src.act.shape
+        norm = NormAffine.from_moments(attn.group_norm, src.moments)
+        self.norms[attn.group_norm] = norm
+        dst = self.store.allocate(h, w, c, self.np_dtype)
+        moments = ChannelMoments.empty(c)
+
+        def normed(block: np.ndarray) -> tuple[Tensor, Tensor]:
+            x = self.to_torch(block)
+            return x, norm.apply(x).to(self.dtype)
+
+        if h * w <= self.attention.max_tokens:
+            x, hid = normed(src.act.read(0, h, 0, w)[0])
+            if self.record_attention:
+                self.attn_hidden[attn] = hid
+            key, value = project_kv(attn, tokens(hid))
+            band = max(1, self.tile * self.tile // w)
+            for y0 in range(0, h, band):
+                y1 = min(y0 + band, h)
+                out = finish(attn, attend(attn, tokens(hid[:, :, y0:y1]), key, value, None), x[:, :, y0:y1])
+                moments.add_tile(out)
+                dst.write(y0, 0, self.to_numpy(out))
+            return Stored(dst, moments)
+
+        bank = self._cell_bank(attn, src, normed)
+        p = int(bank.row_edges[1])
+        margin = p * max(1, -(-self.attention.window // (4 * p)))
+        qt = max(p, (self.attention.window - 2 * margin) // p * p)
+        for y0, y1, x0, x1 in tiles(h, w, qt, align=p):
+            wy0, wy1, wx0, wx1 = max(y0 - margin, 0), min(y1 + margin, h), max(x0 - margin, 0), min(x1 + margin, w)
+            x, hid = normed(src.act.read(wy0, wy1, wx0, wx1)[0])
+            key, value = project_kv(attn, tokens(hid))
+            key, value = torch.cat([key[0], bank.key]), torch.cat([value[0], bank.value])
+            bias = torch.cat([torch.zeros((wy1 - wy0) * (wx1 - wx0)), bank.bias(wy0, wy1, wx0, wx1)])
+            qy, qx = y0 - wy0, x0 - wx0
+            q = hid[:, :, qy : qy + y1 - y0, qx : qx + x1 - x0]
+            out = attend(attn, tokens(q), key[None], value[None], bias)
+            out = finish(attn, out, x[:, :, qy : qy + y1 - y0, qx : qx + x1 - x0])
+            moments.add_tile(out)
+            dst.write(y0, x0, self.to_numpy(out))
+        return Stored(dst, moments)
+
+    def _cell_bank(self, attn, src: Stored, normed) -> Bank:
+        """Cell means of the normalised hidden states, accumulated tile by tile (cell-aligned)."""
+        h, w, c = src.act.shape
+        p = self.attention.cell(h, w)
+        hc, wc = -(-h // p), -(-w // p)
+        sums = torch.zeros(c, hc, wc, dtype=torch.float64)
+        t = max(p, self.tile // p * p)
+        for y0, y1, x0, x1 in tiles(h, w, t, align=p):
+            _, hid = normed(src.act.read(y0, y1, x0, x1)[0])
+            hid = hid.double().cpu()[0]
+            ph, pw = -(-(y1 - y0) // p) * p, -(-(x1 - x0) // p) * p
+            hid = F.pad(hid, (0, pw - (x1 - x0), 0, ph - (y1 - y0)))
+            cells = hid.view(c, ph // p, p, pw // p, p).sum(dim=(2, 4))
+            sums[:, y0 // p : y0 // p + ph // p, x0 // p : x0 // p + pw // p] = cells
+        rows = torch.arange(0, hc + 1) * p
+        cols = torch.arange(0, wc + 1) * p
+        rows[-1], cols[-1] = h, w
+        counts = torch.outer(rows[1:] - rows[:-1], cols[1:] - cols[:-1]).double()
+        mean = (sums / counts).to(self.device, self.dtype).flatten(1).t()[None]
+        key, value = project_kv(attn, mean)
+        return Bank(key[0], value[0], rows, cols)

@@ -1,0 +1,146 @@
+"""Whole-image activations kept in RAM while they fit a budget, on disk when they do not.
+
+Activations are stored height × width × channels so that a tile's rows are contiguous runs of
+bytes. The disk store uses positioned reads and writes on an unlinked temporary file rather than
+a memory map: pages of a memory map stay in the process's resident set until the kernel evicts
+them, so a memory map does not actually bound the process's RAM; the page cache behind pread and
+pwrite is reclaimable and not charged to the process.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Activation:
+    """An (H, W, C) array that tiles are written into and read back from, with zero padding."""
+
+    def __init__(self, height: int, width: int, channels: int, dtype: np.dtype):
+        self.shape = (height, width, channels)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def nbytes(self) -> int:
+        h, w, c = self.shape
+        return h * w * c * self.dtype.itemsize
+
+    def write(self, y0: int, x0: int, block: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _read_valid(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """Read rows [y0, y1) × cols [x0, x1) clipped to the image.
+
+        Returns the valid block and how many rows/cols were cut off (top, bottom, left, right), so
+        the caller can zero-pad *after* its pointwise ops, as a padded convolution does.
+        """
+        h, w, _ = self.shape
+        vy0, vy1, vx0, vx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+        if vy0 >= vy1 or vx0 >= vx1:
+            raise ValueError("tile lies outside the image")
+        return self._read_valid(vy0, vy1, vx0, vx1), (vy0 - y0, y1 - vy1, vx0 - x0, x1 - vx1)
+
+    def close(self) -> None:
+        pass
+
+
+class RamActivation(Activation):
+    def __init__(self, height: int, width: int, channels: int, dtype: np.dtype, out: np.ndarray | None = None):
+        super().__init__(height, width, channels, dtype)
+        if out is not None:
+            if out.shape != self.shape:
+                raise ValueError(f"output array has shape {out.shape}, expected {self.shape}")
+            self.array = out
+            self.dtype = out.dtype
+        else:
+            self.array = np.empty(self.shape, self.dtype)
+
+    def write(self, y0: int, x0: int, block: np.ndarray) -> None:
+        self.array[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
+
+    def _read_valid(self, y0, y1, x0, x1):
+        return np.ascontiguousarray(self.array[y0:y1, x0:x1])
+
+    def close(self) -> None:
+        self.array = None
+
+
+class DiskActivation(Activation):
+    def __init__(self, height: int, width: int, channels: int, dtype: np.dtype, directory: str | None):
+        super().__init__(height, width, channels, dtype)
+        fd, path = tempfile.mkstemp(prefix="vae-act-", suffix=".bin", dir=directory)
+        os.unlink(path)  # the file vanishes with the descriptor, even if the process dies
+        self.fd = fd
+        try:
+            os.ftruncate(fd, self.nbytes)
+        except OSError as exc:
+            os.close(fd)
+            raise OSError(f"cannot reserve {self.nbytes / 2**30:.1f} GiB for a VAE activation: {exc}") from exc
+        self.row_bytes = width * channels * self.dtype.itemsize
+        self.px_bytes = channels * self.dtype.itemsize
+
+    def write(self, y0: int, x0: int, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        bh, bw, _ = block.shape
+        if x0 == 0 and bw == self.shape[1]:  # whole rows: one write
+            self._pwrite(memoryview(block).cast("B"), y0 * self.row_bytes)
+            return
+        for r in range(bh):
+            self._pwrite(memoryview(block[r]).cast("B"), (y0 + r) * self.row_bytes + x0 * self.px_bytes)
+
+    def _pwrite(self, buf: memoryview, offset: int) -> None:
+        while len(buf):
+            n = os.pwrite(self.fd, buf, offset)
+            buf, offset = buf[n:], offset + n
+
+    def _read_valid(self, y0, y1, x0, x1):
+        c = self.shape[2]
+        out = np.empty((y1 - y0, x1 - x0, c), self.dtype)
+        if x0 == 0 and x1 == self.shape[1]:
+            self._pread(memoryview(out).cast("B"), y0 * self.row_bytes)
+            return out
+        for r in range(y1 - y0):
+            self._pread(memoryview(out[r]).cast("B"), (y0 + r) * self.row_bytes + x0 * self.px_bytes)
+        return out
+
+    def _pread(self, buf: memoryview, offset: int) -> None:
+        while len(buf):
+            n = os.preadv(self.fd, [buf], offset)
+            if n <= 0:
+                raise OSError("short read from VAE activation store")
+            buf, offset = buf[n:], offset + n
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+@dataclass
+class ActivationStore:
+    """Allocates activations in RAM up to `ram_budget` bytes in total, on disk beyond it."""
+
+    ram_budget: int
+    directory: str | None = None
+    ram_in_use: int = 0
+    spilled_bytes: int = 0
+    _ram: dict = field(default_factory=dict)
+
+    def allocate(self, height: int, width: int, channels: int, dtype: np.dtype) -> Activation:
+        nbytes = height * width * channels * np.dtype(dtype).itemsize
+        if self.ram_in_use + nbytes <= self.ram_budget:
+            act = RamActivation(height, width, channels, dtype)
+            self.ram_in_use += nbytes
+            self._ram[id(act)] = nbytes
+            return act
+        self.spilled_bytes += nbytes
+        return DiskActivation(height, width, channels, dtype, self.directory)
+
+    def release(self, act: Activation) -> None:
+        self.ram_in_use -= self._ram.pop(id(act), 0)
+        act.close()
