@@ -123,6 +123,8 @@ class WsClient:
                 return self.events.pop(i)
         while True:
             event = await self.recv(timeout)
+            if event["type"] in types and (job is None or event.get("job") == job):
+                return event
             if event["type"] == "error" and (job is None or event.get("job") in (job, None)):
                 raise ServerError(event)
             if event["type"] in types and (job is None or event.get("job") == job):
