@@ -1,0 +1,246 @@
+"""The shipped post-process action, run under Lua 5.1 against a real server on loopback."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from .lr_sdk import LightroomHost, Rendition
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def write_tiff(path: Path, pixels: np.ndarray) -> np.ndarray:
+    tifffile.imwrite(path, pixels, photometric="rgb")
+    return pixels
+
+
+def random_pixels(rng, height, width, dtype) -> np.ndarray:
+    top = np.iinfo(dtype).max
+    return rng.integers(0, top, size=(height, width, 3), endpoint=True, dtype=dtype)
+
+
+def job_posts(host: LightroomHost):
+    return [r for r in host.records.requests if r.method == "POST" and r.path == "/v1/jobs"]
+
+
+def accepted_jobs(host: LightroomHost) -> list[str]:
+    return [json.loads(r.body)["job"] for r in job_posts(host) if r.status == 202]
+
+
+def server_state(server, job: str) -> dict:
+    with urllib.request.urlopen(f"{server.address}/v1/jobs/{job}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def settled_state(server, job: str, timeout: float = 10.0) -> str:
+    """The job's state once it has left uploading/queued/running (a cancel lands at the engine's
+    next step boundary)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = server_state(server, job)["state"]
+        if state not in ("uploading", "queued", "running") or time.monotonic() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+def assert_no_task_errors(host: LightroomHost) -> None:
+    assert host.records.task_errors == [], host.records.task_errors
+
+
+def test_three_photos_round_trip(server, tmp_path):
+    rng = np.random.default_rng(7)
+    originals = {
+        1: write_tiff(tmp_path / "a.tif", random_pixels(rng, 48, 64, np.uint16)),
+        2: write_tiff(tmp_path / "b.tif", random_pixels(rng, 40, 56, np.uint8)),
+    }
+    png = random_pixels(rng, 32, 40, np.uint8)
+    Image.fromarray(png).save(tmp_path / "c.png")
+    originals[3] = png
+    paths = {1: tmp_path / "a.tif", 2: tmp_path / "b.tif", 3: tmp_path / "c.png"}
+
+    host = LightroomHost()
+    settings = host.property_table({"seamwise_address": server.address, "seamwise_steps": 3,
+                                    "seamwise_seed": 4294967295, "seamwise_strategy": "mixture"})
+    host.run_export(settings, [Rendition(paths[i]) for i in (1, 2, 3)])
+
+    assert_no_task_errors(host)
+    assert {i: (o.success, o.message) for i, o in host.records.done.items()} == {
+        1: (True, None), 2: (True, None), 3: (True, None)}
+    for i in (1, 2):
+        result = tifffile.imread(paths[i])
+        assert result.dtype == originals[i].dtype
+        np.testing.assert_array_equal(result, originals[i])  # identity engine: bit for bit
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[3])), originals[3])
+
+    posts = job_posts(host)
+    assert len(posts) == 3 and all(r.status == 202 for r in posts)
+    assert posts[0].headers["Content-Type"] == "image/tiff"
+    assert posts[2].headers["Content-Type"] == "image/png"
+    assert posts[0].headers["X-Seamwise"] == "1"
+    assert "Authorization" not in posts[0].headers  # loopback: no token
+    assert posts[0].url.endswith(
+        "/v1/jobs?mode=refine&scale=1&strength=0.35&steps=3&seed=4294967295&strategy=mixture")
+    # every job was downloaded and then released on the server
+    for job in accepted_jobs(host):
+        paths_seen = [(r.method, r.path) for r in host.records.requests]
+        assert ("GET", f"/v1/jobs/{job}/result") in paths_seen
+        assert ("DELETE", f"/v1/jobs/{job}") in paths_seen
+    assert not list(tmp_path.glob("*.seamwise-part"))
+    assert host.records.progress and host.records.progress[-1][0] == pytest.approx(1.0)
+
+
+def test_uploads_next_photo_while_server_renders(make_server, tmp_path):
+    server = make_server("--identity-delay", "0.1")  # 8 steps: 0.8 s per photo
+    rng = np.random.default_rng(1)
+    renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
+    for r in renditions:
+        write_tiff(r.path, random_pixels(rng, 24, 24, np.uint8))
+    host = LightroomHost()
+    host.run_export(host.property_table({"seamwise_address": server.address}), renditions)
+
+    assert_no_task_errors(host)
+    assert all(o.success for o in host.records.done.values()) and len(host.records.done) == 3
+    # the second upload went out before the first job's result was fetched
+    events = [(r.method, r.path) for r in host.records.requests]
+    first_job = accepted_jobs(host)[0]
+    second_post = [i for i, e in enumerate(events) if e == ("POST", "/v1/jobs")][1]
+    assert second_post < events.index(("GET", f"/v1/jobs/{first_job}/result"))
+
+
+def test_bad_file_fails_alone(server, tmp_path):
+    rng = np.random.default_rng(3)
+    good = [write_tiff(tmp_path / f"good{i}.tif", random_pixels(rng, 20, 30, np.uint16)) for i in range(2)]
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00 this is not a TIFF at all" * 10)
+    renditions = [Rendition(tmp_path / "good0.tif"), Rendition(tmp_path / "bad.tif"),
+                  Rendition(tmp_path / "good1.tif"), Rendition(tmp_path / "d.jpg")]
+    (tmp_path / "d.jpg").write_bytes(b"\xff\xd8\xff")
+
+    host = LightroomHost()
+    host.run_export(host.property_table({"seamwise_address": server.address}), renditions)
+
+    assert_no_task_errors(host)
+    done = host.records.done
+    assert done[1].success and done[3].success
+    assert not done[2].success
+    bad_post = job_posts(host)[1]
+    assert bad_post.status == 415
+    assert done[2].message == json.loads(bad_post.body)["message"]  # the server's own sentence
+    assert not done[4].success and "TIFF or PNG" in done[4].message
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "good0.tif"), good[0])
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "good1.tif"), good[1])
+    assert len(job_posts(host)) == 3  # the JPEG never left the machine
+
+
+def test_lightroom_render_failure_and_bad_settings_are_reported(server, tmp_path):
+    write_tiff(tmp_path / "a.tif", np.zeros((16, 16, 3), np.uint8))
+    host = LightroomHost()
+    host.run_export(host.property_table({"seamwise_address": server.address}),
+                    [Rendition(tmp_path / "a.tif"), Rendition(tmp_path / "b.tif", render_error="Disk full")])
+    assert host.records.done[1].success
+    assert (host.records.done[2].success, host.records.done[2].message) == (False, "Disk full")
+
+    host = LightroomHost()
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_steps": 500}),
+                    [Rendition(tmp_path / "a.tif")])
+    assert host.records.done[1].success is False
+    assert "Steps" in host.records.done[1].message
+    assert job_posts(host) == []
+
+
+def test_cancel_stops_the_server_job(make_server, tmp_path):
+    server = make_server("--identity-delay", "0.2")  # 40 steps: 8 s, far longer than the test waits
+    rng = np.random.default_rng(5)
+    renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
+    originals = [write_tiff(r.path, random_pixels(rng, 16, 16, np.uint8)) for r in renditions]
+
+    host = LightroomHost()
+
+    def cancel_once_running(request):
+        if request.method == "GET" and request.status == 200 and "/result" not in request.path:
+            if json.loads(request.body).get("state") == "running":
+                host.cancel()
+
+    host.response_hooks.append(cancel_once_running)
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_steps": 40}),
+                    renditions, timeout=60)
+
+    assert_no_task_errors(host)
+    assert [host.records.done[i].success for i in (1, 2, 3)] == [False, False, False]
+    assert all(o.message == "Cancelled." for o in host.records.done.values())
+    jobs = accepted_jobs(host)
+    assert 1 <= len(jobs) <= 2  # the third photo was never uploaded
+    deletes = [r for r in host.records.requests if r.method == "DELETE"]
+    assert sorted(r.path for r in deletes) == sorted(f"/v1/jobs/{j}" for j in jobs)
+    for job in jobs:
+        assert settled_state(server, job) == "cancelled"
+    for r, original in zip(renditions, originals):  # nothing was written over the renders
+        np.testing.assert_array_equal(tifffile.imread(r.path), original)
+
+
+def test_server_restart_resumes_by_job_id(make_server, tmp_path):
+    server = make_server("--identity-delay", "0.15")  # 8 steps: 1.2 s per photo
+    rng = np.random.default_rng(11)
+    renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
+    originals = [write_tiff(r.path, random_pixels(rng, 32, 32, np.uint16)) for r in renditions]
+    host = LightroomHost()
+    restarted = threading.Event()
+
+    def crash_after_second_upload(request):
+        if (request.method == "POST" and request.status == 202 and not restarted.is_set()
+                and len([r for r in host.records.requests if r.status == 202 and r.method == "POST"]) == 2):
+            restarted.set()
+            server.kill()
+            threading.Timer(1.5, server.restart).start()  # down for a while, then back
+
+    host.response_hooks.append(crash_after_second_upload)
+    host.run_export(host.property_table({"seamwise_address": server.address}), renditions, timeout=90)
+
+    assert_no_task_errors(host)
+    assert restarted.is_set() and server.starts == 2
+    assert {i: o.success for i, o in host.records.done.items()} == {1: True, 2: True, 3: True}, host.records.done
+    for r, original in zip(renditions, originals):
+        np.testing.assert_array_equal(tifffile.imread(r.path), original)
+    # polls failed while the server was down, and nothing was uploaded twice
+    assert any(r.error for r in host.records.requests if r.method == "GET")
+    assert len(accepted_jobs(host)) == 3 and len(set(accepted_jobs(host))) == 3
+    failed_posts = [r for r in job_posts(host) if r.status != 202]
+    assert all(r.error == "cannotConnectToHost" for r in failed_posts)
+
+
+def test_add_to_catalog_stacks_a_copy_above_the_original(server, tmp_path):
+    originals_dir = tmp_path / "catalog"
+    originals_dir.mkdir()
+    (originals_dir / "IMG_1.CR3").write_bytes(b"raw")
+    (originals_dir / "IMG_1-seamwise.tif").write_bytes(b"an older result")
+    pixels = write_tiff(tmp_path / "IMG_1.tif", np.arange(16 * 20 * 3, dtype=np.uint16).reshape(16, 20, 3) * 67)
+    host = LightroomHost()
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_addToCatalog": True}),
+                    [Rendition(tmp_path / "IMG_1.tif", photo_path=originals_dir / "IMG_1.CR3")])
+    assert_no_task_errors(host)
+    assert host.records.done[1].success
+    copy = originals_dir / "IMG_1-seamwise-2.tif"
+    assert host.records.catalog == [(str(copy), str(originals_dir / "IMG_1.CR3"), "above")]
+    np.testing.assert_array_equal(tifffile.imread(copy), pixels)
+    assert (originals_dir / "IMG_1-seamwise.tif").read_bytes() == b"an older result"
+
+
+def test_unreachable_server_fails_each_photo_with_a_clear_message(tmp_path, monkeypatch):
+    write_tiff(tmp_path / "a.tif", np.zeros((16, 16, 3), np.uint8))
+    host = LightroomHost()
+    timing = host.require(b"SeamwiseSettings")[b"timing"]
+    timing[b"reconnectWindow"] = 1
+    timing[b"retryInterval"] = 0.2
+    host.run_export(host.property_table({"seamwise_address": "http://127.0.0.1:9"}),
+                    [Rendition(tmp_path / "a.tif")])
+    outcome = host.records.done[1]
+    assert not outcome.success
+    assert outcome.message == "The Seamwise server did not answer (cannotConnectToHost)."
+    assert len(job_posts(host)) >= 3  # retried through the window
