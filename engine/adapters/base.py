@@ -11,11 +11,12 @@ Window coordinates are canvas pixels. Output pixels = canvas pixels × `vae_scal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
-from engine.api import RenderParams
+if TYPE_CHECKING:  # engine.api imports the renderer, which imports this package
+    from engine.api import RenderParams
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,177 @@
+"""Stable Diffusion 1.x/2.x and SDXL UNets as canvas-window denoisers.
+
+The adapter owns everything that makes SD different from the bundled pixel model: latents and the
+VAE, the text encoders and classifier-free guidance, epsilon/v → x0, and SDXL's micro-conditioning.
+SDXL is told where each tile sits (mechanism 6, position awareness) the way it was trained on
+crops: `original_size` is the whole canvas, `crops_coords_top_left` is the window's origin and
+`target_size` the window itself, all in output pixels — so a tile of the sky knows it is the top of
+a large frame rather than a small picture of its own.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import torch
+
+from engine.adapters.base import Conditioning, Window, x0_from_prediction
+from engine.adapters.prompts import PromptEmbeds, encode_sd, encode_sdxl, zeros_like
+
+if TYPE_CHECKING:
+    from engine.api import RenderParams
+
+DEFAULT_GUIDANCE = 4.0  # with a prompt; an empty prompt runs unguided (half the model work)
+
+
+@dataclass
+class StableDiffusionAdapter:
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    text_encoders: Sequence[torch.nn.Module]
+    tokenizers: Sequence
+    scheduler_config: dict
+    device: torch.device
+    dtype: torch.dtype
+    source: str = ""                     # where the weights came from, for stats and errors
+    space: str = field(default="latent", init=False)
+
+    def __post_init__(self) -> None:
+        cfg = self.unet.config
+        if cfg.in_channels != cfg.out_channels:
+            raise ValueError(f"UNet with {cfg.in_channels} input and {cfg.out_channels} output "
+                             "channels (inpainting/upscaler variants are not supported)")
+        self.is_xl = cfg.addition_embed_type == "text_time"
+        if len(self.text_encoders) != (2 if self.is_xl else 1) or \
+                len(self.tokenizers) != len(self.text_encoders):
+            raise ValueError("SDXL needs two text encoders and tokenizers, SD 1.x/2.x one")
+        self.canvas_channels = cfg.in_channels
+        self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.downsample_factor = 2 ** (len(cfg.block_out_channels) - 1)
+        self.native_size = int(cfg.sample_size)
+        self.default_tile = self.native_size
+        self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
+        self.denoiser = self.unet
+        # SDXL's VAE overflows in fp16 (its config says so with `force_upcast`).
+        upcast = bool(getattr(self.vae.config, "force_upcast", False))
+        self.vae_dtype = torch.float32 if upcast else self.dtype
+
+    # -- conditioning -------------------------------------------------------------------------
+
+    def _encode(self, prompts: list[str]) -> PromptEmbeds:
+        if self.is_xl:
+            return encode_sdxl(self.tokenizers, self.text_encoders, prompts)
+        return encode_sd(self.tokenizers[0], self.text_encoders[0], prompts)
+
+    def conditioning(self, params: RenderParams, source: torch.Tensor) -> Conditioning:
+        """Text embeddings once per render; [negative, positive] when guidance is on."""
+        prompt = params.prompt or ""
+        negative = getattr(params, "negative_prompt", "") or ""
+        guidance = getattr(params, "guidance", None)
+        if guidance is None:
+            guidance = DEFAULT_GUIDANCE if prompt else 1.0
+        positive = self._encode([prompt])
+        extra: dict = {"guidance": float(guidance)}
+        if guidance > 1.0:
+            uncond = zeros_like(positive) if self.is_xl and not negative else self._encode([negative])
+            extra["embeds"] = torch.cat([uncond.embeds, positive.embeds]).to(self.dtype)
+            if self.is_xl:
+                extra["pooled"] = torch.cat([uncond.pooled, positive.pooled]).to(self.dtype)
+        else:
+            extra["embeds"] = positive.embeds.to(self.dtype)
+            if self.is_xl:
+                extra["pooled"] = positive.pooled.to(self.dtype)
+        position = bool(params.mechanisms.get("position", True))
+        return Conditioning(source=source, extra=extra, position=position)
+
+    def time_ids(self, windows: Sequence[Window], position: bool) -> torch.Tensor:
+        """SDXL `add_time_ids` per window: (orig_h, orig_w, crop_top, crop_left, target_h, target_w).
+
+        Crop coordinates are in the pixels the model sees (for a strided thumbnail window, the
+        subsampled frame's), as in SDXL's training on resized-then-cropped images; the original
+        size is always the full canvas. Without position awareness every window claims to be a
+        whole picture of its own size.
+        """
+        s = self.vae_scale
+        rows = []
+        for w in windows:
+            target = (w.h * s, w.w * s)
+            if position:
+                rows.append((w.canvas_h * w.stride * s, w.canvas_w * w.stride * s,
+                             w.y * s, w.x * s, *target))
+            else:
+                rows.append((*target, 0, 0, *target))
+        return torch.tensor(rows, dtype=self.dtype, device=self.device)
+
+    # -- denoising ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
+                   windows: list[Window], cond: Conditioning) -> torch.Tensor:
+        n = x_t.shape[0]
+        if n != len(windows):
+            raise ValueError(f"{n} window samples but {len(windows)} windows")
+        embeds = cond.extra["embeds"].to(self.device)
+        guided = embeds.shape[0] == 2
+        reps = 2 if guided else 1
+        x_in = torch.cat([x_t] * reps) if guided else x_t
+        context = embeds.repeat_interleave(n, dim=0)              # [neg]*n + [pos]*n
+        timestep = t.to(self.device, torch.float32).reshape(-1)[:1].expand(n * reps)
+        kwargs = {}
+        if self.is_xl:
+            ids = self.time_ids(windows, cond.position).repeat(reps, 1)
+            pooled = cond.extra["pooled"].to(self.device).repeat_interleave(n, dim=0)
+            kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": ids}
+        out = self.unet(x_in, timestep, encoder_hidden_states=context, **kwargs).sample
+        out = out.float()
+        if guided:
+            uncond, text = out.chunk(2)
+            out = uncond + cond.extra["guidance"] * (text - uncond)
+        x0 = x0_from_prediction(out, x_t.float(), alpha_bar, self.prediction_type)
+        return x0.to(x_t.dtype)
+
+    # -- latents ------------------------------------------------------------------------------
+
+    def _latent_stats(self, like: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        cfg = self.vae.config
+        mean = getattr(cfg, "latents_mean", None)
+        std = getattr(cfg, "latents_std", None)
+        if mean is None or std is None:
+            return 0.0, 1.0
+        shape = (1, -1, 1, 1)
+        return (torch.tensor(mean, device=like.device, dtype=like.dtype).view(shape),
+                torch.tensor(std, device=like.device, dtype=like.dtype).view(shape))
+
+    @torch.no_grad()
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] image → scaled latent canvas (distribution mean: deterministic img2img)."""
+        pixels = image.to(self.device, self.vae_dtype)
+        tiled = _tiled_codec()
+        if tiled is not None:
+            latents = tiled[0](self.vae, pixels)
+        else:
+            latents = self.vae.encode(pixels).latent_dist.mean
+        latents = latents.float()
+        mean, std = self._latent_stats(latents)
+        return (latents - mean) / std * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, canvas: torch.Tensor) -> torch.Tensor:
+        latents = canvas.to(self.device, torch.float32)
+        mean, std = self._latent_stats(latents)
+        latents = (latents / self.vae.config.scaling_factor * std + mean).to(self.vae_dtype)
+        tiled = _tiled_codec()
+        if tiled is not None:
+            image = tiled[1](self.vae, latents)
+        else:
+            image = self.vae.decode(latents).sample
+        return image.float().clamp(-1.0, 1.0)
+
+
+def _tiled_codec() -> Optional[tuple]:
+    """The whole-image-statistics tiled VAE (engine.vae_tiled) when the engine ships it, else
+    None (then the VAE runs full-frame). Only absence falls back: a broken module raises."""
+    if importlib.util.find_spec("engine.vae_tiled") is None:
+        return None
+    from engine.vae_tiled import tiled_decode, tiled_encode
+    return (lambda vae, x: tiled_encode(vae, x).mean), tiled_decode

@@ -1,0 +1,108 @@
+"""SD / SDXL adapters on tiny random-weight models: x0 maths, guidance, SDXL position ids, VAE."""
+import math
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+
+from engine.adapters.base import Window
+from engine.adapters.loading import load
+from engine.api import RenderParams
+
+
+def _windows(n, size=16, canvas=64, stride=1):
+    return [Window(y=(i % 2) * size, x=(i // 2) * size, h=size, w=size, canvas_h=canvas,
+                   canvas_w=canvas, stride=stride) for i in range(n)]
+
+
+@pytest.mark.parametrize("folder", ["sd_folder", "sd_v_folder"])
+def test_x0_matches_scheduler_math(folder, request):
+    adapter = load(str(request.getfixturevalue(folder)))
+    cond = adapter.conditioning(RenderParams(prompt=""), torch.zeros(1, 3, 64, 64))
+    torch.manual_seed(0)
+    x_t = torch.randn(3, 4, 16, 16)
+    t = 601
+    ddpm = DDPMScheduler.from_config(adapter.scheduler_config)
+    ddpm.set_timesteps(1000)
+    alpha_bar = float(ddpm.alphas_cumprod[t])
+    x0 = adapter.predict_x0(x_t, torch.tensor(t), alpha_bar, _windows(3), cond)
+    assert x0.shape == x_t.shape
+    raw = adapter.unet(x_t, torch.full((3,), t), encoder_hidden_states=cond.extra["embeds"].expand(3, -1, -1)).sample
+    expected = torch.stack([ddpm.step(raw[i:i + 1], t, x_t[i:i + 1]).pred_original_sample[0] for i in range(3)])
+    torch.testing.assert_close(x0, expected, rtol=1e-4, atol=1e-4)
+    assert adapter.prediction_type == ("v_prediction" if folder == "sd_v_folder" else "epsilon")
+
+
+def test_guidance_combines_conditional_and_unconditional(sd_folder):
+    adapter = load(str(sd_folder))
+    cond = adapter.conditioning(RenderParams(prompt="the sky"), torch.zeros(1, 3, 64, 64))
+    assert cond.extra["embeds"].shape[0] == 2 and cond.extra["guidance"] > 1
+    torch.manual_seed(1)
+    x_t = torch.randn(2, 4, 16, 16)
+    ab = 0.5
+    x0 = adapter.predict_x0(x_t, torch.tensor(500), ab, _windows(2), cond)
+    neg, pos = cond.extra["embeds"]
+    e_neg = adapter.unet(x_t, torch.full((2,), 500), encoder_hidden_states=neg.expand(2, -1, -1)).sample
+    e_pos = adapter.unet(x_t, torch.full((2,), 500), encoder_hidden_states=pos.expand(2, -1, -1)).sample
+    eps = e_neg + cond.extra["guidance"] * (e_pos - e_neg)
+    torch.testing.assert_close(x0, (x_t - math.sqrt(1 - ab) * eps) / math.sqrt(ab), rtol=1e-4, atol=1e-4)
+    unguided = adapter.conditioning(RenderParams(prompt="the sky", ), torch.zeros(1, 3, 64, 64))
+    unguided.extra["embeds"] = unguided.extra["embeds"][1:]
+    assert not torch.allclose(adapter.predict_x0(x_t, torch.tensor(500), ab, _windows(2), unguided), x0)
+
+
+def test_prompt_changes_embeddings(sd_folder):
+    adapter = load(str(sd_folder))
+    a = adapter.conditioning(RenderParams(prompt="the sky"), torch.zeros(1, 3, 8, 8)).extra["embeds"]
+    b = adapter.conditioning(RenderParams(prompt="of the"), torch.zeros(1, 3, 8, 8)).extra["embeds"]
+    assert a.shape == b.shape and not torch.allclose(a, b)
+
+
+def test_sdxl_time_ids_follow_window_position(sdxl_folder):
+    adapter = load(str(sdxl_folder))
+    assert adapter.is_xl and adapter.vae_scale == 8 and adapter.downsample_factor == 2
+    wins = [Window(0, 0, 16, 16, 48, 64), Window(16, 32, 16, 16, 48, 64), Window(0, 0, 12, 16, 12, 16, stride=4)]
+    ids = adapter.time_ids(wins, position=True)
+    assert ids.tolist() == [[384, 512, 0, 0, 128, 128], [384, 512, 128, 256, 128, 128],
+                            [384, 512, 0, 0, 96, 128]]
+    assert adapter.time_ids(wins[:2], position=False).tolist() == [[128, 128, 0, 0, 128, 128]] * 2
+
+    cond = adapter.conditioning(RenderParams(prompt="the sky"), torch.zeros(1, 3, 384, 512))
+    assert cond.extra["pooled"].shape == (2, 40) and cond.extra["embeds"].shape[-1] == 80
+    assert torch.count_nonzero(cond.extra["embeds"][0]) == 0  # empty negative → zeros (SDXL)
+    torch.manual_seed(2)
+    x = torch.randn(1, 4, 16, 16).expand(2, -1, -1, -1).contiguous()  # same content, two places
+    cond.position = True
+    placed = adapter.predict_x0(x, torch.tensor(400), 0.6, wins[:2], cond)
+    assert not torch.allclose(placed[0], placed[1])
+    cond.position = False
+    unplaced = adapter.predict_x0(x, torch.tensor(400), 0.6, wins[:2], cond)
+    torch.testing.assert_close(unplaced[0], unplaced[1])
+
+
+def test_sdxl_x0_matches_pipeline_unet_call(sdxl_folder):
+    adapter = load(str(sdxl_folder))
+    cond = adapter.conditioning(RenderParams(prompt=""), torch.zeros(1, 3, 128, 128))
+    assert cond.extra["guidance"] == 1.0 and cond.extra["embeds"].shape[0] == 1
+    torch.manual_seed(3)
+    x = torch.randn(1, 4, 16, 16)
+    win = [Window(0, 0, 16, 16, 16, 16)]
+    x0 = adapter.predict_x0(x, torch.tensor(999), 0.01, win, cond)
+    ids = torch.tensor([[128.0, 128, 0, 0, 128, 128]])
+    eps = adapter.unet(x, torch.tensor([999.0]), encoder_hidden_states=cond.extra["embeds"],
+                       added_cond_kwargs={"text_embeds": cond.extra["pooled"], "time_ids": ids}).sample
+    torch.testing.assert_close(x0, (x - 0.99 ** 0.5 * eps) / 0.1, rtol=1e-4, atol=1e-4)
+
+
+def test_encode_decode_latent_canvas(sd_folder):
+    adapter = load(str(sd_folder))
+    torch.manual_seed(4)
+    image = torch.rand(1, 3, 64, 96) * 2 - 1
+    latents = adapter.encode(image)
+    assert latents.shape == (1, 4, 8, 12)
+    direct = adapter.vae.encode(image).latent_dist.mean * adapter.vae.config.scaling_factor
+    torch.testing.assert_close(latents, direct, rtol=1e-3, atol=1e-3)
+    out = adapter.decode(latents)
+    assert out.shape == image.shape and out.min() >= -1 and out.max() <= 1
+    direct = adapter.vae.decode(latents / adapter.vae.config.scaling_factor).sample.clamp(-1, 1)
+    torch.testing.assert_close(out, direct, rtol=1e-3, atol=1e-3)

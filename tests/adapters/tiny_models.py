@@ -1,0 +1,96 @@
+"""Tiny SD / SDXL pipelines with random weights, built from configs (no downloads).
+
+The tokenizer is a real CLIP BPE tokenizer over a small vocabulary written here: byte-level
+symbols, a few merges and CLIP's special tokens.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline,
+                       StableDiffusionXLPipeline, UNet2DConditionModel)
+from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection,
+                          CLIPTokenizer)
+
+from engine.adapters.architectures import SD_SCHEDULER
+
+_MERGES = ["t h", "th e</w>", "s k", "sk y</w>", "o f</w>"]
+
+
+def _bytes_to_unicode() -> list[str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def write_tokenizer(folder: Path) -> CLIPTokenizer:
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = _bytes_to_unicode()
+    tokens = symbols + [s + "</w>" for s in symbols] + \
+        ["".join(m.split()) for m in _MERGES] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(_MERGES) + "\n")
+    return CLIPTokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"),
+                         model_max_length=77)
+
+
+def _text_config(tok: CLIPTokenizer, hidden: int, projection: int) -> CLIPTextConfig:
+    return CLIPTextConfig(vocab_size=1000, hidden_size=hidden, intermediate_size=37,
+                          num_attention_heads=4, num_hidden_layers=3, max_position_embeddings=77,
+                          projection_dim=projection, hidden_act="gelu",
+                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                          pad_token_id=tok.pad_token_id)
+
+
+def tiny_vae() -> AutoencoderKL:
+    # Four levels, like SD's: 8 output pixels per latent pixel.
+    return AutoencoderKL(block_out_channels=[8, 8, 16, 16], in_channels=3, out_channels=3,
+                         down_block_types=["DownEncoderBlock2D"] * 4,
+                         up_block_types=["UpDecoderBlock2D"] * 4, latent_channels=4,
+                         layers_per_block=1, norm_num_groups=4, sample_size=64)
+
+
+def tiny_sd(tmp: Path, prediction_type: str = "epsilon", seed: int = 0) -> StableDiffusionPipeline:
+    torch.manual_seed(seed)
+    tok = write_tokenizer(tmp / "_tok")
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=16,
+                                in_channels=4, out_channels=4, cross_attention_dim=32,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                                norm_num_groups=8, attention_head_dim=8)
+    scheduler = EulerDiscreteScheduler.from_config(dict(SD_SCHEDULER,
+                                                        prediction_type=prediction_type))
+    return StableDiffusionPipeline(unet=unet, vae=tiny_vae(), tokenizer=tok,
+                                   text_encoder=CLIPTextModel(_text_config(tok, 32, 32)),
+                                   scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+def tiny_sdxl(tmp: Path, seed: int = 0) -> StableDiffusionXLPipeline:
+    """Encoder widths differ (32 vs 48), as in SDXL (768 vs 1280): diffusers' single-file loader
+    tells the two encoders apart by that width."""
+    torch.manual_seed(seed)
+    tok = write_tokenizer(tmp / "_tok")
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=16,
+                                in_channels=4, out_channels=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                attention_head_dim=(2, 4), use_linear_projection=True,
+                                addition_embed_type="text_time", addition_time_embed_dim=8,
+                                transformer_layers_per_block=(1, 2),
+                                projection_class_embeddings_input_dim=6 * 8 + 40,
+                                cross_attention_dim=32 + 48, norm_num_groups=8)
+    vae = tiny_vae()
+    vae.register_to_config(force_upcast=True)
+    return StableDiffusionXLPipeline(
+        unet=unet, vae=vae, scheduler=EulerDiscreteScheduler.from_config(SD_SCHEDULER),
+        text_encoder=CLIPTextModel(_text_config(tok, 32, 32)), tokenizer=tok,
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(tok, 48, 40)), tokenizer_2=tok)
