@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import zipfile
 
 import lupa.lua51 as lua51
 import pytest
@@ -162,3 +164,15 @@ def _to_python(value):
             return [_to_python(items[i]) for i in range(1, len(keys) + 1)]
         return {k.decode(): _to_python(v) for k, v in items.items()}
     return value
+
+
+def test_package_zips_the_plugin_folder(tmp_path):
+    root = PLUGIN_DIR.parents[1]
+    subprocess.run(["bash", str(root / "installer" / "package_lightroom.sh")], cwd=root, check=True,
+                   env=dict(os.environ, DIST=str(tmp_path)), capture_output=True)
+    (archive,) = tmp_path.glob("seamwise-lightroom-*.zip")
+    with zipfile.ZipFile(archive) as z:
+        names = sorted(z.namelist())
+        assert names == sorted(f"seamwise.lrplugin/{p.name}" for p in PLUGIN_DIR.iterdir() if p.is_file())
+        for name in names:
+            assert z.read(name) == (PLUGIN_DIR / name.split("/", 1)[1]).read_bytes()
