@@ -47,35 +47,63 @@ def _decode(data: bytes, what: str):
         raise ProtocolError("unsupported_image", f"{what}: {exc}") from None
 
 
+async def _read_part(part, budget: list) -> bytes:
+    """Read one form part without ever holding more than the body limit."""
+    out = bytearray()
+    while True:
+        chunk = await part.read_chunk(1024 * 1024)
+        if not chunk:
+            return bytes(out)
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise ProtocolError("too_large", "the request body is too large")
+        out += chunk
+
+
+async def _read_form(request: web.Request):
+    image_bytes = mask_bytes = None
+    extra: dict = {}
+    budget = [_state(request).config.limits.max_http_body_bytes]
+    reader = await request.multipart()
+    async for part in reader:
+        if part.name == "image":
+            image_bytes = await _read_part(part, budget)
+        elif part.name == "mask":
+            mask_bytes = await _read_part(part, budget)
+        elif part.name == "params":
+            try:
+                extra = json.loads(await part.text())
+            except ValueError:
+                raise ProtocolError("bad_params", "the params part must be JSON") from None
+            if not isinstance(extra, dict):
+                raise ProtocolError("bad_params", "the params part must be a JSON object")
+        else:
+            raise ProtocolError("bad_request", f"unexpected form part {str(part.name)[:40]!r}")
+    if image_bytes is None:
+        raise ProtocolError("bad_request", "the form has no image part")
+    return image_bytes, mask_bytes, extra
+
+
 async def create_job(request: web.Request) -> web.Response:
     s = _state(request)
     if request.headers.get("X-Seamwise") != "1":
         raise ProtocolError("bad_request", "POST /v1/jobs needs the header X-Seamwise: 1")
     ctype = request.content_type
     raw_params = {k: v for k, v in request.query.items()}
+    length = request.content_length
+    if length is not None and length > s.config.limits.max_http_body_bytes:
+        raise ProtocolError("too_large", "the request body is too large")
     mask_bytes = None
     if ctype in IMAGE_TYPES:
         image_bytes = await request.read()
     elif ctype == "multipart/form-data":
-        image_bytes = None
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name == "image":
-                image_bytes = bytes(await part.read())
-            elif part.name == "mask":
-                mask_bytes = bytes(await part.read())
-            elif part.name == "params":
-                try:
-                    extra = json.loads(await part.text())
-                except ValueError:
-                    raise ProtocolError("bad_params", "the params part must be JSON") from None
-                if not isinstance(extra, dict):
-                    raise ProtocolError("bad_params", "the params part must be a JSON object")
-                raw_params.update(extra)
-            else:
-                raise ProtocolError("bad_request", f"unexpected form part {part.name!r}")
-        if image_bytes is None:
-            raise ProtocolError("bad_request", "the form has no image part")
+        try:
+            image_bytes, mask_bytes, extra = await _read_form(request)
+        except ProtocolError:
+            raise
+        except Exception:   # the multipart parser raises several types on a broken body
+            raise ProtocolError("bad_request", "the multipart body is malformed") from None
+        raw_params.update(extra)
     else:
         raise ProtocolError("unsupported_image",
                             "send the image as image/tiff, image/png or multipart/form-data")
