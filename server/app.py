@@ -12,6 +12,7 @@ from .auth import bearer
 from .config import ServerConfig
 from .errors import ProtocolError
 from .http_api import add_routes
+from .peers import add_routes as add_peer_routes
 from .state import ServerState
 from .ws import websocket_handler
 
@@ -60,6 +61,7 @@ def build_app(config: ServerConfig, state: Optional[ServerState] = None) -> web.
     app["state"] = state
     app.router.add_get(WS_PATH, websocket_handler)
     add_routes(app)
+    add_peer_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         await state.start()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, Optional
 
 from . import __version__
@@ -10,7 +11,9 @@ from .auth import Auth
 from .config import PROTOCOL_VERSION, ServerConfig
 from .engines import make_engine
 from .errors import ProtocolError
+from .discovery import Discovery
 from .hub import Hub
+from .peers import Forwarder, Peers, new_server_id
 from .store import UNFINISHED, Job, JobStore, open_db
 from .worker import Worker, done_event
 
@@ -27,8 +30,11 @@ class ServerState:
         self.auth = Auth(self.db)
         self.hub = Hub()
         self.engine = make_engine(config.engine, config.model, config.identity_delay)
-        self.peers = None          # set by app start-up (discovery)
-        self.worker = Worker(self.store, self.engine, self.hub)
+        self.server_id = self._server_id()
+        self.name = config.name or socket.gethostname() or "seamwise"
+        self.discovery: Optional[Discovery] = None
+        self.peers = Peers(self.db, None, self.name)
+        self.worker = Worker(self.store, self.engine, self.hub, Forwarder(self.peers, self.store))
         self._sweeper: Optional[asyncio.Task] = None
         self.port: Optional[int] = None
 
@@ -38,11 +44,33 @@ class ServerState:
         self.worker.wake()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
 
+    def _server_id(self) -> str:
+        row = self.db.execute("SELECT value FROM settings WHERE key='server_id'").fetchone()
+        if row:
+            return row[0]
+        server_id = new_server_id()
+        self.db.execute("INSERT INTO settings (key, value) VALUES ('server_id', ?)", (server_id,))
+        return server_id
+
     async def after_listen(self, port: int) -> None:
-        """Start what needs the bound port (LAN discovery)."""
+        """Start what needs the bound port: LAN discovery (advertised only in LAN mode)."""
         self.port = port
+        if not self.config.discovery:
+            return
+        txt = {"protocol": str(PROTOCOL_VERSION), "model": self.engine.model_name,
+               "device": self.engine.device, "version": __version__}
+        discovery = Discovery(self.server_id, self.name, txt, self.config.discovery_interfaces)
+        try:
+            await discovery.start(port if self.config.lan else None, self.config.host)
+        except OSError as exc:
+            log.warning("LAN discovery is unavailable: %s", exc)
+            return
+        self.discovery = discovery
+        self.peers.discovery = discovery
 
     async def stop(self) -> None:
+        if self.discovery is not None:
+            await self.discovery.stop()
         if self._sweeper:
             self._sweeper.cancel()
         await self.worker.stop()

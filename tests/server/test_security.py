@@ -20,7 +20,7 @@ def cli(*args: str) -> str:
 
 
 def test_lan_mode_refuses_requests_without_a_valid_token(server_factory):
-    srv = server_factory("--lan", "--host", "127.0.0.1", "--no-discovery")
+    srv = server_factory("--lan", "--host", "127.0.0.1")
 
     async def go():
         async with aiohttp.ClientSession() as s:
@@ -45,7 +45,7 @@ def test_lan_mode_refuses_requests_without_a_valid_token(server_factory):
 
 
 def test_pairing_tokens_and_revocation(server_factory):
-    srv = server_factory("--lan", "--host", "127.0.0.1", "--no-discovery")
+    srv = server_factory("--lan", "--host", "127.0.0.1")
     code = srv.pairing_code()
     assert len(code) == 6 and code.isdigit()
 
@@ -85,7 +85,7 @@ def test_pairing_tokens_and_revocation(server_factory):
 
 
 def test_pair_command_and_five_wrong_codes(server_factory):
-    srv = server_factory("--lan", "--host", "127.0.0.1", "--no-discovery")
+    srv = server_factory("--lan", "--host", "127.0.0.1")
     code = cli("pair", "--data-dir", str(srv.data_dir)).rsplit(":", 1)[1].strip()
 
     async def go():
@@ -116,6 +116,7 @@ def test_foreign_origin_is_refused(server_factory):
                               headers={"Origin": "https://evil.example",
                                        "Content-Type": "image/png", "X-Seamwise": "1"}) as r:
                 assert r.status == 403
+                await r.read()
             with pytest.raises(aiohttp.WSServerHandshakeError) as err:
                 await s.ws_connect(srv.url.replace("http", "ws") + "/v1/ws",
                                    headers={"Origin": "https://evil.example"})
@@ -123,6 +124,7 @@ def test_foreign_origin_is_refused(server_factory):
             for origin in ("https://allowed.example", "null"):
                 async with s.get(srv.url + "/v1/health", headers={"Origin": origin}) as r:
                     assert r.status == 200
+                    await r.read()
         async with WsClient(srv.url, origin="https://allowed.example") as c:
             assert c.welcome["type"] == "welcome"
 
@@ -135,9 +137,11 @@ def test_simple_cors_requests_cannot_create_jobs(server):
             async with s.post(server.url + "/v1/jobs", data=b"x",
                               headers={"Content-Type": "text/plain"}) as r:
                 assert r.status == 400
+                await r.read()
             async with s.post(server.url + "/v1/pair", data="code=1",
                               headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
                 assert r.status == 400
+                await r.read()
 
     run(go())
 

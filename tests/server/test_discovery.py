@@ -1,0 +1,65 @@
+"""Two servers on this machine: zeroconf advertisement on loopback, /v1/peers, pairing a peer
+and forwarding a job to it.
+
+Multicast works on the loopback interface here, so both servers are told to use 127.0.0.1 only
+(`--discovery-interface 127.0.0.1`); nothing leaves the machine.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from server.client import HttpClient, ServerError, WsClient
+
+from .conftest import run
+
+
+def wait_for_peer(url: str, port: int, timeout: float = 20.0) -> dict:
+    async def go():
+        async with HttpClient(url) as h:
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                for peer in (await h.peers())["peers"]:
+                    if peer["port"] == port and peer.get("online", True):
+                        return peer
+                await asyncio.sleep(0.2)
+        raise AssertionError("peer not discovered")
+    return run(go())
+
+
+def test_discovery_pairing_and_forwarding(server_factory):
+    box = server_factory("--lan", "--host", "127.0.0.1", "--discovery-interface", "127.0.0.1",
+                         "--name", "render-box", discovery=True)
+    desk = server_factory("--discovery-interface", "127.0.0.1", "--name", "desk",
+                          discovery=True)
+    peer = wait_for_peer(desk.url, box.port)
+    assert peer["address"] == "127.0.0.1" and peer["protocol"] == 1
+    assert peer["model"] == "identity" and peer["device"] == "cpu" and peer["version"]
+    assert peer["paired"] is False and "render-box" in peer["name"]
+    assert "token" not in peer
+    image = np.random.default_rng(1).integers(0, 65536, (48, 40, 4), dtype=np.uint16)
+
+    async def go():
+        async with HttpClient(desk.url) as h:
+            with pytest.raises(ServerError) as err:
+                await h.pair_peer(peer["id"], "000000" if box.pairing_code() != "000000"
+                                  else "111111")
+            assert err.value.code == "unauthorized"
+            assert (await h.pair_peer(peer["id"], box.pairing_code()))["paired"] is True
+            listed = {p["id"]: p for p in (await h.peers())["peers"]}
+            assert listed[peer["id"]]["paired"] is True
+        async with WsClient(desk.url) as c:
+            with pytest.raises(ServerError) as err:
+                await c.create({"width": 4, "height": 4, "channels": 3, "depth": 8},
+                               {"peer": "not-a-peer"})
+            assert err.value.code == "bad_params"
+            r = await c.render(image, {"peer": peer["id"], "steps": 3})
+        return r
+
+    r = run(go())
+    assert np.array_equal(r.image, image)
+    assert r.done["stats"]["forwarded_to"] == peer["id"]
+    assert r.done["stats"]["engine"] == "identity"
