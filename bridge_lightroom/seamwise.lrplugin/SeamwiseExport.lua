@@ -99,12 +99,14 @@ local function addToCatalog(photo, resultPath)
 	local copyPath = LrPathUtils.child(LrPathUtils.parent(originalPath),
 		LrPathUtils.addExtension(name, LrPathUtils.extension(resultPath)))
 	copyPath = LrFileUtils.chooseUniqueFileName(copyPath)
-	local copied, copyError = LrFileUtils.copy(resultPath, copyPath)
-	if not copied then return nil, 'Cannot copy the result beside the original: ' .. tostring(copyError) end
+	LrFileUtils.copy(resultPath, copyPath)
+	if LrFileUtils.exists(copyPath) ~= 'file' then
+		return nil, 'Cannot copy the result beside the original, to ' .. copyPath .. '.'
+	end
 	local catalog = LrApplication.activeCatalog()
 	catalog:withWriteAccessDo('Add Seamwise result', function()
 		catalog:addPhoto(copyPath, photo, 'above')
-	end)
+	end, { timeout = 30 })
 	return true
 end
 

@@ -258,8 +258,10 @@ modules.LrFileUtils = {
 -- LrApplication: a catalog that records the photos added to it. addPhoto is only allowed inside
 -- withWriteAccessDo, as in Lightroom.
 local catalog = { writeAccess = false }
-function catalog:withWriteAccessDo(actionName, fn)
+function catalog:withWriteAccessDo(actionName, fn, timeoutParams)
 	requireTask('catalog:withWriteAccessDo')
+	assert(type(actionName) == 'string', 'withWriteAccessDo needs an action name (shown in Undo)')
+	assert(timeoutParams == nil or type(timeoutParams) == 'table', 'timeoutParams is a table')
 	assert(not self.writeAccess, 'withWriteAccessDo cannot be nested')
 	self.writeAccess = true
 	local ok, message = LrTasks.pcall(fn)

@@ -10,16 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
+from PIL import Image, ImageCms
 
 from .lr_sdk import LightroomHost, Rendition
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def write_tiff(path: Path, pixels: np.ndarray) -> np.ndarray:
-    tifffile.imwrite(path, pixels, photometric="rgb")
+def write_tiff(path: Path, pixels: np.ndarray, icc: bytes | None = None) -> np.ndarray:
+    tifffile.imwrite(path, pixels, photometric="rgb", iccprofile=icc)
     return pixels
+
+
+def tiff_icc(path: Path) -> bytes | None:
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags.get(34675)
+        return tag.value if tag else None
 
 
 def random_pixels(rng, height, width, dtype) -> np.ndarray:
@@ -57,8 +63,9 @@ def assert_no_task_errors(host: LightroomHost) -> None:
 
 def test_three_photos_round_trip(server, tmp_path):
     rng = np.random.default_rng(7)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     originals = {
-        1: write_tiff(tmp_path / "a.tif", random_pixels(rng, 48, 64, np.uint16)),
+        1: write_tiff(tmp_path / "a.tif", random_pixels(rng, 48, 64, np.uint16), icc),
         2: write_tiff(tmp_path / "b.tif", random_pixels(rng, 40, 56, np.uint8)),
     }
     png = random_pixels(rng, 32, 40, np.uint8)
@@ -78,6 +85,7 @@ def test_three_photos_round_trip(server, tmp_path):
         result = tifffile.imread(paths[i])
         assert result.dtype == originals[i].dtype
         np.testing.assert_array_equal(result, originals[i])  # identity engine: bit for bit
+    assert tiff_icc(paths[1]) == icc
     np.testing.assert_array_equal(np.asarray(Image.open(paths[3])), originals[3])
 
     posts = job_posts(host)
