@@ -99,8 +99,12 @@ class Worker:
                 raise
             except Exception:   # never let one job stop the worker
                 log.exception("job %s failed", job.id)
-                if job.state == "running":
+                try:
                     self._finish_failed(job, "internal", "the server failed while rendering")
+                except Exception:
+                    log.exception("could not record the failure of job %s", job.id)
+                    job.state = "failed"          # in memory at least: do not retry forever
+                await asyncio.sleep(0.5)
             finally:
                 self.current = None
                 self._cancel = None

@@ -1,0 +1,42 @@
+"""End to end with the real engine and the bundled model on a tiny image."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.client import WsClient
+
+from .conftest import run
+
+
+def _engine_ready() -> str | None:
+    from engine import api, tiny_model
+    if not hasattr(api, "render"):
+        return "engine.api.render is not implemented yet"
+    if not tiny_model.WEIGHTS_FILE.exists():
+        return "the bundled model's weights are not in engine/weights yet"
+    return None
+
+
+@pytest.mark.timeout(600)
+def test_real_engine_refines_inside_the_mask_only(server_factory):
+    reason = _engine_ready()
+    if reason:
+        pytest.skip(reason)
+    srv = server_factory(engine="real")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 65536, (48, 64, 3), dtype=np.uint16)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[8:40, 16:48] = 255
+
+    async def go():
+        async with WsClient(srv.url) as c:
+            assert c.welcome["model"] == "seamwise-tiny"
+            return await c.render(image, {"steps": 2, "strength": 0.5, "seed": 1}, mask=mask)
+
+    r = run(go())
+    assert r.image.shape == image.shape and r.image.dtype == np.uint16
+    outside = mask == 0
+    assert np.array_equal(r.image[outside], image[outside])
+    assert not np.array_equal(r.image[~outside], image[~outside])
+    assert r.seams.shape == image.shape[:2]
