@@ -129,7 +129,7 @@ class JobRunner {
         } catch (err) {
           if (!(err instanceof ConnectionLost) || this.cancelRequested) throw err;
           lostSince = lostSince || Date.now();
-          if (Date.now() - lostSince > this.reconnectForMs) throw err;
+          if (Date.now() - lostSince >= this.reconnectForMs) throw err;
           this._update({ phase: "reconnecting", message: `${err.message} Reconnecting…` });
           await new Promise((resolve) => {
             this.wake = resolve;

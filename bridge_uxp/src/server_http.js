@@ -1,0 +1,70 @@
+"use strict";
+/**
+ * The few HTTP calls the panel makes besides the WebSocket: health, the list of render boxes the
+ * local server discovered (UXP cannot do mDNS itself), and pairing with a LAN box.
+ * `fetch` is injected (UXP's global in the panel, Node's in tests).
+ */
+const { ServerError, ConnectionLost } = require("./errors");
+
+function normaliseUrl(address) {
+  let text = String(address || "").trim();
+  if (!text) throw new Error("Enter a server address, like 192.168.1.20:7821.");
+  if (!/^[a-z]+:\/\//i.test(text)) text = `http://${text}`;
+  const url = new URL(text);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`Unsupported address ${address}.`);
+  if (!url.port) url.port = url.protocol === "https:" ? "443" : "7821";
+  return `${url.protocol}//${url.host}`;
+}
+
+class ServerApi {
+  constructor({ fetch }) {
+    this.fetch = fetch;
+  }
+
+  async _call(url, path, { method = "GET", token = null, body } = {}) {
+    const headers = {};
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await this.fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      throw new ConnectionLost(`Cannot reach ${url}.`);
+    }
+    let payload = null;
+    try {
+      payload = await response.json();
+    } catch (_) {
+      payload = null;
+    }
+    if (!response.ok) {
+      const code = (payload && payload.code) || `http_${response.status}`;
+      throw new ServerError(code, (payload && payload.message) || `${url} answered ${response.status}.`);
+    }
+    return payload;
+  }
+
+  health(url, token) {
+    return this._call(url, "/v1/health", { token });
+  }
+
+  /** Render boxes the server at `url` found on the network; [] from a server without discovery. */
+  async peers(url, token) {
+    try {
+      const answer = await this._call(url, "/v1/peers", { token });
+      return (answer && answer.peers) || [];
+    } catch (err) {
+      if (err.code === "not_found" || err.code === "http_404") return [];
+      throw err;
+    }
+  }
+
+  /** Exchange the code a box shows for a token. */
+  pair(url, code, name) {
+    const digits = String(code || "").replace(/\s+/g, "");
+    if (!/^\d{6}$/.test(digits)) return Promise.reject(new Error("The pairing code has 6 digits."));
+    return this._call(url, "/v1/pair", { method: "POST", body: { code: digits, name } });
+  }
+}
+
+module.exports = { ServerApi, normaliseUrl };
