@@ -1,7 +1,8 @@
-"""Tiny SD / SDXL pipelines with random weights, built from configs (no downloads).
+"""SD / SDXL models with random weights, built from configs: tests and throughput benchmarks.
 
-The tokenizer is a real CLIP BPE tokenizer over a small vocabulary written here: byte-level
-symbols, a few merges and CLIP's special tokens.
+Nothing is downloaded. The tokenizer is a real CLIP BPE tokenizer over a small vocabulary written
+here (byte-level symbols, a few merges, CLIP's special tokens), so prompts go through the same
+code path as with a released model.
 """
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ def write_tokenizer(folder: Path) -> CLIPTokenizer:
                          model_max_length=77)
 
 
-def _text_config(tok: CLIPTokenizer, hidden: int, projection: int) -> CLIPTextConfig:
-    return CLIPTextConfig(vocab_size=1000, hidden_size=hidden, intermediate_size=37,
-                          num_attention_heads=4, num_hidden_layers=3, max_position_embeddings=77,
+def _text_config(tok: CLIPTokenizer, hidden: int, projection: int, layers: int = 3,
+                 intermediate: int = 37) -> CLIPTextConfig:
+    return CLIPTextConfig(vocab_size=1000, hidden_size=hidden, intermediate_size=intermediate,
+                          num_attention_heads=4, num_hidden_layers=layers, max_position_embeddings=77,
                           projection_dim=projection, hidden_act="gelu",
                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                           pad_token_id=tok.pad_token_id)
@@ -94,3 +96,36 @@ def tiny_sdxl(tmp: Path, seed: int = 0) -> StableDiffusionXLPipeline:
         unet=unet, vae=vae, scheduler=EulerDiscreteScheduler.from_config(SD_SCHEDULER),
         text_encoder=CLIPTextModel(_text_config(tok, 32, 32)), tokenizer=tok,
         text_encoder_2=CLIPTextModelWithProjection(_text_config(tok, 48, 40)), tokenizer_2=tok)
+
+
+def sdxl_random_adapter(tmp: Path, device: torch.device | str, dtype: torch.dtype,
+                        full: bool = True, seed: int = 0):
+    """An SDXL adapter whose UNet has the full SDXL architecture (`full`) or the tiny one, with
+    random weights built directly on `device`. Text encoders have SDXL's widths (768, 1280) but one
+    layer each and the VAE is tiny: throughput benchmarks measure the UNet."""
+    from engine.adapters.architectures import family
+    from engine.adapters.sd import StableDiffusionAdapter
+
+    torch.manual_seed(seed)
+    device = torch.device(device)
+    tok = write_tokenizer(Path(tmp) / "_tok")
+    if full:
+        cfg = family("sdxl")
+        with device:
+            unet = UNet2DConditionModel(**cfg["unet"])
+            encoders = [CLIPTextModel(_text_config(tok, 768, 768, 1, 64)),
+                        CLIPTextModelWithProjection(_text_config(tok, 1280, 1280, 1, 64))]
+            vae = tiny_vae()
+        scheduler = cfg["scheduler"]
+    else:
+        pipe = tiny_sdxl(Path(tmp), seed=seed)
+        unet, vae = pipe.unet, pipe.vae
+        encoders = [pipe.text_encoder, pipe.text_encoder_2]
+        scheduler = dict(SD_SCHEDULER)
+    for m in (unet, *encoders):
+        m.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    upcast = bool(getattr(vae.config, "force_upcast", False))
+    vae.to(device=device, dtype=torch.float32 if upcast else dtype).eval().requires_grad_(False)
+    return StableDiffusionAdapter(unet=unet, vae=vae, text_encoders=encoders, tokenizers=[tok, tok],
+                                  scheduler_config=scheduler, device=device, dtype=dtype,
+                                  source="random SDXL" + ("" if full else " (tiny)"))
