@@ -63,10 +63,8 @@ class Outcome:
 class HostRecords:
     requests: list[Request] = field(default_factory=list)
     done: dict[int, Outcome] = field(default_factory=dict)
-    done_order: list[int] = field(default_factory=list)
     catalog: list[tuple[str, Optional[str], Optional[str]]] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
-    dialogs: list[tuple[str, str, str]] = field(default_factory=list)
     task_errors: list[str] = field(default_factory=list)
     progress: list[tuple[float, str]] = field(default_factory=list)
 
@@ -291,7 +289,6 @@ class LightroomHost:
             return enc(str(candidate))
 
         def rendition_done(index, success, message):
-            rec.done_order.append(index)
             if index in rec.done:
                 raise RuntimeError(f"renditionIsDone called twice for rendition {index}")
             rec.done[index] = Outcome(bool(success), message.decode() if message is not None else None)
@@ -305,9 +302,7 @@ class LightroomHost:
             "cancel_requested": self._cancel.is_set,
             "progress": lambda portion, caption: rec.progress.append((portion, path_of(caption))),
             "log": lambda level, text: rec.log.append((level.decode(), path_of(text))),
-            "dialog": lambda title, text, kind: rec.dialogs.append((path_of(title), path_of(text), path_of(kind))),
             "task_error": lambda name, text: rec.task_errors.append(f"{path_of(name)}: {path_of(text)}"),
-            "rendered": lambda index: None,
             "rendition_done": rendition_done,
             "catalog_add": lambda p, stack, pos: rec.catalog.append(
                 (path_of(p), stack and path_of(stack), pos and path_of(pos))),
@@ -317,7 +312,6 @@ class LightroomHost:
             "path_leaf_name": lambda p: enc(Path(path_of(p)).name),
             "path_parent": lambda p: enc(str(Path(path_of(p)).parent)),
             "path_child": lambda p, name: enc(str(Path(path_of(p)) / path_of(name))),
-            "path_standardize": lambda p: enc(os.path.abspath(path_of(p))),
             "file_read": file_read,
             "file_exists": file_exists,
             "file_delete": file_delete,

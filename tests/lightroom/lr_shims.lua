@@ -14,7 +14,7 @@ local modules = {}
 
 -- LrTasks: cooperative tasks. Lightroom runs plugin code in tasks; LrHttp, sleep and yield only
 -- work inside one. A task here is a coroutine; the scheduler resumes those whose wake time has come.
-local Scheduler = { tasks = {}, taskCoroutines = setmetatable({}, { __mode = 'k' }), errors = {} }
+local Scheduler = { tasks = {}, taskCoroutines = setmetatable({}, { __mode = 'k' }) }
 
 local function inTask()
 	local co = coroutine.running()
@@ -59,10 +59,6 @@ function LrTasks.pcall(fn, ...)
 	end
 end
 
-function LrTasks.execute() error('LrTasks.execute is not used by this plugin') end
-
-function Scheduler.pending() return #Scheduler.tasks end
-
 -- Runs tasks until none is left or `deadline` (py.monotonic) passes. A task that raises is
 -- recorded (Lightroom shows such errors in a dialog) and dropped.
 function Scheduler.run(deadline)
@@ -77,7 +73,6 @@ function Scheduler.run(deadline)
 				ran = true
 				local ok, wake = coroutine.resume(task.co)
 				if not ok then
-					table.insert(Scheduler.errors, task.name .. ': ' .. tostring(wake))
 					py.task_error(task.name, tostring(wake) .. '\n' .. debug.traceback(task.co))
 					table.remove(Scheduler.tasks, i)
 				elseif coroutine.status(task.co) == 'dead' then
@@ -206,12 +201,6 @@ local function newLogger(_, name)
 end
 modules.LrLogger = setmetatable({}, { __call = newLogger })
 
--- LrDialogs: messages are recorded rather than shown.
-modules.LrDialogs = {
-	message = function(title, text, kind) py.dialog(tostring(title), tostring(text or ''), tostring(kind or 'info')) end,
-	showError = function(text) py.dialog('error', tostring(text), 'critical') end,
-}
-
 -- LrView: the factory builds plain tables describing the controls, as Lightroom's would before
 -- it draws them; `bind` returns a binding description.
 local LrView = {}
@@ -243,7 +232,6 @@ modules.LrPathUtils = {
 	leafName = py.path_leaf_name,
 	parent = py.path_parent,
 	child = py.path_child,
-	standardizePath = py.path_standardize,
 }
 
 modules.LrFileUtils = {
@@ -292,7 +280,6 @@ local function newFilterContext(propertyTable, items, renderSeconds)
 		function source:waitForRender()
 			requireTask('waitForRender')
 			LrTasks.sleep(renderSeconds)
-			py.rendered(index)
 			if item.renderError then return false, item.renderError end
 			return true, item.path
 		end

@@ -105,6 +105,17 @@ def test_three_photos_round_trip(server, tmp_path):
     assert host.records.progress and host.records.progress[-1][0] == pytest.approx(1.0)
 
 
+def test_upscale_doubles_the_exported_photo(server, tmp_path):
+    pixels = write_tiff(tmp_path / "a.tif", random_pixels(np.random.default_rng(2), 16, 24, np.uint16))
+    host = LightroomHost()
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_mode": "upscale"}),
+                    [Rendition(tmp_path / "a.tif")])
+    assert host.records.done[1].success, host.records.done[1].message
+    assert "mode=upscale&scale=2&" in job_posts(host)[0].url
+    # the identity engine enlarges by repeating pixels
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), pixels.repeat(2, 0).repeat(2, 1))
+
+
 def test_uploads_next_photo_while_server_renders(make_server, tmp_path):
     server = make_server("--identity-delay", "0.1")  # 8 steps: 0.8 s per photo
     rng = np.random.default_rng(1)
