@@ -10,7 +10,8 @@ const { pattern, ellipseSelection, makeRunner } = require("./helpers/scene");
 const { snapshotLayer, assertIdentityResult } = require("./helpers/verify");
 const { JobRunner } = require("../src/job");
 const { ServerApi } = require("../src/server_http");
-const { createLocalStorage, createUxpFs } = require("./fakes/uxp");
+const { createLocalStorage } = require("./fakes/uxp");
+const { createUxpFs } = require("./fakes/uxp_fs");
 const { FakePhotoshop } = require("./fakes/photoshop");
 
 const skip = serverAvailable() ? false : "the Seamwise server (.venv and server/ at the repository root) is not available";

@@ -2,7 +2,8 @@
 /** Documents, selections and a wired JobRunner for tests (shipped code + fakes + real server). */
 const WebSocket = require("ws");
 const { FakePhotoshop } = require("../fakes/photoshop");
-const { createUxpFs, createLocalStorage } = require("../fakes/uxp");
+const { createLocalStorage } = require("../fakes/uxp");
+const { createUxpFs } = require("../fakes/uxp_fs");
 const { JobRunner } = require("../../src/job");
 
 /** Deterministic pixel values spread over the whole native range of a depth. */

@@ -1,0 +1,319 @@
+"use strict";
+/**
+ * The panel's UI: binds the Spectrum widgets in index.html to the server checks, pairing and the
+ * JobRunner. `controlStates` (pure) decides what is enabled; `Panel` only reads and writes DOM
+ * properties that UXP's Spectrum widgets and plain HTML elements share (value, selectedIndex,
+ * disabled, hidden), so the same code runs in Photoshop and in a test browser.
+ */
+const { JobRunner } = require("./job");
+const { ServerApi, normaliseUrl } = require("./server_http");
+const { PhotoshopError } = require("./errors");
+
+const LOCAL_URL = "http://127.0.0.1:7821";
+const SETTINGS_KEY = "seamwise.settings";
+const BUSY = new Set(["reading", "uploading", "queued", "running", "downloading", "applying", "reconnecting"]);
+const MODES = ["refine", "upscale"];
+const STRATEGIES = ["memory", "mixture", "multidiffusion", "spot", "naive"];
+
+/** What each control does in a given state. Pure: tested without a DOM. */
+function controlStates({ server, phase }) {
+  const busy = BUSY.has(phase);
+  const pending = phase === "apply_pending";
+  const ready = server.status === "ok";
+  return {
+    enhance: { disabled: busy || pending || !ready, hidden: pending },
+    apply: { disabled: busy, hidden: !pending },
+    cancel: { disabled: !(busy || pending) },
+    settings: { disabled: busy || pending },
+    server: { disabled: busy || pending },
+    pairRow: { hidden: server.status !== "unauthorized" },
+  };
+}
+
+function secretText(bytes) {
+  if (bytes == null) return null;
+  if (typeof bytes === "string") return bytes;
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return s;
+}
+
+class Panel {
+  constructor({ document, ps, fs, uxp, WebSocket, fetch, storage, hostName = "Photoshop" }) {
+    Object.assign(this, { document, ps, fs, uxp, WebSocket, storage, hostName });
+    this.api = new ServerApi({ fetch });
+    this.el = (id) => document.getElementById(id);
+    this.settings = this._loadSettings();
+    this.tokens = {};
+    this.peers = [];
+    this.server = { url: this.settings.serverUrl, status: "unknown", info: null };
+    this.phase = "idle";
+    this.runner = null;
+  }
+
+  async start() {
+    this._bind();
+    this._showSettings();
+    this._render();
+    await this._loadToken(this.server.url);
+    await this.refresh();
+    const record = JobRunner.storedRecord(this.storage);
+    if (record) {
+      await this._loadToken(record.serverUrl);
+      this._run((runner) => runner.resume(record));
+    }
+  }
+
+  // ---- settings ------------------------------------------------------------------------
+  _loadSettings() {
+    const defaults = { serverUrl: LOCAL_URL, mode: "refine", strength: 0.35, steps: 8, seed: 0, strategy: "memory", prompt: "" };
+    try {
+      return { ...defaults, ...JSON.parse(this.storage.getItem(SETTINGS_KEY) || "{}") };
+    } catch (_) {
+      return defaults;
+    }
+  }
+
+  _saveSettings() {
+    this.storage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
+  }
+
+  _showSettings() {
+    const s = this.settings;
+    this._select("mode", MODES.indexOf(s.mode));
+    this.el("strength").value = s.strength;
+    this.el("steps").value = String(s.steps);
+    this.el("seed").value = String(s.seed);
+    this._select("strategy", STRATEGIES.indexOf(s.strategy));
+    this.el("prompt").value = s.prompt;
+  }
+
+  /** Read and check the settings the user typed; throws a message naming the bad field. */
+  _readParams() {
+    const number = (id, lo, hi, integer) => {
+      const v = Number(this.el(id).value);
+      if (!Number.isFinite(v) || v < lo || v > hi || (integer && !Number.isInteger(v))) {
+        throw new Error(`${id[0].toUpperCase()}${id.slice(1)} must be ${integer ? "a whole number " : ""}between ${lo} and ${hi}.`);
+      }
+      return v;
+    };
+    const s = {
+      mode: MODES[Math.max(0, this.el("mode").selectedIndex)],
+      strength: number("strength", 0, 1, false),
+      steps: number("steps", 1, 200, true),
+      seed: number("seed", 0, 4294967295, true),
+      strategy: STRATEGIES[Math.max(0, this.el("strategy").selectedIndex)],
+      prompt: String(this.el("prompt").value || "").slice(0, 2000),
+    };
+    Object.assign(this.settings, s);
+    this._saveSettings();
+    return { ...s, ...(s.mode === "upscale" ? { scale: 2 } : {}) };
+  }
+
+  // ---- server --------------------------------------------------------------------------
+  async _loadToken(url) {
+    const secure = this.uxp && this.uxp.storage && this.uxp.storage.secureStorage;
+    if (!secure || url in this.tokens) return;
+    this.tokens[url] = secretText(await secure.getItem(`seamwise.token ${url}`));
+  }
+
+  async _saveToken(url, token) {
+    this.tokens[url] = token;
+    await this.uxp.storage.secureStorage.setItem(`seamwise.token ${url}`, token);
+  }
+
+  /** Check the chosen server and list the boxes the local server knows. */
+  async refresh() {
+    const url = this.server.url;
+    this.server = { url, status: "checking", info: null };
+    this._render();
+    try {
+      const info = await this.api.health(url, this.tokens[url]);
+      this.server = { url, status: "ok", info };
+    } catch (err) {
+      this.server = { url, status: err.code === "unauthorized" ? "unauthorized" : "offline", info: null, error: err.message };
+    }
+    try {
+      this.peers = await this.api.peers(LOCAL_URL, this.tokens[LOCAL_URL]);
+    } catch (_) {
+      this.peers = [];
+    }
+    this._fillServerMenu();
+    this._render();
+  }
+
+  async _choose(url) {
+    this.server = { url, status: "unknown", info: null };
+    this.settings.serverUrl = url;
+    this._saveSettings();
+    await this._loadToken(url);
+    await this.refresh();
+  }
+
+  async _pair() {
+    const url = this.server.url;
+    try {
+      const answer = await this.api.pair(url, this.el("pair-code").value, `${this.hostName} panel`);
+      await this._saveToken(url, answer.token);
+      this.el("pair-code").value = "";
+      this._message("Paired. This panel can now use the box.");
+      await this.refresh();
+    } catch (err) {
+      this._message(err.message, true);
+    }
+  }
+
+  _serverChoices() {
+    const choices = [{ label: "This computer", url: LOCAL_URL }];
+    for (const p of this.peers) {
+      choices.push({ label: `${p.name} (${p.address}:${p.port})`, url: normaliseUrl(`${p.address}:${p.port}`) });
+    }
+    if (!choices.some((c) => c.url === this.server.url)) choices.push({ label: this.server.url.replace(/^https?:\/\//, ""), url: this.server.url });
+    choices.push({ label: "Other address…", url: null });
+    return choices;
+  }
+
+  _fillServerMenu() {
+    const menu = this.el("server-menu");
+    while (menu.firstChild) menu.removeChild(menu.firstChild);
+    this.choices = this._serverChoices();
+    this.choices.forEach((c) => {
+      const item = this.document.createElement("sp-menu-item");
+      item.textContent = c.label;
+      menu.appendChild(item);
+    });
+    this._select("server-picker", this.choices.findIndex((c) => c.url === this.server.url));
+  }
+
+  // ---- jobs ----------------------------------------------------------------------------
+  async enhance() {
+    let params;
+    try {
+      params = this._readParams();
+    } catch (err) {
+      this._message(err.message, true);
+      return;
+    }
+    await this._run((runner) => runner.start({ serverUrl: this.server.url, params }));
+  }
+
+  async _run(body) {
+    this.preview(null);
+    this._message("");
+    this.runner = new JobRunner({
+      ps: this.ps,
+      fs: this.fs,
+      WebSocket: this.WebSocket,
+      storage: this.storage,
+      tokenFor: (url) => this.tokens[url] || null,
+      onUpdate: (u) => this._onUpdate(u),
+    });
+    let outcome;
+    try {
+      outcome = await body(this.runner);
+    } catch (err) {
+      const known = err instanceof PhotoshopError;
+      this._onUpdate({ phase: "failed", message: known ? err.message : `Could not start: ${err.message}` });
+      return { state: "failed", error: err };
+    }
+    return outcome;
+  }
+
+  _onUpdate(u) {
+    if (u.phase) this.phase = u.phase;
+    if (u.preview) this.preview(u.preview);
+    if (u.fraction !== undefined) this.el("progress").value = Math.round(100 * u.fraction);
+    if (u.message !== undefined) {
+      const done = ["done", "failed", "cancelled", "apply_pending"].includes(this.phase);
+      if (done) {
+        this.el("progress-label").textContent = "";
+        this._message(u.message, this.phase === "failed" || this.phase === "apply_pending");
+      } else this.el("progress-label").textContent = u.message;
+    }
+    this._render();
+  }
+
+  preview(dataUrl) {
+    const img = this.el("preview");
+    if (dataUrl) {
+      img.src = dataUrl;
+      img.hidden = false;
+    } else {
+      img.hidden = true;
+      img.removeAttribute("src");
+    }
+  }
+
+  _message(text, isError = false) {
+    const m = this.el("message");
+    m.textContent = text;
+    m.className = isError ? "error" : "";
+  }
+
+  // ---- DOM -----------------------------------------------------------------------------
+  _select(id, index) {
+    const picker = this.el(id);
+    const items = picker.querySelectorAll("sp-menu-item");
+    items.forEach((item, i) => (i === index ? item.setAttribute("selected", "") : item.removeAttribute("selected")));
+    picker.selectedIndex = index;
+  }
+
+  _set(id, { disabled, hidden }) {
+    const e = this.el(id);
+    if (disabled !== undefined) {
+      if (disabled) e.setAttribute("disabled", "");
+      else e.removeAttribute("disabled");
+      e.disabled = disabled;
+    }
+    if (hidden !== undefined) e.hidden = hidden;
+  }
+
+  _render() {
+    const states = controlStates({ server: this.server, phase: this.phase });
+    this._set("enhance", states.enhance);
+    this._set("apply", states.apply);
+    this._set("cancel", states.cancel);
+    for (const id of ["mode", "strength", "steps", "seed", "seed-random", "strategy", "prompt"]) this._set(id, states.settings);
+    for (const id of ["server-picker", "server-refresh", "server-address", "server-connect"]) this._set(id, states.server);
+    this._set("pair-row", states.pairRow);
+    const dot = this.el("status-dot");
+    const s = this.server;
+    const host = s.url.replace(/^https?:\/\//, "");
+    const text = {
+      unknown: `Not checked yet (${host})`,
+      checking: `Checking ${host}…`,
+      ok: s.info ? `Connected to ${host} · ${s.info.model} on ${s.info.device}` : `Connected to ${host}`,
+      unauthorized: `${host} needs pairing: enter the code the box shows.`,
+      offline: `No server at ${host}. Start Seamwise (seamwise serve) or pick another.`,
+    }[s.status];
+    this.el("server-status").textContent = text;
+    dot.className = `dot ${{ ok: "ok", unauthorized: "warn", offline: "bad" }[s.status] || ""}`;
+  }
+
+  _bind() {
+    this.el("enhance").addEventListener("click", () => this.enhance());
+    this.el("cancel").addEventListener("click", () => this.runner && this.runner.cancel());
+    this.el("apply").addEventListener("click", () => this.runner && this.runner.applyPending());
+    this.el("server-refresh").addEventListener("click", () => this.refresh());
+    this.el("pair-button").addEventListener("click", () => this._pair());
+    this.el("seed-random").addEventListener("click", () => {
+      this.el("seed").value = String(Math.floor(Math.random() * 4294967296));
+    });
+    this.el("server-picker").addEventListener("change", () => {
+      const choice = this.choices[this.el("server-picker").selectedIndex];
+      const manual = !choice || choice.url === null;
+      this.el("address-row").hidden = !manual;
+      if (!manual && choice.url !== this.server.url) this._choose(choice.url);
+    });
+    this.el("server-connect").addEventListener("click", () => {
+      try {
+        this._choose(normaliseUrl(this.el("server-address").value));
+        this.el("address-row").hidden = true;
+      } catch (err) {
+        this._message(err.message, true);
+      }
+    });
+  }
+}
+
+module.exports = { Panel, controlStates, LOCAL_URL };

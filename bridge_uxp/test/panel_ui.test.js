@@ -1,0 +1,104 @@
+"use strict";
+/**
+ * The built panel (build/ as it goes into the .ccx) in headless Chromium, with Spectrum
+ * stand-ins and the fake Photoshop in the page, talking to a real server on loopback.
+ * Saves screenshots and checks that the main controls exist and follow the job's state.
+ *
+ * Chromium runs with --disable-web-security: UXP's fetch has no CORS, and the panel's HTTP calls
+ * (health, pairing) must behave as they do in Photoshop.
+ */
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const esbuild = require("esbuild");
+const { build } = require("../scripts/build");
+const { startServer, serverAvailable, tempDir } = require("./helpers/server");
+
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const ARTIFACTS = process.env.SEAMWISE_ARTIFACTS || path.join(os.tmpdir(), "seamwise-artifacts");
+const skip = !fs.existsSync(CHROMIUM)
+  ? `Chromium not found at ${CHROMIUM} (Debian: apt-get install -y chromium; or set CHROMIUM_PATH): panel UI test skipped`
+  : !serverAvailable()
+    ? "the Seamwise server (.venv and server/ at the repository root) is not available"
+    : false;
+
+const CONTROLS = ["server-picker", "server-refresh", "server-status", "mode", "strength", "steps", "seed", "strategy", "prompt", "enhance", "cancel", "progress", "preview", "message"];
+
+test("panel in headless Chromium: controls present, enabled by state, a job runs end to end", { skip, timeout: 120000 }, async (t) => {
+  const { chromium } = require("playwright-core");
+  const server = await startServer({ identityDelay: 0.25 });
+  t.after(() => server.stop());
+  const pluginDir = await build(tempDir("seamwise-plugin-"));
+  const harness = await esbuild.build({ entryPoints: [path.join(__dirname, "fakes", "browser_entry.js")], bundle: true, format: "iife", write: false, logLevel: "warning" });
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-web-security"],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 300, height: 640 }, deviceScaleFactor: 1 });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.addInitScript(({ url }) => {
+    if (!localStorage.getItem("seamwise.settings")) localStorage.setItem("seamwise.settings", JSON.stringify({ serverUrl: url, steps: 12 }));
+  }, { url: server.url });
+  await page.addInitScript({ content: harness.outputFiles[0].text });
+  await page.goto(`file://${path.join(pluginDir, "index.html")}`);
+
+  const state = () => page.evaluate((ids) => Object.fromEntries(ids.map((id) => {
+    const e = document.getElementById(id);
+    return [id, e && { disabled: e.hasAttribute("disabled"), hidden: e.hidden, text: e.textContent }];
+  })), [...CONTROLS, "apply", "pair-row"]);
+
+  await page.waitForFunction(() => /Connected/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  let s = await state();
+  for (const id of CONTROLS) assert.ok(s[id], `#${id} is missing`);
+  assert.equal(s.enhance.disabled, false, "Enhance enabled when connected and idle");
+  assert.equal(s.cancel.disabled, true, "Cancel disabled when idle");
+  assert.equal(s.apply.hidden, true);
+  assert.equal(s["pair-row"].hidden, true, "no pairing needed on this computer");
+  assert.equal(await page.evaluate(() => document.getElementById("steps").value), "12", "settings restored");
+  const idleShot = path.join(ARTIFACTS, "panel-idle.png");
+  await page.screenshot({ path: idleShot });
+
+  await page.click("#enhance");
+  await page.waitForFunction(() => !document.getElementById("cancel").hasAttribute("disabled"), null, { timeout: 20000 });
+  s = await state();
+  assert.equal(s.enhance.disabled, true, "Enhance disabled while a job runs");
+  assert.equal(s.mode.disabled, true, "settings locked while a job runs");
+  await page.waitForFunction(() => !document.getElementById("preview").hidden, null, { timeout: 30000 });
+  const runningShot = path.join(ARTIFACTS, "panel-running.png");
+  await page.screenshot({ path: runningShot });
+
+  await page.waitForFunction(() => /Added layer/.test(document.getElementById("message").textContent), null, { timeout: 60000 });
+  s = await state();
+  assert.equal(s.enhance.disabled, false);
+  assert.equal(s.cancel.disabled, true);
+  const layers = await page.evaluate(() => window.__fake.activeDocument.layers.map((l) => [l.name, l.visible]));
+  assert.equal(layers.length, 3);
+  assert.match(layers[1][0], /^Seamwise refine /);
+  assert.deepEqual(layers[2][1], false, "seam-risk layer hidden");
+  const doneShot = path.join(ARTIFACTS, "panel-done.png");
+  await page.screenshot({ path: doneShot });
+
+  // A job cancelled from the panel.
+  await page.click("#enhance");
+  await page.waitForFunction(() => /step/.test(document.getElementById("progress-label").textContent), null, { timeout: 20000 });
+  await page.click("#cancel");
+  await page.waitForFunction(() => /Cancelled/.test(document.getElementById("message").textContent), null, { timeout: 20000 });
+  assert.equal(await page.evaluate(() => window.__fake.activeDocument.layers.length), 3, "cancel adds nothing");
+
+  // The server goes away: Refresh says so and Enhance is disabled.
+  await server.stop();
+  await page.click("#server-refresh");
+  await page.waitForFunction(() => /No server/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  s = await state();
+  assert.equal(s.enhance.disabled, true, "Enhance disabled without a server");
+  const offlineShot = path.join(ARTIFACTS, "panel-offline.png");
+  await page.screenshot({ path: offlineShot });
+  assert.deepEqual(errors, [], "no uncaught errors in the page");
+  t.diagnostic(`screenshots: ${[idleShot, runningShot, doneShot, offlineShot].join(", ")}`);
+});
