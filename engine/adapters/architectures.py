@@ -4,6 +4,7 @@ A single-file checkpoint holds weights but no architecture. diffusers would fetc
 config repository from the hub; offline that fails, so the configs of the families we support are
 written down here (they are the published `config.json` files of the reference repositories) and
 the family is recognised from the checkpoint's keys and shapes, the way diffusers does it.
+All families share CLIP's vocabulary (`clip_vocab.py`) and differ only in the padding token.
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ FAMILIES: dict[str, dict] = {
         vae=_SD_VAE,
         text_encoder=_CLIP_L,
         scheduler=SD_SCHEDULER,
-        tokenizers=dict(tokenizer=("openai/clip-vit-large-patch14", "")),
+        pad_tokens=dict(tokenizer="<|endoftext|>"),
     ),
     "sd2": dict(  # 2.0/2.1 at 768 px, v-prediction (the 512 px base models are epsilon)
         unet=dict(
@@ -87,7 +88,7 @@ FAMILIES: dict[str, dict] = {
         vae=dict(_SD_VAE, sample_size=768),
         text_encoder=_OPEN_CLIP_H,
         scheduler=dict(SD_SCHEDULER, prediction_type="v_prediction"),
-        tokenizers=dict(tokenizer=("stabilityai/stable-diffusion-2-1", "tokenizer")),
+        pad_tokens=dict(tokenizer="!"),
     ),
     "sdxl": dict(
         unet=dict(
@@ -104,8 +105,7 @@ FAMILIES: dict[str, dict] = {
         text_encoder=_CLIP_L,
         text_encoder_2=_OPEN_CLIP_BIGG,
         scheduler=SD_SCHEDULER,
-        tokenizers=dict(tokenizer=("stabilityai/stable-diffusion-xl-base-1.0", "tokenizer"),
-                        tokenizer_2=("stabilityai/stable-diffusion-xl-base-1.0", "tokenizer_2")),
+        pad_tokens=dict(tokenizer="<|endoftext|>", tokenizer_2="!"),
     ),
 }
 

@@ -3,9 +3,9 @@
 Three sources, one result:
 - a local diffusers folder (`model_index.json`, or `unet/ vae/ text_encoder/ tokenizer/`);
 - a single original-layout `.safetensors` checkpoint (the A1111/ComfyUI format). Its weights are
-  converted with diffusers' own converters; the architecture comes from `config` (a diffusers
-  folder whose configs describe it, weights there are ignored) or from the family recognised in
-  the checkpoint (`architectures.py`) — never from the network;
+  converted with diffusers' own converters; the architecture and tokenizers come from `config` (a
+  diffusers folder whose configs describe it, weights there are ignored) or from the family
+  recognised in the checkpoint (`architectures.py`, `clip_vocab.py`) — never from the network;
 - a hub id ("owner/name"), only where the network may be used; offline (HF_HUB_OFFLINE=1) an id
   already in the local cache still loads, anything else is a clear error.
 
@@ -219,30 +219,17 @@ def _text_encoder(name: str, cls, config: dict, checkpoint: Mapping[str, torch.T
     return model
 
 
-def _tokenizer(folder: Optional[Path], name: str, hub: Optional[tuple[str, str]]):
-    """The tokenizer from the config folder, else the Hugging Face cache, else the hub."""
+def _tokenizer(folder: Optional[Path], name: str, pad_token: Optional[str]):
+    """The config folder's tokenizer, else CLIP's rebuilt from the bundled merges."""
     from transformers import CLIPTokenizer
 
-    if folder is not None and (folder / name).is_dir():
+    from engine.adapters.clip_vocab import clip_tokenizer
+
+    if folder is not None:
+        if not (folder / name).is_dir():
+            raise EngineError(f"config folder {folder} has no {name}/")
         return CLIPTokenizer.from_pretrained(folder, subfolder=name, local_files_only=True)
-    if hub is not None:
-        repo, sub = hub
-        kwargs = {"subfolder": sub} if sub else {}
-        try:
-            return CLIPTokenizer.from_pretrained(repo, local_files_only=True, **kwargs)
-        except OSError:
-            if not _offline():
-                try:
-                    return CLIPTokenizer.from_pretrained(repo, **kwargs)
-                except OSError:
-                    pass
-        where = f"{repo}" + (f"/{sub}" if sub else "")
-    else:
-        where = "the config folder"
-    raise EngineError(f"no {name} for this checkpoint: a single-file checkpoint carries no "
-                      f"tokenizer, and {where} is not in the local Hugging Face cache "
-                      "(downloads disabled or failed); pass config=<a diffusers folder of the same "
-                      "family>, which holds one")
+    return clip_tokenizer(pad_token=pad_token)
 
 
 def _load_single_file(path: Path, device: torch.device, dtype: torch.dtype,
@@ -268,14 +255,14 @@ def _load_single_file(path: Path, device: torch.device, dtype: torch.dtype,
 
     folder = Path(config).expanduser() if config else None
     if folder is not None:
-        cfg, hubs = _read_configs(folder), {}
+        cfg, pads = _read_configs(folder), {}
     else:
         try:
             name = architectures.detect_family(checkpoint)
         except ValueError as e:
             raise EngineError(f"{path.name}: {e}") from e
         cfg = architectures.family(name)
-        hubs = cfg.pop("tokenizers")
+        pads = cfg.pop("pad_tokens")
     scheduler = dict(cfg["scheduler"])
     if prediction_type:
         scheduler["prediction_type"] = prediction_type
@@ -293,9 +280,9 @@ def _load_single_file(path: Path, device: torch.device, dtype: torch.dtype,
                  assign=True)
 
     encoders = [_text_encoder("text_encoder", CLIPTextModel, cfg["text_encoder"], checkpoint)]
-    tokenizers = [_tokenizer(folder, "tokenizer", hubs.get("tokenizer"))]
+    tokenizers = [_tokenizer(folder, "tokenizer", pads.get("tokenizer"))]
     if "text_encoder_2" in cfg:
         encoders.append(_text_encoder("text_encoder_2", CLIPTextModelWithProjection,
                                       cfg["text_encoder_2"], checkpoint))
-        tokenizers.append(_tokenizer(folder, "tokenizer_2", hubs.get("tokenizer_2")))
+        tokenizers.append(_tokenizer(folder, "tokenizer_2", pads.get("tokenizer_2")))
     return _assemble(unet, vae, encoders, tokenizers, scheduler, device, dtype, str(path))

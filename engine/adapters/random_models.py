@@ -16,25 +16,14 @@ from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjec
                           CLIPTokenizer)
 
 from engine.adapters.architectures import SD_SCHEDULER
+from engine.adapters.clip_vocab import byte_symbols
 
 _MERGES = ["t h", "th e</w>", "s k", "sk y</w>", "o f</w>"]
 
 
-def _bytes_to_unicode() -> list[str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
 def write_tokenizer(folder: Path) -> CLIPTokenizer:
     folder.mkdir(parents=True, exist_ok=True)
-    symbols = _bytes_to_unicode()
+    symbols = byte_symbols()
     tokens = symbols + [s + "</w>" for s in symbols] + \
         ["".join(m.split()) for m in _MERGES] + ["<|startoftext|>", "<|endoftext|>"]
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))

@@ -155,3 +155,27 @@ def test_bundled_configs_build_the_published_architectures(name, unet, vae, te, 
         assert count(CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))) == te
         if te2:
             assert count(CLIPTextModelWithProjection(CLIPTextConfig(**cfg["text_encoder_2"]))) == te2
+
+
+def test_bundled_clip_tokenizer_matches_clip():
+    from engine.adapters.clip_vocab import clip_tokenizer
+    tok = clip_tokenizer()
+    assert len(tok) == 49408
+    assert tok("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    padded = clip_tokenizer(pad_token="!")("a cat", padding="max_length", max_length=6).input_ids
+    assert padded == [49406, 320, 2368, 49407, 0, 0]
+
+
+def test_single_file_of_a_recognised_family_needs_nothing_else(sd_folder, tmp_path, monkeypatch):
+    """Family recognised from the weights → bundled configs and CLIP tokenizer, no folder, no
+    network. (A tiny stand-in family: the released ones are gigabytes.)"""
+    read = lambda sub, f="config.json": json.loads((sd_folder / sub / f).read_text())  # noqa: E731
+    monkeypatch.setitem(architectures.FAMILIES, "tiny", dict(
+        unet=read("unet"), vae=read("vae"), text_encoder=read("text_encoder"),
+        scheduler=read("scheduler", "scheduler_config.json"),
+        pad_tokens=dict(tokenizer="<|endoftext|>")))
+    monkeypatch.setattr(architectures, "detect_family", lambda checkpoint: "tiny")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    adapter = load(str(write_single_file(sd_folder, tmp_path / "model.safetensors")))
+    _same_weights(adapter, load(str(sd_folder)))
+    assert adapter.tokenizers[0]("a photo of a cat").input_ids[1:3] == [320, 1125]
