@@ -140,6 +140,7 @@ async def create_job(request: web.Request) -> web.Response:
     except BaseException:
         s.store.delete(job)
         raise
+    await asyncio.to_thread(s.store.flush_upload, job)
     s.queue_job(job)
     return json_response({"job": job.id, "state": job.state,
                           "position": s.worker.position(job)}, status=202)

@@ -37,6 +37,7 @@ class ServerState:
         self.worker = Worker(self.store, self.engine, self.hub, Forwarder(self.peers, self.store))
         self._sweeper: Optional[asyncio.Task] = None
         self.port: Optional[int] = None
+        self._flushing: set[str] = set()
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,6 +106,21 @@ class ServerState:
         except ProtocolError as err:
             err.req = req
             raise
+
+    async def complete_upload(self, job: Job) -> None:
+        """Flush a fully received upload (in a thread: the loop keeps serving) and queue it."""
+        if job.state != "uploading" or job.id in self._flushing:
+            return
+        self._flushing.add(job.id)
+        try:
+            await asyncio.to_thread(self.store.flush_upload, job)
+        except OSError:
+            log.exception("could not flush the upload of job %s", job.id)
+            return
+        finally:
+            self._flushing.discard(job.id)
+        if job.state == "uploading":         # not cancelled or released meanwhile
+            self.queue_job(job)
 
     def queue_job(self, job: Job) -> None:
         self.store.finish_upload(job)

@@ -1,9 +1,10 @@
 """Durable job storage: one SQLite index plus one folder of raw files per job.
 
-A job row and its preallocated upload files exist before any acknowledgement mentions the job, and
-every upload chunk is written (data, then its bit in the `.got` map) before it is acknowledged, so
-a crash of the server process loses nothing that a client was told is stored. Uploads are flushed
-with fsync before the job is queued; results before the job is reported done.
+A job row and its upload files exist before any acknowledgement mentions the job, and every upload
+chunk is written (data, then its bit in the `.got` map) before it is acknowledged, so a crash of
+the server process loses nothing that a client was told is stored. Uploads are flushed with fsync
+before the job is queued, results before the job is reported done, so a power cut loses at most
+uploads still in progress.
 """
 from __future__ import annotations
 
@@ -269,10 +270,15 @@ class JobStore:
             raise
         stream.got[:] = b"\1" * stream.chunks
 
+    def flush_upload(self, job: Job) -> None:
+        """Force the uploaded files to stable storage (slow: call it from a thread)."""
+        for name in ("image", "mask"):
+            path = self.path(job.id, name + ".raw")
+            if path.exists():
+                _fsync_path(path)
+
     def finish_upload(self, job: Job) -> None:
-        """Flush the upload to stable storage and queue the job."""
-        for stream in job.streams.values():
-            _fsync_path(self.path(job.id, stream.name + ".raw"))
+        """Queue a job whose upload is complete and flushed."""
         job.streams = {}
         self.set_state(job, "queued")
 
@@ -317,19 +323,13 @@ class JobStore:
     def expired(self, retention_s: float, now: Optional[float] = None) -> list[Job]:
         now = time.time() if now is None else now
         return [j for j in self.jobs.values()
-                if j.state in FINAL and now - j.updated > retention_s]
+                if (j.state in FINAL or j.state == "uploading") and now - j.updated > retention_s]
 
 
 def _preallocate(path: Path, size: int) -> None:
-    """Reserve the space now, so that a full disk shows up before the job is accepted."""
+    """Create the file at its final size (sparse: reserving blocks with fallocate made every
+    later write convert extents, three times the CPU). Free space was checked just before."""
     with open(path, "wb") as f:
-        if hasattr(os, "posix_fallocate"):
-            try:
-                os.posix_fallocate(f.fileno(), 0, size)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                    raise
         f.truncate(size)
 
 

@@ -212,10 +212,10 @@ class Session:
             self.send(ack)        # a late duplicate of a chunk that is already stored
             return
         stream = job.streams[name]
-        self.state.store.write_chunk(job, stream, index, data)
+        stored = self.state.store.write_chunk(job, stream, index, data)
         self.send(ack)
-        if all(s.complete() for s in job.streams.values()):
-            self.state.queue_job(job)
+        if stored and all(s.complete() for s in job.streams.values()):
+            asyncio.get_running_loop().create_task(self.state.complete_upload(job))
 
     def on_ack(self, msg: dict) -> None:
         key = (msg.get("job"), msg.get("stream"))
