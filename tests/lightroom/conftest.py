@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -93,6 +95,82 @@ def make_server(tmp_path):
         server.kill()
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One plain server shared by a module's tests (each job is its own; starting costs seconds)."""
+    shared = ServerProcess(tmp_path_factory.mktemp("server"), "--identity-delay", "0.02")
+    shared.start()
+    yield shared
+    shared.kill()
+
+
+class DroppingProxy:
+    """A TCP relay in front of the server that cuts chosen connections halfway through the
+    response, as a flaky network or a sleeping laptop would. `drop(prefix, times)`: the next
+    `times` requests whose first line starts with `prefix` lose their connection after the
+    response has begun."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.rules: dict[bytes, int] = {}
+        self.dropped: list[bytes] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop(self, prefix: str, times: int = 1) -> None:
+        with self._lock:
+            self.rules[prefix.encode()] = times
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _should_drop(self, head: bytes) -> bool:
+        with self._lock:
+            for prefix, times in self.rules.items():
+                if times > 0 and head.startswith(prefix):
+                    self.rules[prefix] = times - 1
+                    self.dropped.append(head.split(b"\r\n", 1)[0])
+                    return True
+        return False
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
+            head = client.recv(65536)
+            cut = self._should_drop(head)
+            upstream.sendall(head)
+
+            def pump_up() -> None:
+                try:
+                    while data := client.recv(65536):
+                        upstream.sendall(data)
+                except OSError:
+                    pass
+
+            threading.Thread(target=pump_up, daemon=True).start()
+            try:
+                while data := upstream.recv(65536):
+                    if cut:  # forward part of the answer, then reset the connection
+                        client.sendall(data[: max(1, len(data) // 2)])
+                        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        client.shutdown(socket.SHUT_RDWR)  # also wakes pump_up, which holds the socket
+                        return
+                    client.sendall(data)
+            except OSError:
+                pass
+
+
 @pytest.fixture
-def server(make_server):
-    return make_server("--identity-delay", "0.02")
+def proxy(server):
+    relay = DroppingProxy(server.port)
+    yield relay
+    relay.close()

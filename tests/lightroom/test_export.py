@@ -263,3 +263,20 @@ def test_unreachable_server_fails_each_photo_with_a_clear_message(tmp_path, monk
     assert not outcome.success
     assert outcome.message == "The Seamwise server did not answer (cannotConnectToHost)."
     assert len(job_posts(host)) >= 3  # retried through the window
+
+
+def test_dropped_connections_resume_the_same_job(server, proxy, tmp_path):
+    rng = np.random.default_rng(13)
+    renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(2)]
+    originals = [write_tiff(r.path, random_pixels(rng, 64, 64, np.uint16)) for r in renditions]
+    proxy.drop("GET /v1/jobs/", times=3)  # status polls and result downloads alike
+    host = LightroomHost()
+    host.run_export(host.property_table({"seamwise_address": proxy.address}), renditions)
+
+    assert_no_task_errors(host)
+    assert len(proxy.dropped) == 3
+    assert [r.error for r in host.records.requests if r.error] == ["networkConnectionLost"] * 3
+    assert {i: o.success for i, o in host.records.done.items()} == {1: True, 2: True}
+    assert len(accepted_jobs(host)) == 2
+    for r, original in zip(renditions, originals):
+        np.testing.assert_array_equal(tifffile.imread(r.path), original)
