@@ -47,11 +47,11 @@ function Batch:isCancelled()
 end
 
 function Batch:setProgress(index, fraction, caption)
+	if caption then self.scope:setCaption(caption) end
 	self.fractions[index] = fraction
 	local sum = 0
 	for _, value in pairs(self.fractions) do sum = sum + value end
 	self.scope:setPortionComplete(sum, self.total)
-	if caption then self.scope:setCaption(caption) end
 end
 
 --- Sleeps (letting other tasks run) until `ready()` holds.
@@ -65,7 +65,11 @@ local function describeProgress(index, total, status)
 	if status.state == 'queued' and tonumber(status.position) then
 		caption = caption .. string.format(' (position %d)', status.position)
 	elseif type(progress) == 'table' and tonumber(progress.steps) and tonumber(progress.steps) > 0 then
-		caption = caption .. string.format(' (step %d of %d)', tonumber(progress.step) or 0, progress.steps)
+		caption = caption .. string.format(' (step %d of %d', tonumber(progress.step) or 0, progress.steps)
+		if tonumber(progress.eta_s) then
+			caption = caption .. string.format(', about %d s left', math.ceil(progress.eta_s))
+		end
+		caption = caption .. ')'
 	end
 	return caption
 end

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -132,6 +133,12 @@ def test_uploads_next_photo_while_server_renders(make_server, tmp_path):
     first_job = accepted_jobs(host)[0]
     second_post = [i for i, e in enumerate(events) if e == ("POST", "/v1/jobs")][1]
     assert second_post < events.index(("GET", f"/v1/jobs/{first_job}/result"))
+    # the progress bar followed the server's steps, and its portion never went back
+    captions = [caption for _, caption in host.records.progress]
+    assert any(re.fullmatch(r"Seamwise: photo 1 of 3, running \(step [1-8] of 8, about \d+ s left\)", c)
+               for c in captions), captions
+    portions = [portion for portion, _ in host.records.progress]
+    assert portions == sorted(portions) and portions[-1] == pytest.approx(1.0)
 
 
 def test_bad_file_fails_alone(server, tmp_path):
