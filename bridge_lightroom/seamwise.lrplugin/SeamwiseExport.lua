@@ -9,7 +9,7 @@ is reported failed with the server's message; the others go on.
 Several photos are in flight at once (Settings.timing.pipelineDepth), each in its own task, so the
 next photo uploads while the server renders the current one. Once a job id is known, a dropped
 connection or a restarting server is waited out and the same job is polled again: nothing is
-uploaded or rendered twice.
+uploaded twice, and a result the server already finished is not rendered again.
 ]]
 
 local LrTasks = import 'LrTasks'
