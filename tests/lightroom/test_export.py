@@ -6,6 +6,7 @@ import re
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +288,42 @@ def test_dropped_connections_resume_the_same_job(server, proxy, tmp_path):
     assert len(accepted_jobs(host)) == 2
     for r, original in zip(renditions, originals):
         np.testing.assert_array_equal(tifffile.imread(r.path), original)
+
+
+def post_job(server, body: bytes, query: str) -> str:
+    request = urllib.request.Request(f"{server.address}/v1/jobs?{query}", data=body, method="POST",
+                                     headers={"Content-Type": "image/tiff", "X-Seamwise": "1"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["job"]
+
+
+def delete_job(server, job: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{server.address}/v1/jobs/{job}", method="DELETE"),
+                           timeout=10).read()
+
+
+def test_full_queue_is_waited_out(make_server, tmp_path):
+    server = make_server("--identity-delay", "0.5")
+    filler = tmp_path / "filler.tif"
+    write_tiff(filler, np.zeros((16, 16, 3), np.uint8))
+    with urllib.request.urlopen(f"{server.address}/v1/info", timeout=10) as response:
+        max_queued = json.loads(response.read())["limits"]["max_queued"]
+    with ThreadPoolExecutor(8) as pool:
+        blockers = list(pool.map(lambda _: post_job(server, filler.read_bytes(), "steps=200"), range(max_queued)))
+    pixels = write_tiff(tmp_path / "a.tif", random_pixels(np.random.default_rng(4), 16, 16, np.uint16))
+    host = LightroomHost()
+    freed = threading.Event()
+
+    def free_the_queue(request):
+        if request.status == 503 and not freed.is_set():
+            freed.set()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda job: delete_job(server, job), blockers))
+
+    host.response_hooks.append(free_the_queue)
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_steps": 1}),
+                    [Rendition(tmp_path / "a.tif")])
+    assert host.records.done[1].success, host.records.done[1].message
+    statuses = [r.status for r in job_posts(host)]
+    assert statuses[0] == 503 and statuses[-1] == 202 and len(accepted_jobs(host)) == 1
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), pixels)

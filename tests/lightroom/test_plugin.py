@@ -97,7 +97,7 @@ json_values = st.recursive(
     max_leaves=12)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(json_values)
 def test_json_decodes_what_python_encodes(value):
     assume(not _null_in_list(value))  # nil cannot sit in a Lua sequence; the server never sends one
@@ -108,7 +108,7 @@ def test_json_decodes_what_python_encodes(value):
         assert _to_python(lua_value) == _without_nulls(value)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), st.text(max_size=20) | st.integers(0, 2**32 - 1), max_size=4))
 def test_json_encodes_what_python_decodes(value):
     host = _json_host()
