@@ -105,17 +105,17 @@ class _HttpCall:
             try:
                 conn.request(req.method, target, body=self._body, headers=req.headers)
                 response = conn.getresponse()
-                body = response.read()
-                req.status, req.body = response.status, body
-                self.result = (True, body, response.status, response.reason,
-                               [x for pair in response.getheaders() for x in pair], None)
+                req.status, req.body = response.status, response.read()
+                result = (req.body, response.status, response.reason,
+                          [x for pair in response.getheaders() for x in pair], None)
             finally:
                 conn.close()
         except Exception as exc:  # every failure becomes LrHttp's "no response" answer
             req.error = _network_error_code(exc)
-            self.result = (True, None, None, None, None, req.error)
-        for hook in self._hooks:
+            result = (None, None, None, None, req.error)
+        for hook in self._hooks:  # before the plugin sees the answer, so tests act at a known point
             hook(req)
+        self.result = result
 
 
 class LightroomHost:
@@ -233,8 +233,8 @@ class LightroomHost:
             if call.result is None:
                 return (False,)
             del self._calls[call_id]
-            done, body, status, reason, headers, error = call.result
-            return (done, body, status, reason and reason.encode(),
+            body, status, reason, headers, error = call.result
+            return (True, body, status, reason and reason.encode(),
                     self.lua.table_from([h.encode() for h in headers]) if headers is not None else None,
                     error and error.encode())
 
