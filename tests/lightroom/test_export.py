@@ -327,3 +327,32 @@ def test_full_queue_is_waited_out(make_server, tmp_path):
     statuses = [r.status for r in job_posts(host)]
     assert statuses[0] == 503 and statuses[-1] == 202 and len(accepted_jobs(host)) == 1
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), pixels)
+
+
+def test_job_failing_on_the_server_fails_its_photo_alone(make_server, tmp_path):
+    server = make_server("--identity-delay", "0.3")  # photo 1 renders for 2.4 s: photo 2 waits queued
+    rng = np.random.default_rng(9)
+    renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
+    originals = [write_tiff(r.path, random_pixels(rng, 16, 16, np.uint8)) for r in renditions]
+    host = LightroomHost()
+    damaged = []
+
+    def damage_second_job_on_disk(request):
+        """The stored upload of photo 2 is lost while it waits in the queue (a failing disk)."""
+        if request.method == "POST" and request.status == 202 and len(accepted_jobs(host)) == 2:
+            job = json.loads(request.body)["job"]
+            (job_dir,) = [p for p in server.data_dir.rglob(job) if p.is_dir()]
+            for stored in job_dir.iterdir():
+                stored.write_bytes(b"")
+            damaged.append(job)
+
+    host.response_hooks.append(damage_second_job_on_disk)
+    host.run_export(host.property_table({"seamwise_address": server.address}), renditions)
+
+    assert_no_task_errors(host)
+    assert damaged and settled_state(server, damaged[0]) == "failed"
+    done = host.records.done
+    assert done[1].success and done[3].success
+    assert not done[2].success
+    assert done[2].message == server_state(server, damaged[0])["error"]["message"]
+    np.testing.assert_array_equal(tifffile.imread(renditions[1].path), originals[1])  # untouched
