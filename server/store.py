@@ -246,6 +246,9 @@ class JobStore:
         try:
             _pwrite_all(self.path(job.id, stream.name + ".raw"), data, start)
             _pwrite_all(self.path(job.id, stream.name + ".got"), b"\1", index)
+        except FileNotFoundError:
+            raise ProtocolError("not_found", "the job was cancelled or released",
+                                job=job.id) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise ProtocolError("disk_full", "the server's data directory is full",

@@ -35,6 +35,11 @@ def unpack(data: bytes) -> dict:
     return msg
 
 
+def _read_at(f, start: int, length: int) -> bytes:
+    f.seek(start)
+    return f.read(length)
+
+
 class Fetch:
     """A download of one stream, paced by the client's acknowledgements."""
 
@@ -83,12 +88,18 @@ class Session:
             async for msg in self.ws:
                 if msg.type == WSMsgType.BINARY:
                     try:
-                        self._handle(unpack(msg.data))
+                        await self._handle(unpack(msg.data))
                     except ProtocolError as err:
                         self.send(err.body())
                         if err.fatal:
                             await self._close(err.ws_close_code, err.message)
                             break
+                    except (ConnectionResetError, asyncio.CancelledError):
+                        raise
+                    except Exception:   # a server fault: report it, keep the connection
+                        log.exception("frame handling failed")
+                        self.send(ProtocolError("internal", "the server failed on this "
+                                                            "message").body())
                 elif msg.type == WSMsgType.TEXT:
                     self.send(ProtocolError("bad_request", "text frames are not accepted; "
                                                            "send binary msgpack").body())
@@ -147,13 +158,15 @@ class Session:
             raise ProtocolError("unauthorized", "the token was revoked", fatal=True)
 
     # ---- dispatch ------------------------------------------------------------------------
-    def _handle(self, msg: dict) -> None:
+    async def _handle(self, msg: dict) -> None:
         kind = msg["type"]
         handler = HANDLERS.get(kind)
         if handler is None:
             raise ProtocolError("bad_request", f"unknown message type {kind[:40]!r}")
         try:
-            handler(self, msg)
+            result = handler(self, msg)
+            if asyncio.iscoroutine(result):
+                await result
         except ProtocolError as err:
             if err.job is None and isinstance(msg.get("job"), str):
                 err.job = msg["job"][:64]
@@ -185,7 +198,7 @@ class Session:
         self.send({"type": "job.accepted", "req": req, "job": job.id, "streams": streams,
                    "window": limits.window})
 
-    def on_chunk(self, msg: dict) -> None:
+    async def on_chunk(self, msg: dict) -> None:
         job = self.state.store.get(msg.get("job"))
         name = msg.get("stream")
         index = msg.get("index")
@@ -212,7 +225,8 @@ class Session:
             self.send(ack)        # a late duplicate of a chunk that is already stored
             return
         stream = job.streams[name]
-        stored = self.state.store.write_chunk(job, stream, index, data)
+        # in a thread: a write can block for long when the OS throttles dirty pages
+        stored = await asyncio.to_thread(self.state.store.write_chunk, job, stream, index, data)
         self.send(ack)
         if stored and all(s.complete() for s in job.streams.values()):
             asyncio.get_running_loop().create_task(self.state.complete_upload(job))
@@ -261,8 +275,7 @@ class Session:
                         await fetch.changed.wait()
                     start = index * cb
                     length = min(cb, total - start)
-                    f.seek(start)
-                    data = f.read(length)
+                    data = await asyncio.to_thread(_read_at, f, start, length)
                     if len(data) != length:
                         raise OSError("result file is shorter than recorded")
                     await self._send_now({"type": "chunk", "job": job.id,

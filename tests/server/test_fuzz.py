@@ -76,7 +76,7 @@ async def _exchange(url: str, batch: list[bytes], hello_first: bool) -> None:
             assert r.status == 200
 
 
-@settings(max_examples=120, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(batch=st.lists(frames, min_size=1, max_size=6), hello_first=st.booleans())
 def test_fuzzed_frames_never_crash_the_server(fuzz_server, batch, hello_first):
@@ -84,7 +84,7 @@ def test_fuzzed_frames_never_crash_the_server(fuzz_server, batch, hello_first):
     assert fuzz_server.alive()
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(body=st.binary(max_size=512), ctype=st.sampled_from(["image/png", "image/tiff",
                                                           "multipart/form-data; boundary=x"]),
