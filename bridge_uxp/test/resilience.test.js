@@ -30,6 +30,16 @@ function regionOf(doc, margin = 64) {
   return { left: Math.max(0, s.left - margin), top: Math.max(0, s.top - margin), right: Math.min(doc.width, s.right + margin), bottom: Math.min(doc.height, s.bottom + margin) };
 }
 
+// One server (each step takes 0.2 s, so there is a "running" phase to act in) for the tests that
+// neither kill it nor need LAN mode.
+let shared;
+test.before(async () => {
+  if (!skip) shared = await startServer({ identityDelay: 0.2 });
+});
+test.after(async () => {
+  if (shared) await shared.stop();
+});
+
 /** Resolve when an update satisfying `predicate` is pushed. */
 function when(updates, predicate) {
   return new Promise((resolve) => {
@@ -43,8 +53,7 @@ function when(updates, predicate) {
 }
 
 test("cancel while rendering: no layer, nothing kept, the server forgets the job", { skip }, async (t) => {
-  const server = await startServer({ identityDelay: 0.5 });
-  t.after(() => server.stop());
+  const server = shared;
   const updates = [];
   const { runner, fake, fs, storage } = makeRunner({ updates });
   const { doc } = selectedDocument(fake);
@@ -60,11 +69,10 @@ test("cancel while rendering: no layer, nothing kept, the server forgets the job
 });
 
 test("cancel during upload stops sending", { skip }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
+  const server = shared;
   const updates = [];
   const { runner, fake } = makeRunner({ updates });
-  const { doc } = selectedDocument(fake, { width: 3000, height: 2000 });
+  const { doc } = selectedDocument(fake, { width: 2000, height: 1500 });
   when(updates, (u) => u.phase === "uploading" && u.fraction > 0).then(() => runner.cancel());
   const outcome = await runner.start({ serverUrl: server.url, params: PARAMS });
   assert.equal(outcome.state, "cancelled");
@@ -113,8 +121,7 @@ test("a server killed mid-upload: only the missing chunks are sent again", { ski
 });
 
 test("a panel reloaded while the job runs picks it up from localStorage", { skip }, async (t) => {
-  const server = await startServer({ identityDelay: 0.3 });
-  t.after(() => server.stop());
+  const server = shared;
   const fake = new FakePhotoshop();
   const storage = createLocalStorage();
   const fs = createUxpFs();
@@ -136,8 +143,7 @@ test("a panel reloaded while the job runs picks it up from localStorage", { skip
 });
 
 test("a modal conflict keeps the result and places it on Apply; nothing half-written", { skip }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
+  const server = shared;
   const updates = [];
   const { runner, fake } = makeRunner({ updates });
   const { doc, selection, before } = selectedDocument(fake);
@@ -154,8 +160,7 @@ test("a modal conflict keeps the result and places it on Apply; nothing half-wri
 });
 
 test("a failure while writing rolls the whole step back", { skip }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
+  const server = shared;
   const { runner, fake } = makeRunner();
   const { doc } = selectedDocument(fake);
   const putLayerMask = fake.module.imaging.putLayerMask;
@@ -171,8 +176,7 @@ test("a failure while writing rolls the whole step back", { skip }, async (t) =>
 });
 
 test("a document closed during the render gets a clear message and no layer anywhere", { skip }, async (t) => {
-  const server = await startServer({ identityDelay: 0.2 });
-  t.after(() => server.stop());
+  const server = shared;
   const updates = [];
   const { runner, fake } = makeRunner({ updates });
   fake.addDocument({ width: 50, height: 50 });

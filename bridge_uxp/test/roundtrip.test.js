@@ -107,3 +107,34 @@ test("works without doc.selection (Photoshop 24.x) through batchPlay", { skip },
   assert.equal(outcome.state, "done", outcome.error && outcome.error.stack);
   assertIdentityResult({ doc, source: doc.layers[0], before, layer: doc.layers[1], region: { left: 35, top: 25, right: 65, bottom: 45 }, selection: sel });
 });
+
+test("upload keeps at most `window` chunks unacknowledged and the socket buffer near one chunk", { skip }, async () => {
+  const { decodeFrame } = require("../src/codec");
+  const WebSocket = require("ws");
+  const seen = { outstanding: 0, maxOutstanding: 0, maxBuffered: 0, chunks: 0 };
+  class CountingSocket extends WebSocket {
+    constructor(url) {
+      super(url);
+      this.on("message", (data) => {
+        const m = decodeFrame(data);
+        if (m.type === "ack" && (m.stream === "image" || m.stream === "mask")) seen.outstanding--;
+      });
+    }
+    send(bytes) {
+      if (bytes.length > 65536 && decodeFrame(bytes).type === "chunk") {
+        seen.chunks++;
+        seen.outstanding++;
+        seen.maxOutstanding = Math.max(seen.maxOutstanding, seen.outstanding);
+        seen.maxBuffered = Math.max(seen.maxBuffered, this.bufferedAmount);
+      }
+      super.send(bytes);
+    }
+  }
+  const { runner, fake } = makeRunner({ WebSocketImpl: CountingSocket });
+  fake.addDocument({ width: 2000, height: 1500, depth: 16, fill: pattern(16) }); // 18 MB: 5 chunks
+  const outcome = await runner.start({ serverUrl: server.url, params: PARAMS });
+  assert.equal(outcome.state, "done", outcome.error && outcome.error.stack);
+  assert.ok(seen.chunks >= 5, `chunks sent: ${seen.chunks}`);
+  assert.ok(seen.maxOutstanding <= 4, `unacknowledged chunks: ${seen.maxOutstanding}`);
+  assert.ok(seen.maxBuffered <= 4 * 1024 * 1024 + 65536, `socket buffer: ${seen.maxBuffered}`);
+});

@@ -33,11 +33,11 @@ function ellipseSelection(width, height, { cx, cy, rx, ry, feather = 8 }) {
   return mask;
 }
 
-function makeRunner({ fake = new FakePhotoshop(), fs = createUxpFs(), storage = createLocalStorage(), tokens = {}, updates = [], reconnectForMs = 60000 } = {}) {
+function makeRunner({ WebSocketImpl = WebSocket, fake = new FakePhotoshop(), fs = createUxpFs(), storage = createLocalStorage(), tokens = {}, updates = [], reconnectForMs = 60000 } = {}) {
   const runner = new JobRunner({
     ps: fake.module,
     fs,
-    WebSocket,
+    WebSocket: WebSocketImpl,
     storage,
     tokenFor: (url) => tokens[url] || null,
     onUpdate: (u) => updates.push(u),
