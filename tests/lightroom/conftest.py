@@ -95,11 +95,25 @@ def make_server(tmp_path):
         server.kill()
 
 
+def _shared_server(tmp_path_factory, delay: str):
+    shared = ServerProcess(tmp_path_factory.mktemp("server"), "--identity-delay", delay)
+    shared.start()
+    return shared
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One plain server shared by a module's tests (each job is its own; starting costs seconds)."""
-    shared = ServerProcess(tmp_path_factory.mktemp("server"), "--identity-delay", "0.02")
-    shared.start()
+    """One quick server shared by a module's tests (each job is its own; starting costs seconds)."""
+    shared = _shared_server(tmp_path_factory, "0.02")
+    yield shared
+    shared.kill()
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory):
+    """A shared server whose identity engine takes 0.2 s per step, so that jobs are seen queued
+    and running. Tests leave no job unfinished on it."""
+    shared = _shared_server(tmp_path_factory, "0.2")
     yield shared
     shared.kill()
 

@@ -118,8 +118,8 @@ def test_upscale_doubles_the_exported_photo(server, tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), pixels.repeat(2, 0).repeat(2, 1))
 
 
-def test_uploads_next_photo_while_server_renders(make_server, tmp_path):
-    server = make_server("--identity-delay", "0.1")  # 8 steps: 0.8 s per photo
+def test_uploads_next_photo_while_server_renders(slow_server, tmp_path):
+    server = slow_server  # 8 steps: 1.6 s per photo
     rng = np.random.default_rng(1)
     renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
     for r in renditions:
@@ -182,8 +182,8 @@ def test_lightroom_render_failure_and_bad_settings_are_reported(server, tmp_path
     assert job_posts(host) == []
 
 
-def test_cancel_stops_the_server_job(make_server, tmp_path):
-    server = make_server("--identity-delay", "0.2")  # 40 steps: 8 s, far longer than the test waits
+def test_cancel_stops_the_server_job(slow_server, tmp_path):
+    server = slow_server  # 40 steps: 8 s, far longer than the test waits
     rng = np.random.default_rng(5)
     renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
     originals = [write_tiff(r.path, random_pixels(rng, 16, 16, np.uint8)) for r in renditions]
@@ -302,8 +302,8 @@ def delete_job(server, job: str) -> None:
                            timeout=10).read()
 
 
-def test_full_queue_is_waited_out(make_server, tmp_path):
-    server = make_server("--identity-delay", "0.5")
+def test_full_queue_is_waited_out(slow_server, tmp_path):
+    server = slow_server
     filler = tmp_path / "filler.tif"
     write_tiff(filler, np.zeros((16, 16, 3), np.uint8))
     with urllib.request.urlopen(f"{server.address}/v1/info", timeout=10) as response:
@@ -329,30 +329,31 @@ def test_full_queue_is_waited_out(make_server, tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), pixels)
 
 
-def test_job_failing_on_the_server_fails_its_photo_alone(make_server, tmp_path):
-    server = make_server("--identity-delay", "0.3")  # photo 1 renders for 2.4 s: photo 2 waits queued
+def test_job_failing_on_the_server_fails_its_photo_alone(slow_server, tmp_path):
+    server = slow_server  # a photo renders for 1.6 s: the second accepted job waits queued
     rng = np.random.default_rng(9)
     renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
-    originals = [write_tiff(r.path, random_pixels(rng, 16, 16, np.uint8)) for r in renditions]
+    originals = [write_tiff(r.path, random_pixels(rng, 16, 16 + 8 * i, np.uint8)) for i, r in enumerate(renditions)]
+    sizes = [r.path.stat().st_size for r in renditions]  # tells the uploads apart
     host = LightroomHost()
-    damaged = []
+    damaged = {}
 
     def damage_second_job_on_disk(request):
-        """The stored upload of photo 2 is lost while it waits in the queue (a failing disk)."""
+        """The stored upload of the second accepted job is lost while it waits (a failing disk)."""
         if request.method == "POST" and request.status == 202 and len(accepted_jobs(host)) == 2:
             job = json.loads(request.body)["job"]
             (job_dir,) = [p for p in server.data_dir.rglob(job) if p.is_dir()]
             for stored in job_dir.iterdir():
                 stored.write_bytes(b"")
-            damaged.append(job)
+            damaged[sizes.index(request.body_bytes) + 1] = job
 
     host.response_hooks.append(damage_second_job_on_disk)
     host.run_export(host.property_table({"seamwise_address": server.address}), renditions)
 
     assert_no_task_errors(host)
-    assert damaged and settled_state(server, damaged[0]) == "failed"
+    ((photo, job),) = damaged.items()
+    assert settled_state(server, job) == "failed"
     done = host.records.done
-    assert done[1].success and done[3].success
-    assert not done[2].success
-    assert done[2].message == server_state(server, damaged[0])["error"]["message"]
-    np.testing.assert_array_equal(tifffile.imread(renditions[1].path), originals[1])  # untouched
+    assert {i: o.success for i, o in done.items()} == {i: i != photo for i in (1, 2, 3)}
+    assert done[photo].message == server_state(server, job)["error"]["message"]
+    np.testing.assert_array_equal(tifffile.imread(renditions[photo - 1].path), originals[photo - 1])
