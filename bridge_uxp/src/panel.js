@@ -66,7 +66,7 @@ class Panel {
 
   // ---- settings ------------------------------------------------------------------------
   _loadSettings() {
-    const defaults = { serverUrl: LOCAL_URL, mode: "refine", strength: 0.35, steps: 8, seed: 0, strategy: "memory", prompt: "" };
+    const defaults = { localUrl: LOCAL_URL, serverUrl: LOCAL_URL, mode: "refine", strength: 0.35, steps: 8, seed: 0, strategy: "memory", prompt: "" };
     try {
       return { ...defaults, ...JSON.parse(this.storage.getItem(SETTINGS_KEY) || "{}") };
     } catch (_) {
@@ -134,7 +134,9 @@ class Panel {
       this.server = { url, status: err.code === "unauthorized" ? "unauthorized" : "offline", info: null, error: err.message };
     }
     try {
-      this.peers = await this.api.peers(LOCAL_URL, this.tokens[LOCAL_URL]);
+      const local = this.settings.localUrl;
+      await this._loadToken(local);
+      this.peers = await this.api.peers(local, this.tokens[local]);
     } catch (_) {
       this.peers = [];
     }
@@ -164,9 +166,10 @@ class Panel {
   }
 
   _serverChoices() {
-    const choices = [{ label: "This computer", url: LOCAL_URL }];
+    const choices = [{ label: "This computer", url: this.settings.localUrl }];
     for (const p of this.peers) {
-      choices.push({ label: `${p.name} (${p.address}:${p.port})`, url: normaliseUrl(`${p.address}:${p.port}`) });
+      const where = `${p.address}:${p.port}`;
+      choices.push({ label: `${p.name} (${where})${p.online === false ? " – offline" : ""}`, url: normaliseUrl(where) });
     }
     if (!choices.some((c) => c.url === this.server.url)) choices.push({ label: this.server.url.replace(/^https?:\/\//, ""), url: this.server.url });
     choices.push({ label: "Other address…", url: null });
@@ -222,6 +225,7 @@ class Panel {
   _onUpdate(u) {
     if (u.phase) this.phase = u.phase;
     if (u.preview) this.preview(u.preview);
+    if (this.phase === "cancelled" || this.phase === "failed") this.preview(null);
     if (u.fraction !== undefined) this.el("progress").value = Math.round(100 * u.fraction);
     if (u.message !== undefined) {
       const done = ["done", "failed", "cancelled", "apply_pending"].includes(this.phase);

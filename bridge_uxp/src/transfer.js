@@ -74,10 +74,7 @@ async function downloadStream(conn, { job, stream, bytes, chunkBytes, chunks, fr
       }
       return;
     }
-    if (m.index < expected) {
-      conn.send({ type: "ack", job, stream, index: m.index }); // duplicate after a resend
-      continue;
-    }
+    if (m.index < expected) continue; // a chunk already stored (a stale frame of a replaced fetch)
     const { length } = chunkRange(m.index, bytes, chunkBytes);
     if (m.index !== expected || !(m.data instanceof Uint8Array) || m.data.length !== length) {
       throw new ServerError("bad_chunk", `Chunk ${m.index} of ${stream} is out of order or has the wrong length.`);

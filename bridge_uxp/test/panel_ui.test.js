@@ -43,7 +43,7 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.addInitScript(({ url }) => {
-    if (!localStorage.getItem("seamwise.settings")) localStorage.setItem("seamwise.settings", JSON.stringify({ serverUrl: url, steps: 12 }));
+    if (!localStorage.getItem("seamwise.settings")) localStorage.setItem("seamwise.settings", JSON.stringify({ serverUrl: url, localUrl: url, steps: 12 }));
   }, { url: server.url });
   await page.addInitScript({ content: harness.outputFiles[0].text });
   await page.goto(`file://${path.join(pluginDir, "index.html")}`);
@@ -99,6 +99,32 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   assert.equal(s.enhance.disabled, true, "Enhance disabled without a server");
   const offlineShot = path.join(ARTIFACTS, "panel-offline.png");
   await page.screenshot({ path: offlineShot });
+
+  // A LAN box typed in by hand: it asks for pairing, the code it printed unlocks it.
+  const box = await startServer({ lan: true });
+  t.after(() => box.stop());
+  const options = await page.evaluate(() => Array.from(document.querySelectorAll("#server-menu sp-menu-item")).map((i) => i.textContent));
+  assert.equal(options[options.length - 1], "Other address…");
+  await page.evaluate((n) => {
+    const picker = document.getElementById("server-picker");
+    picker.selectedIndex = n;
+    picker.dispatchEvent(new Event("change"));
+  }, options.length - 1);
+  assert.equal(await page.evaluate(() => document.getElementById("address-row").hidden), false);
+  await page.evaluate((address) => { document.getElementById("server-address").value = address; }, box.url.replace("http://", ""));
+  await page.click("#server-connect");
+  await page.waitForFunction(() => /needs pairing/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  s = await state();
+  assert.equal(s["pair-row"].hidden, false, "pairing row shown");
+  assert.equal(s.enhance.disabled, true, "Enhance disabled until paired");
+  const pairShot = path.join(ARTIFACTS, "panel-pairing.png");
+  await page.screenshot({ path: pairShot });
+  await page.evaluate((code) => { document.getElementById("pair-code").value = code; }, box.pairingCode);
+  await page.click("#pair-button");
+  await page.waitForFunction(() => /Connected/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  s = await state();
+  assert.equal(s["pair-row"].hidden, true);
+  assert.equal(s.enhance.disabled, false);
   assert.deepEqual(errors, [], "no uncaught errors in the page");
-  t.diagnostic(`screenshots: ${[idleShot, runningShot, doneShot, offlineShot].join(", ")}`);
+  t.diagnostic(`screenshots: ${[idleShot, runningShot, doneShot, offlineShot, pairShot].join(", ")}`);
 });

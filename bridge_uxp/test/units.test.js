@@ -96,3 +96,20 @@ test("controls follow the state", () => {
   s = controlStates({ server: { status: "unauthorized" }, phase: "idle" });
   assert.equal(s.pairRow.hidden, false);
 });
+
+test("server picker: this computer, the boxes the local server lists, a manual address, Other", () => {
+  const { Panel } = require("../src/panel");
+  const storage = { getItem: () => JSON.stringify({ serverUrl: "http://10.0.0.9:7000" }), setItem() {} };
+  const panel = new Panel({ document: {}, storage, fetch: async () => {} });
+  panel.peers = [
+    { id: "a", name: "Studio GPU", address: "192.168.1.20", port: 7821, online: true },
+    { id: "b", name: "Old box", address: "192.168.1.30", port: 7821, online: false },
+  ];
+  assert.deepEqual(panel._serverChoices(), [
+    { label: "This computer", url: "http://127.0.0.1:7821" },
+    { label: "Studio GPU (192.168.1.20:7821)", url: "http://192.168.1.20:7821" },
+    { label: "Old box (192.168.1.30:7821) – offline", url: "http://192.168.1.30:7821" },
+    { label: "10.0.0.9:7000", url: "http://10.0.0.9:7000" },
+    { label: "Other address…", url: null },
+  ]);
+});
