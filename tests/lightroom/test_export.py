@@ -259,7 +259,7 @@ def test_add_to_catalog_stacks_a_copy_above_the_original(server, tmp_path):
     assert (originals_dir / "IMG_1-seamwise.tif").read_bytes() == b"an older result"
 
 
-def test_unreachable_server_fails_each_photo_with_a_clear_message(tmp_path, monkeypatch):
+def test_unreachable_server_fails_each_photo_with_a_clear_message(tmp_path):
     write_tiff(tmp_path / "a.tif", np.zeros((16, 16, 3), np.uint8))
     host = LightroomHost()
     timing = host.require(b"SeamwiseSettings")[b"timing"]
