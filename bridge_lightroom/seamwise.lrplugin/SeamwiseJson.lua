@@ -27,7 +27,7 @@ function Json.encode(value)
 			error('JSON cannot hold ' .. tostring(value))
 		end
 		if value == math.floor(value) and math.abs(value) < 2 ^ 53 then
-			return string.format('%d', value)
+			return string.format('%.0f', value) -- %d goes through a C long: 32 bits on Windows
 		end
 		return string.format('%.17g', value)
 	elseif kind == 'boolean' then

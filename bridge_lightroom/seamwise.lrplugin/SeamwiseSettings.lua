@@ -104,7 +104,7 @@ function Settings.jobQuery(settings)
 		{ 'scale', string.format('%d', settings.scale) },
 		{ 'strength', string.format('%.4g', settings.strength) },
 		{ 'steps', string.format('%d', settings.steps) },
-		{ 'seed', string.format('%d', settings.seed) },
+		{ 'seed', string.format('%.0f', settings.seed) }, -- %d is a C long: 32 bits on Windows
 		{ 'strategy', settings.strategy },
 	}
 	local parts = {}
