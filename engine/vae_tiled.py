@@ -68,10 +68,11 @@ def _exact(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_
     return result.act.array
 
 
-def _fast(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_budget, attention, decode: bool) -> np.ndarray:
+def _fast(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_budget, attention, decode: bool,
+          thumb_px: int) -> np.ndarray:
     device, dtype = _model_dtype(vae)
     f = plan.scale()
-    longest = FAST_THUMB / f if decode else FAST_THUMB
+    longest = thumb_px / f if decode else thumb_px
     small, _ = thumbnail(x, max(1, int(longest)))
     runner = Runner(device, dtype, ActivationStore(ram_budget, store), tile, attention, record_attention=True)
     with torch.inference_mode():
@@ -90,7 +91,7 @@ def _fast(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_b
                 z = z.to(device, dtype)
                 return vae.decoder(pre(z) if pre is not None else z)
 
-            run_tiles(net, plan, x, thumb, out, max(1, tile // 8), 1, 1.0)
+            run_tiles(net, plan, x, thumb, out, max(1, int(tile // f)), 1, 1.0)
         else:
             post = vae.quant_conv
 
@@ -109,10 +110,11 @@ def _to_tensor(arr: np.ndarray, like: Tensor, dtype: torch.dtype) -> Tensor:
 
 def tiled_decode(
     vae, latents: Tensor, *, tile: int = DEFAULT_TILE, mode: str = "exact", store: str | None = None,
-    ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(),
+    ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(), thumb: int = FAST_THUMB,
 ) -> Tensor:
     """`vae.decode(latents).sample`, computed in tiles. Returns (B, C, 8h, 8w) on latents' device
-    in the model's dtype. `store` is the directory for activations that exceed `ram_budget`."""
+    in the model's dtype. `store` is the directory for activations that exceed `ram_budget` bytes;
+    `thumb` is fast mode's thumbnail size (longest side, output pixels)."""
     plan = decoder_plan(vae)
     _check(mode, tile, latents, vae.decoder.conv_in.in_channels, "latents")
     _, dtype = _model_dtype(vae)
@@ -120,7 +122,7 @@ def tiled_decode(
     for b in range(latents.shape[0]):
         z = latents[b : b + 1]
         arr = _exact(vae, plan, z, None, tile, store, ram_budget, attention) if mode == "exact" else \
-            _fast(vae, plan, z, None, tile, store, ram_budget, attention, decode=True)
+            _fast(vae, plan, z, None, tile, store, ram_budget, attention, decode=True, thumb_px=thumb)
         outs.append(_to_tensor(arr, latents, dtype))
     return torch.cat(outs)
 
@@ -128,6 +130,7 @@ def tiled_decode(
 def tiled_decode_into(
     vae, latents: Tensor, out: np.ndarray, *, tile: int = DEFAULT_TILE, mode: str = "exact",
     store: str | None = None, ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(),
+    thumb: int = FAST_THUMB,
 ) -> np.ndarray:
     """Decode one latent (1, C, h, w) straight into `out`, a writable (8h, 8w, C_out) float array
     (a numpy memmap is fine), so the full-resolution image exists only once, in the caller's array."""
@@ -144,15 +147,16 @@ def tiled_decode_into(
     if mode == "exact":
         _exact(vae, plan, latents, out, tile, store, ram_budget, attention)
     else:
-        _fast(vae, plan, latents, out, tile, store, ram_budget, attention, decode=True)
+        _fast(vae, plan, latents, out, tile, store, ram_budget, attention, decode=True, thumb_px=thumb)
     return out
 
 
 def tiled_encode(
     vae, image: Tensor, *, tile: int = DEFAULT_TILE, mode: str = "exact", store: str | None = None,
-    ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(),
+    ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(), thumb: int = FAST_THUMB,
 ):
-    """`vae.encode(image).latent_dist`, computed in tiles: a DiagonalGaussianDistribution."""
+    """`vae.encode(image).latent_dist`, computed in tiles: a DiagonalGaussianDistribution.
+    `thumb` is fast mode's thumbnail size (longest side, input pixels)."""
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
     plan = encoder_plan(vae)
@@ -162,6 +166,6 @@ def tiled_encode(
     for b in range(image.shape[0]):
         x = image[b : b + 1]
         arr = _exact(vae, plan, x, None, tile, store, ram_budget, attention) if mode == "exact" else \
-            _fast(vae, plan, x, None, tile, store, ram_budget, attention, decode=False)
+            _fast(vae, plan, x, None, tile, store, ram_budget, attention, decode=False, thumb_px=thumb)
         outs.append(_to_tensor(arr, image, dtype))
     return DiagonalGaussianDistribution(torch.cat(outs))

@@ -22,7 +22,7 @@ from torch import Tensor
 from .attention import AttentionPolicy, Bank, attend, finish, project_kv, tokens
 from .plan import AttnOp, ConvOp, Plan
 from .stats import ChannelMoments, NormAffine
-from .store import Activation, ActivationStore
+from .store import Activation, ActivationStore, RamActivation
 
 
 @dataclass
@@ -75,9 +75,10 @@ class Runner:
                 last_use[op.res] = i
         values = {"in": source}
         for i, op in enumerate(plan.ops):
-            dst = out if op.dst == "out" else None
             if isinstance(op, ConvOp):
-                values[op.dst] = self.conv(op, values[op.src], values.get(op.res) if op.res else None, dst)
+                dst = out if op.dst == "out" else None
+                res = values[op.res] if op.res else None
+                values[op.dst] = self.conv(op, values[op.src], res, dst, in_ram=op.dst == "out")
             else:
                 values[op.dst] = self.attn(op, values[op.src])
             for name in {op.src, getattr(op, "res", None)} - {None, "in"}:
@@ -86,7 +87,8 @@ class Runner:
         return values["out"]
 
     # -- convolution ---------------------------------------------------------------------------
-    def conv(self, op: ConvOp, src: Stored, res: Stored | None, dst: Activation | None) -> Stored:
+    def conv(self, op: ConvOp, src: Stored, res: Stored | None, dst: Activation | None, in_ram: bool = False) -> Stored:
+        """`in_ram`: the result is returned to the caller, so it lives in RAM whatever the budget."""
         h, w, _ = src.act.shape
         f = 2 if op.upsample else 1
         k, s = op.conv.kernel_size[0], op.conv.stride[0]
@@ -98,7 +100,7 @@ class Runner:
             norm = NormAffine.from_moments(op.norm, src.moments)
             self.norms[op.norm] = norm
         if dst is None:
-            dst = self.store.allocate(ho, wo, co, self.np_dtype)
+            dst = RamActivation(ho, wo, co, self.np_dtype) if in_ram else self.store.allocate(ho, wo, co, self.np_dtype)
         elif dst.shape != (ho, wo, co):
             raise ValueError(f"output array has shape {dst.shape}, expected {(ho, wo, co)}")
         moments = ChannelMoments.empty(co)
@@ -165,7 +167,7 @@ class Runner:
 
         bank = self._cell_bank(attn, src, normed)
         p = int(bank.row_edges[1])
-        margin = p * max(1, -(-self.attention.window // (4 * p)))
+        margin = p * max(1, -(-self.attention.window // (8 * p)))
         qt = max(p, (self.attention.window - 2 * margin) // p * p)
         for y0, y1, x0, x1 in tiles(h, w, qt, align=p):
             wy0, wy1, wx0, wx1 = max(y0 - margin, 0), min(y1 + margin, h), max(x0 - margin, 0), min(x1 + margin, w)

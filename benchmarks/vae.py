@@ -1,0 +1,239 @@
+"""Tiled VAE: exactness against the full-frame VAE, host memory at 16/64(/150) MP, extra work.
+
+    python -m benchmarks.vae [--quick] [--huge]
+
+Exactness: a random-weight AutoencoderKL (small SD-layout config), a synthetic photo-like image,
+tiled vs full-frame decode and encode for exact mode, fast mode and diffusers' own
+`enable_tiling` at the same tile size. Work: convolution FLOPs counted with torch's
+FlopCounterMode, tiled ÷ full frame. Memory: each decode runs in its own subprocess, which
+reports its peak resident set (ru_maxrss) and its resident set before decoding; the output is a
+float32 HxWx3 array in RAM, and the activation RAM budget equals the output's size, so everything
+beyond it spills to disk. --huge adds a 150 MP decode.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+# Small configurations of the production layouts (random weights; no download).
+_BASE = dict(
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    in_channels=3, out_channels=3,
+)
+VAE_LAYOUTS = {
+    # SD 1.x/2.x: 4 latent channels, quant_conv + post_quant_conv, 4 levels (×8), 2 layers/block.
+    "sd": dict(_BASE, block_out_channels=(16, 32, 32, 32), layers_per_block=2, norm_num_groups=8,
+               latent_channels=4, scaling_factor=0.18215),
+    # SDXL: the same module layout with SDXL's config flags.
+    "sdxl": dict(_BASE, block_out_channels=(16, 32, 32, 32), layers_per_block=2, norm_num_groups=8,
+                 latent_channels=4, scaling_factor=0.13025, force_upcast=True, sample_size=1024),
+    # FLUX: 16 latent channels, no quant convs, shift factor.
+    "flux": dict(_BASE, block_out_channels=(16, 32, 32, 32), layers_per_block=2, norm_num_groups=8,
+                 latent_channels=16, use_quant_conv=False, use_post_quant_conv=False,
+                 scaling_factor=0.3611, shift_factor=0.1159),
+    # Larger channel counts for the exactness benchmark.
+    "bench": dict(_BASE, block_out_channels=(32, 64, 128, 128), layers_per_block=2, norm_num_groups=16,
+                  latent_channels=4),
+    # Cheapest useful layout for the memory runs (3 levels, 1 layer/block).
+    "mem": dict(_BASE, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                block_out_channels=(8, 16, 16, 16), layers_per_block=1, norm_num_groups=8, latent_channels=4),
+}
+
+
+def small_vae(layout: str = "sd", seed: int = 0, dtype: torch.dtype = torch.float32):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**VAE_LAYOUTS[layout]).eval().requires_grad_(False)
+    # Random init leaves GroupNorm affines at 1/0; perturb them so statistics errors show.
+    g = torch.Generator().manual_seed(seed + 1)
+    for m in vae.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            m.weight.data = 1 + 0.3 * torch.randn(m.weight.shape, generator=g)
+            m.bias.data = 0.3 * torch.randn(m.bias.shape, generator=g)
+    return vae if dtype == torch.float32 else vae.to(dtype)
+
+
+def synthetic_photo(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A [-1, 1] image with a sky-like gradient, a few soft shapes and sensor-like grain."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.linspace(0, 1, height).view(-1, 1)
+    x = torch.linspace(0, 1, width).view(1, -1)
+    rgb = []
+    for c in range(3):
+        base = 0.6 * (y * (0.5 + 0.2 * c)) - 0.3 + 0.2 * torch.sin(6.0 * x + c)
+        for _ in range(4):
+            cy, cx, r, a = torch.rand(4, generator=g)
+            base = base + (a - 0.5) * torch.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (0.02 + 0.05 * r))
+        rgb.append(base)
+    img = torch.stack(rgb)[None]
+    img = img + 0.05 * torch.randn(img.shape, generator=g)
+    return img.clamp(-1, 1)
+
+
+def synthetic_latent(channels: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A latent-like field: smooth structure at several scales plus fine detail, unit-ish variance."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.zeros(1, channels, height, width)
+    for scale in (1, 4, 16):
+        coarse = torch.randn(1, channels, max(1, height // scale), max(1, width // scale), generator=g)
+        z += torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return z / math.sqrt(3)
+
+
+def conv_flops(fn) -> tuple[int, object]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        out = fn()
+    counts = counter.get_flop_counts().get("Global", {})
+    return sum(v for k, v in counts.items() if "convolution" in str(k)), out
+
+
+def _diffusers_tiled(vae, tile: int):
+    vae.enable_tiling()
+    vae.tile_sample_min_size = tile
+    vae.tile_latent_min_size = tile // 8
+    return vae
+
+
+def exactness(quick: bool) -> list[dict]:
+    from engine.vae_tiled import AttentionPolicy, tiled_decode, tiled_encode
+
+    side = 512 if quick else 1024
+    tile = 256
+    vae = small_vae("bench")
+    img = synthetic_photo(side, side * 3 // 4 if not quick else side)
+    rows = []
+    with torch.no_grad():
+        lat = vae.encode(img).latent_dist.mean  # what a pipeline would hand back to decode
+        cases = {
+            "decode": (lambda: vae.decode(lat).sample, lat, tiled_decode, lambda o: o),
+            "encode": (lambda: vae.encode(img).latent_dist.mean, img, tiled_encode, lambda o: o.mean),
+        }
+        for what, (full_fn, x, tiled_fn, unwrap) in cases.items():
+            t = time.perf_counter()
+            full_flops, ref = conv_flops(full_fn)
+            full_s = time.perf_counter() - t
+            methods = {
+                "exact": lambda: unwrap(tiled_fn(vae, x, tile=tile, mode="exact")),
+                "fast": lambda: unwrap(tiled_fn(vae, x, tile=tile, mode="fast")),
+                "fast, thumb 1/4": lambda: unwrap(tiled_fn(vae, x, tile=tile, mode="fast", thumb=side // 4)),
+                "exact, approx. attention": lambda: unwrap(tiled_fn(
+                    vae, x, tile=tile, attention=AttentionPolicy(max_tokens=1024, bank_tokens=256, window=32))),
+                "diffusers enable_tiling": lambda: (full_fn() if _diffusers_tiled(vae, tile) else None),
+            }
+            for name, fn in methods.items():
+                t = time.perf_counter()
+                flops, out = conv_flops(fn)
+                secs = time.perf_counter() - t
+                vae.disable_tiling()
+                err = (out.float() - ref.float()).abs()
+                rows.append(dict(
+                    op=what, method=name, megapixels=round(img.shape[2] * img.shape[3] / 1e6, 2),
+                    max_abs=float(err.max()), mean_abs=float(err.mean()),
+                    conv_flop_ratio=flops / full_flops, seconds=secs, full_frame_seconds=full_s,
+                ))
+    return rows
+
+
+def _memory_child(side_h: int, side_w: int, tile: int) -> None:
+    import resource
+    import threading
+
+    import psutil
+
+    from engine.vae_tiled import tiled_decode_into
+
+    vae = small_vae("mem")
+    lat = synthetic_latent(4, side_h // 8, side_w // 8)
+    out = np.zeros((side_h, side_w, 3), np.float32)
+    out[:] = 0  # the output image, once, resident
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def sample():  # ru_maxrss would also count transients of import time; sample the decode itself
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t = time.perf_counter()
+    tiled_decode_into(vae, lat, out, tile=tile, ram_budget=out.nbytes)
+    secs = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    print(json.dumps(dict(before=before, peak=peak[0], seconds=secs, output_bytes=out.nbytes,
+                          lifetime_max=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                          finite=bool(np.isfinite(out[::97, ::97]).all()))))
+
+
+def memory(sizes: list[int], tile: int) -> list[dict]:
+    rows = []
+    vae = small_vae("mem")
+    widest = max(vae.config.block_out_channels[:1])
+    for mp in sizes:
+        w = int(math.sqrt(mp * 1e6 * 3 / 2)) // 8 * 8
+        h = int(mp * 1e6 / w) // 8 * 8
+        env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.vae", "--child", str(h), str(w), str(tile)],
+            capture_output=True, text=True, env=env, check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory run at {mp} MP failed:\n{proc.stderr[-3000:]}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        act = h * w * widest * 4  # one full-resolution float32 activation
+        rows.append(dict(
+            megapixels=round(h * w / 1e6, 1), size=f"{w}x{h}", seconds=r["seconds"],
+            output_gib=r["output_bytes"] / 2**30, peak_rss_gib=r["peak"] / 2**30,
+            rss_before_gib=r["before"] / 2**30, decode_rss_gib=(r["peak"] - r["before"]) / 2**30,
+            decode_extra_over_output=(r["peak"] - r["before"]) / r["output_bytes"],
+            full_res_activation_gib=act / 2**30, finite=r["finite"],
+        ))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="0.26 MP exactness, 4 and 16 MP memory runs")
+    ap.add_argument("--huge", action="store_true", help="add a 150 MP decode to the memory runs")
+    ap.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if args.child:
+        _memory_child(*args.child)
+        return
+
+    ex = exactness(args.quick)
+    print("Exactness vs full-frame (random-weight AutoencoderKL, float32, tile 256 px)")
+    print(f"{'op':7} {'method':26} {'MP':>5} {'max abs':>10} {'mean abs':>10} {'conv FLOPs':>10} {'s':>7} {'full s':>7}")
+    for r in ex:
+        print(f"{r['op']:7} {r['method']:26} {r['megapixels']:5.2f} {r['max_abs']:10.2e} {r['mean_abs']:10.2e} "
+              f"{r['conv_flop_ratio']:9.3f}x {r['seconds']:7.2f} {r['full_frame_seconds']:7.2f}")
+
+    sizes = [4, 16] if args.quick else [16, 64] + ([150] if args.huge else [])
+    mem = memory(sizes, tile=512)
+    print("\nExact tiled decode into a float32 HxWx3 array; activation RAM budget = output size")
+    print("(RSS before = after imports, model and output allocation; peak sampled every 5 ms during the decode)")
+    print(f"{'MP':>6} {'size':>12} {'seconds':>8} {'output GiB':>10} {'RSS before':>10} {'peak RSS GiB':>12} "
+          f"{'extra/output':>12} {'1 full-res act. GiB':>19}")
+    for r in mem:
+        print(f"{r['megapixels']:6.1f} {r['size']:>12} {r['seconds']:8.1f} {r['output_gib']:10.2f} "
+              f"{r['rss_before_gib']:10.2f} {r['peak_rss_gib']:12.2f} {r['decode_extra_over_output']:12.2f} "
+              f"{r['full_res_activation_gib']:19.2f}")
+    print(json.dumps(dict(exactness=ex, memory=mem, machine="2-core CPU" if not torch.cuda.is_available() else "cuda")))
+
+
+if __name__ == "__main__":
+    main()
