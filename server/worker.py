@@ -162,11 +162,11 @@ class Worker:
         store = self.store
         h = job.image
         dtype = np.dtype(DTYPES[h["depth"]])
-        image = np.memmap(store.path(job.id, "image.raw"), dtype=dtype, mode="r",
+        image = np.memmap(store.path(job.id, "image.raw"), dtype=dtype, mode="c",
                           shape=(h["height"], h["width"], h["channels"]))
         mask = None
         if job.mask:
-            mask = np.memmap(store.path(job.id, "mask.raw"), dtype=np.uint8, mode="r",
+            mask = np.memmap(store.path(job.id, "mask.raw"), dtype=np.uint8, mode="c",
                              shape=(h["height"], h["width"]))
         t0 = time.monotonic()
         state = {"progress_at": 0.0, "preview_at": 0.0}

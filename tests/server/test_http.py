@@ -1,6 +1,7 @@
 """HTTP API: TIFF/PNG in, the same format, depth and ICC profile out."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -96,3 +97,27 @@ def test_http_errors(server_factory):
             assert info["protocol"] == 1 and info["limits"]["max_pixels"] == 200_000_000
 
     run(go())
+
+
+def test_http_preview_and_progress_while_running(server_factory):
+    srv = server_factory("--identity-delay", "0.1")
+    png = encode_image(Picture(np.full((64, 64, 3), 200, np.uint8), None, "png"), "png")
+
+    async def go():
+        async with HttpClient(srv.url) as h:
+            acc = await h.submit(png, "image/png", steps=30)
+            with pytest.raises(ServerError):
+                await h.request("GET", f"/v1/jobs/{acc['job']}/preview", expect_json=False)
+            for _ in range(100):
+                st = await h.status(acc["job"])
+                if st["state"] == "running" and st["progress"] and st["progress"]["step"] >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert st["position"] == 0 and 0 < st["progress"]["fraction"] < 1
+            await asyncio.sleep(0.6)
+            jpeg = await h.request("GET", f"/v1/jobs/{acc['job']}/preview", expect_json=False)
+            await h.delete(acc["job"])
+            return jpeg
+
+    jpeg = run(go())
+    assert jpeg[:3] == b"\xff\xd8\xff"
