@@ -3,15 +3,15 @@
 Retouchers hand us 16-bit TIFFs with embedded profiles; a round trip through Seamwise must give
 back the same depth, the same channel layout and the same ICC bytes. Pillow covers 8-bit files and
 JPEG, tifffile covers TIFF at every depth, and imagecodecs' libpng covers 16-bit PNG (which Pillow
-cannot hold as RGB). The only thing handled here by hand is the PNG `iCCP` chunk of 16-bit files,
-which is container metadata, not pixel coding.
+cannot hold as RGB). The only thing handled here by hand are the PNG `iCCP`, `eXIf` and `iTXt`
+chunks of 16-bit files, which are container metadata, not pixel coding.
 """
 from __future__ import annotations
 
 import io
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,10 @@ MIN_SIDE = 16
 FORMATS = ("png", "tiff", "jpeg")
 _SUFFIX_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# TIFF ASCII tags worth keeping: ImageDescription, Make, Model, DateTime, Artist, Copyright.
+_TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
+_TIFF_XMP, _TIFF_IPTC = 700, 33723
+_PNG_XMP_KEY = b"XML:com.adobe.xmp"
 
 
 class ImageError(ValueError):
@@ -35,6 +39,10 @@ class Picture:
     pixels: np.ndarray   # H x W x C, C in 1..4, uint8 / uint16 / float32
     icc: bytes | None
     format: str          # "png" | "tiff" | "jpeg"
+    # Descriptive metadata carried from input to output so that copyright, captions and
+    # keywords survive a round trip: "xmp" and "exif" (raw bytes), "iptc" (raw IPTC-NAA
+    # bytes) and TIFF text tags by number ("tiff:315" = Artist, "tiff:33432" = Copyright).
+    metadata: dict = field(default_factory=dict)
 
     @property
     def depth(self) -> int:
@@ -113,15 +121,15 @@ def write_image(path: str | Path, picture: Picture) -> None:
 def encode_image(picture: Picture, fmt: str) -> bytes:
     px = _validated(picture.pixels)
     if fmt == "tiff":
-        return _encode_tiff(px, picture.icc)
+        return _encode_tiff(px, picture.icc, picture.metadata)
     if fmt == "png":
         if px.dtype == np.float32:
             raise ImageError("PNG cannot hold 32-bit float pixels; write a TIFF")
-        return _encode_png(px, picture.icc)
+        return _encode_png(px, picture.icc, picture.metadata)
     if fmt == "jpeg":
         if px.dtype != np.uint8 or px.shape[2] not in (1, 3):
             raise ImageError("JPEG holds 8-bit grey or RGB only; write a PNG or TIFF")
-        return _encode_pillow(px, picture.icc, "JPEG", quality=95, subsampling=0)
+        return _encode_pillow(px, picture.icc, "JPEG", picture.metadata, quality=95, subsampling=0)
     raise ImageError(f"unknown format {fmt!r}")
 
 
@@ -157,28 +165,41 @@ def _decode_png(data: bytes) -> Picture:
     import imagecodecs
 
     px = imagecodecs.png_decode(data)
-    icc = None
+    icc, metadata = None, {}
     for kind, body, _ in _png_chunks(data):
         if kind == b"iCCP":
             name_end = body.index(b"\x00")
             icc = zlib.decompress(body[name_end + 2:])
-        elif kind == b"IDAT":
+        elif kind == b"eXIf":
+            metadata["exif"] = body
+        elif kind == b"iTXt" and body.startswith(_PNG_XMP_KEY + b"\x00"):
+            compressed = body[len(_PNG_XMP_KEY) + 1] == 1
+            text = body[len(_PNG_XMP_KEY) + 3:].split(b"\x00", 2)[2]   # skip language and keyword
+            metadata["xmp"] = zlib.decompress(text) if compressed else text
+        elif kind == b"IEND":
             break
-    return Picture(_validated(px), icc, "png")
+    return Picture(_validated(px), icc, "png", metadata)
 
 
-def _encode_png(px: np.ndarray, icc: bytes | None) -> bytes:
+def _encode_png(px: np.ndarray, icc: bytes | None, metadata: dict) -> bytes:
     if px.dtype == np.uint8:
-        return _encode_pillow(px, icc, "PNG", compress_level=4)
+        return _encode_pillow(px, icc, "PNG", metadata, compress_level=4)
     import imagecodecs
 
     data = bytes(imagecodecs.png_encode(px if px.shape[2] > 1 else px[:, :, 0], level=4))
-    if icc is None:
-        return data
-    body = b"ICC profile\x00\x00" + zlib.compress(icc)
-    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    chunks = []
+    if icc:
+        chunks.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
+    if metadata.get("exif"):
+        chunks.append(_png_chunk(b"eXIf", metadata["exif"]))
+    if metadata.get("xmp"):
+        chunks.append(_png_chunk(b"iTXt", _PNG_XMP_KEY + b"\x00\x00\x00\x00\x00" + metadata["xmp"]))
     ihdr_end = len(_PNG_MAGIC) + 8 + 13 + 4
-    return data[:ihdr_end] + chunk + data[ihdr_end:]
+    return data[:ihdr_end] + b"".join(chunks) + data[ihdr_end:]
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 # --- Pillow (8-bit PNG, JPEG) -------------------------------------------------------------------
@@ -189,6 +210,7 @@ def _decode_pillow(data: bytes, fmt: str) -> Picture:
     with Image.open(io.BytesIO(data)) as im:
         check_dimensions(im.width, im.height, len(im.getbands()))
         icc = im.info.get("icc_profile")
+        metadata = _pillow_metadata(im)
         if im.mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         elif im.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV") or im.mode.startswith("I") or im.mode == "F":
@@ -196,11 +218,34 @@ def _decode_pillow(data: bytes, fmt: str) -> Picture:
                 raise ImageError("CMYK images are not supported; convert to RGB first")
             im = im.convert("RGB") if im.mode != "1" else im.convert("L")
         px = np.asarray(im)
-    return Picture(_validated(px), icc or None, fmt)
+    return Picture(_validated(px), icc or None, fmt, metadata)
 
 
-def _encode_pillow(px: np.ndarray, icc: bytes | None, fmt: str, **options) -> bytes:
-    from PIL import Image
+def _pillow_metadata(im) -> dict:
+    metadata = {}
+    exif = im.info.get("exif")
+    if exif:
+        metadata["exif"] = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if xmp:
+        metadata["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+    return metadata
+
+
+def _encode_pillow(px: np.ndarray, icc: bytes | None, fmt: str, metadata: dict | None = None,
+                   **options) -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    metadata = metadata or {}
+    if metadata.get("exif"):  # kept as a bare TIFF structure; JPEG's APP1 wants its header
+        options["exif"] = (b"Exif\x00\x00" if fmt == "JPEG" else b"") + metadata["exif"]
+    if metadata.get("xmp"):
+        if fmt == "PNG":
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", metadata["xmp"].decode("utf-8", "replace"))
+            options["pnginfo"] = info
+        else:
+            options["xmp"] = metadata["xmp"]
 
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[px.shape[2]]
     im = Image.fromarray(px[:, :, 0] if px.shape[2] == 1 else px, mode=mode)
@@ -227,15 +272,41 @@ def _decode_tiff(data: bytes) -> Picture:
             px = np.moveaxis(px, 0, -1)
         icc_tag = page.tags.get(34675)
         icc = bytes(icc_tag.value) if icc_tag is not None else None
+        metadata = _tiff_metadata(page)
     if px.dtype not in (np.uint8, np.uint16, np.float32):
         if px.dtype == np.float64 or px.dtype == np.float16:
             px = px.astype(np.float32)
         else:
             raise ImageError(f"TIFF sample type {px.dtype} is not supported (8/16-bit or 32-bit float)")
-    return Picture(_validated(px), icc, "tiff")
+    return Picture(_validated(px), icc, "tiff", metadata)
 
 
-def _encode_tiff(px: np.ndarray, icc: bytes | None) -> bytes:
+def _tiff_metadata(page) -> dict:
+    metadata = {}
+    for code in _TIFF_TEXT_TAGS:
+        tag = page.tags.get(code)
+        if tag is not None and isinstance(tag.value, str) and tag.value:
+            metadata[f"tiff:{code}"] = tag.value
+    for code, key in ((_TIFF_XMP, "xmp"), (_TIFF_IPTC, "iptc")):
+        tag = page.tags.get(code)
+        if tag is not None:
+            value = tag.value
+            metadata[key] = value.tobytes() if isinstance(value, np.ndarray) else bytes(value)
+    return metadata
+
+
+def _tiff_extratags(metadata: dict) -> list[tuple]:
+    tags = []
+    for key, value in metadata.items():
+        if key.startswith("tiff:") and int(key[5:]) in _TIFF_TEXT_TAGS:
+            tags.append((int(key[5:]), "s", 0, value, True))
+    for code, key in ((_TIFF_XMP, "xmp"), (_TIFF_IPTC, "iptc")):
+        if metadata.get(key):
+            tags.append((code, "B", len(metadata[key]), metadata[key], True))
+    return tags
+
+
+def _encode_tiff(px: np.ndarray, icc: bytes | None, metadata: dict) -> bytes:
     import tifffile
 
     out = io.BytesIO()
@@ -243,5 +314,6 @@ def _encode_tiff(px: np.ndarray, icc: bytes | None) -> bytes:
     extrasamples = ("unassalpha",) if px.shape[2] in (2, 4) else None
     tifffile.imwrite(out, px if px.shape[2] > 1 else px[:, :, 0], photometric=photometric,
                      extrasamples=extrasamples, iccprofile=icc, compression="zlib",
-                     predictor=px.dtype != np.float32, bigtiff=px.nbytes > 2**31 - 2**20)
+                     predictor=px.dtype != np.float32, bigtiff=px.nbytes > 2**31 - 2**20,
+                     metadata=None, extratags=_tiff_extratags(metadata))
     return out.getvalue()

@@ -83,3 +83,28 @@ def test_write_is_atomic_on_failure(tmp_path):
     with pytest.raises(ImageError, match="cannot write"):
         write_image(target, Picture(np.zeros((16, 16, 3), np.uint8), None, "png"))
     assert not list(tmp_path.rglob("*.partial"))
+
+
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:rights>(c) Studio</dc:rights>'
+       b'</rdf:Description></rdf:RDF></x:xmpmeta>')
+
+
+@pytest.mark.parametrize("dtype,fmt", [(np.uint8, "png"), (np.uint16, "png"), (np.uint8, "tiff"),
+                                       (np.uint16, "tiff"), (np.float32, "tiff"), (np.uint8, "jpeg")])
+def test_descriptive_metadata_survives_a_round_trip(dtype, fmt):
+    """Copyright and captions (XMP, TIFF text tags) must not be stripped by processing."""
+    metadata = {"xmp": XMP}
+    if fmt != "tiff":
+        from PIL import Image
+        exif = Image.Exif()
+        exif[0x8298] = "(c) Studio 2026"
+        metadata["exif"] = exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif") else exif.tobytes()
+    else:
+        metadata.update({"tiff:33432": "(c) Studio 2026", "tiff:315": "A. Photographer",
+                         "iptc": b"\x1c\x02\x74\x00\x0c(c) Studio 26"})
+    pixels = _random(dtype, (24, 40, 3))
+    back = decode_image(encode_image(Picture(pixels, ICC, fmt, metadata), fmt))
+    for key, value in metadata.items():
+        assert back.metadata.get(key) == value, key
+    assert back.icc == ICC
