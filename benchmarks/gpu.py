@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("benchmarks.gpu: no CUDA device (use --quick for the CPU check)")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    megapixels = 0.4 if args.quick else args.megapixels
+    megapixels = 0.25 if args.quick else args.megapixels
     steps = 2 if args.quick else args.steps
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     unet_params = sum(p.numel() for p in adapter.unet.parameters())
     print(f"benchmarks.gpu: {device_name}, {str(dtype).replace('torch.', '')}, UNet "
-          f"{unet_params / 1e9:.2f} B params (random weights), canvas {w * 8}x{h * 8} px "
+          f"{unet_params / 1e6:,.1f} M params (random weights), canvas {w * 8}x{h * 8} px "
           f"({out_mp:.1f} MP), {steps} steps, tile {tile_px} px, batch {args.batch_size}")
     print(f"{'strategy':<10}{'seconds':>10}{'MP/s':>10}{'peak VRAM GiB':>15}{'tiles/step':>12}"
           f"{'evals/MP':>10}{'overlap':>9}")

@@ -108,25 +108,32 @@ class StableDiffusionAdapter:
     @torch.no_grad()
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
                    windows: list[Window], cond: Conditioning) -> torch.Tensor:
+        """Guided runs make one UNet call per branch (unconditional, then conditional), each over
+        exactly the engine's batch: device memory stays what the engine planned for, and memory
+        mechanisms that follow the batch window by window (pooled GroupNorm statistics) see the
+        windows they expect."""
         n = x_t.shape[0]
         if n != len(windows):
             raise ValueError(f"{n} window samples but {len(windows)} windows")
         embeds = cond.extra["embeds"].to(self.device)
-        guided = embeds.shape[0] == 2
-        reps = 2 if guided else 1
-        x_in = torch.cat([x_t] * reps) if guided else x_t
-        context = embeds.repeat_interleave(n, dim=0)              # [neg]*n + [pos]*n
-        timestep = t.to(self.device, torch.float32).reshape(-1)[:1].expand(n * reps)
-        kwargs = {}
-        if self.is_xl:
-            ids = self.time_ids(windows, cond.position).repeat(reps, 1)
-            pooled = cond.extra["pooled"].to(self.device).repeat_interleave(n, dim=0)
-            kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": ids}
-        out = self.unet(x_in, timestep, encoder_hidden_states=context, **kwargs).sample
-        out = out.float()
-        if guided:
-            uncond, text = out.chunk(2)
-            out = uncond + cond.extra["guidance"] * (text - uncond)
+        pooled = cond.extra.get("pooled")
+        timestep = t.to(self.device, torch.float32).reshape(-1)[:1].expand(n)
+        ids = self.time_ids(windows, cond.position) if self.is_xl else None
+
+        def branch(i: int) -> torch.Tensor:
+            kwargs = {}
+            if self.is_xl:
+                kwargs["added_cond_kwargs"] = {
+                    "text_embeds": pooled[i:i + 1].to(self.device).expand(n, -1),
+                    "time_ids": ids}
+            context = embeds[i:i + 1].expand(n, -1, -1)
+            return self.unet(x_t, timestep, encoder_hidden_states=context, **kwargs).sample.float()
+
+        if embeds.shape[0] == 2:
+            uncond = branch(0)
+            out = uncond + cond.extra["guidance"] * (branch(1) - uncond)
+        else:
+            out = branch(0)
         x0 = x0_from_prediction(out, x_t.float(), alpha_bar, self.prediction_type)
         return x0.to(x_t.dtype)
 
