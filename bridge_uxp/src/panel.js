@@ -56,12 +56,12 @@ class Panel {
     this._showSettings();
     this._render();
     await this._loadToken(this.server.url);
-    await this.refresh();
     const record = JobRunner.storedRecord(this.storage);
-    if (record) {
+    if (record && record.serverUrl !== this.server.url) {
+      this.server.url = record.serverUrl; // go back to the server that has the job
       await this._loadToken(record.serverUrl);
-      this._run((runner) => runner.resume(record));
     }
+    await this.refresh();
   }
 
   // ---- settings ------------------------------------------------------------------------
@@ -142,6 +142,15 @@ class Panel {
     }
     this._fillServerMenu();
     this._render();
+    this._resumeStored();
+  }
+
+  /** A job left by a reloaded panel, or by a server that was away too long, goes on. */
+  _resumeStored() {
+    if (BUSY.has(this.phase) || this.phase === "apply_pending") return;
+    const record = JobRunner.storedRecord(this.storage);
+    if (!record || !record.job || record.serverUrl !== this.server.url || this.server.status !== "ok") return;
+    this._run((runner) => runner.resume(record));
   }
 
   async _choose(url) {

@@ -359,6 +359,8 @@ async function writeResult(ps, plan, { name, result, seams, mask }) {
       const seamLayer = await doc.createLayer({ name: `${name} seam risk` });
       await putBands(ps, { ...common, layerID: seamLayer.id, components: 3, profile, readBand: readSeams });
       seamLayer.visible = false;
+      // Leave the result selected, not the hidden seam layer (the next Enhance reads the active layer).
+      await ps.action.batchPlay([{ _obj: "select", _target: [{ _ref: "layer", _id: layer.id }], makeVisible: false }], {});
       await host.resumeHistory(suspension, true);
       return { documentID: doc.id, layerID: layer.id, seamLayerID: seamLayer.id };
     } catch (err) {

@@ -64,6 +64,18 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   const idleShot = path.join(ARTIFACTS, "panel-idle.png");
   await page.screenshot({ path: idleShot });
 
+  // The panel is reloaded while a job renders (a fresh page: the fake document is rebuilt as it was,
+  // so this runs first, while the document still has only its background layer).
+  await page.click("#enhance");
+  await page.waitForFunction(() => /step/.test(document.getElementById("progress-label").textContent), null, { timeout: 20000 });
+  const jobBefore = await page.evaluate(() => JSON.parse(localStorage.getItem("seamwise.activeJob")).job);
+  await page.reload();
+  await page.waitForFunction(() => /Added layer/.test(document.getElementById("message").textContent), null, { timeout: 60000 });
+  const resumed = await page.evaluate(() => window.__fake.activeDocument.layers.map((l) => l.name));
+  assert.equal(resumed.length, 3, "the resumed job placed its layer");
+  assert.ok(resumed[1].endsWith(jobBefore.slice(0, 8)), "the same job, not a new one");
+  assert.equal(await page.evaluate(() => localStorage.getItem("seamwise.activeJob")), null);
+
   await page.click("#enhance");
   await page.waitForFunction(() => !document.getElementById("cancel").hasAttribute("disabled"), null, { timeout: 20000 });
   s = await state();
@@ -78,9 +90,14 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   assert.equal(s.enhance.disabled, false);
   assert.equal(s.cancel.disabled, true);
   const layers = await page.evaluate(() => window.__fake.activeDocument.layers.map((l) => [l.name, l.visible]));
-  assert.equal(layers.length, 3);
-  assert.match(layers[1][0], /^Seamwise refine /);
-  assert.deepEqual(layers[2][1], false, "seam-risk layer hidden");
+  assert.equal(layers.length, 5, "two jobs, two layers each");
+  const results = layers.filter(([name]) => /^Seamwise refine \S+$/.test(name));
+  const seamLayers = layers.filter(([name]) => / seam risk$/.test(name));
+  assert.equal(results.length, 2);
+  assert.ok(seamLayers.every(([, visible]) => visible === false), "seam-risk layers hidden");
+  const active = await page.evaluate(() => window.__fake.activeDocument.activeLayers.map((l) => l.name));
+  const message = await page.evaluate(() => document.getElementById("message").textContent);
+  assert.ok(message.includes(active[0]), "the new result layer is left selected");
   const doneShot = path.join(ARTIFACTS, "panel-done.png");
   await page.screenshot({ path: doneShot });
 
@@ -89,7 +106,7 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   await page.waitForFunction(() => /step/.test(document.getElementById("progress-label").textContent), null, { timeout: 20000 });
   await page.click("#cancel");
   await page.waitForFunction(() => /Cancelled/.test(document.getElementById("message").textContent), null, { timeout: 20000 });
-  assert.equal(await page.evaluate(() => window.__fake.activeDocument.layers.length), 3, "cancel adds nothing");
+  assert.equal(await page.evaluate(() => window.__fake.activeDocument.layers.length), 5, "cancel adds nothing");
 
   // The server goes away: Refresh says so and Enhance is disabled.
   await server.stop();

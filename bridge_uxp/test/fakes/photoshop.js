@@ -322,6 +322,14 @@ class FakePhotoshop {
       else throw new Error(`fake: mask ${how} is not modelled`);
       return {};
     }
+    if (d._obj === "select" && d._target && d._target[0]._ref === "layer" && d._target[0]._id !== undefined) {
+      this._requireModal("select layer");
+      const doc = this.activeDocument;
+      const layer = doc.layerById(d._target[0]._id);
+      doc._change("Select Layer");
+      doc.activeLayers = [layer];
+      return {};
+    }
     throw new Error(`fake: batchPlay ${JSON.stringify(d).slice(0, 120)} is not modelled`);
   }
 }
