@@ -88,15 +88,13 @@ class Connection {
    * @param {?string} options.token     bearer token for LAN servers
    * @param {Function} options.WebSocket WebSocket constructor
    * @param {(msg: object) => void} [options.onEvent] progress and preview frames
-   * @param {(err: Error) => void} [options.onClose] called once when the socket goes away
    */
-  constructor({ serverUrl, token = null, WebSocket, onEvent = () => {}, onClose = () => {} }) {
+  constructor({ serverUrl, token = null, WebSocket, onEvent = () => {} }) {
     if (typeof WebSocket !== "function") throw new TypeError("A WebSocket constructor is required.");
     this.serverUrl = serverUrl;
     this.token = token;
     this.WebSocketImpl = WebSocket;
     this.onEvent = onEvent;
-    this.onClose = onClose;
     this.mailbox = new Mailbox();
     this.socket = null;
     this.welcome = null;
@@ -196,7 +194,6 @@ class Connection {
     const error = new ConnectionLost(why);
     error.closeCode = code;
     this.mailbox.fail(error);
-    this.onClose(error);
   }
 }
 

@@ -350,7 +350,7 @@ class JobRunner {
     let mask = null;
     if (plan.selection) mask = this.spools.mask || (await this._openSources()).mask;
     this._update({ phase: "applying", fraction: 1, message: "Placing the result…" });
-    this.placed = await psio.writeResult(this.ps, plan, {
+    await psio.writeResult(this.ps, plan, {
       name,
       result: { ...result, colorProfile: this.record.colorProfile, read: (o, n) => resultSpool.read(o, n) },
       seams: { width: seams.width, height: seams.height, read: (o, n) => seamSpool.read(o, n) },
