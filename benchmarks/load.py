@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +65,7 @@ def main(argv=None) -> dict:
         "p50_s": round(float(np.percentile(lat, 50)), 3),
         "p95_s": round(float(np.percentile(lat, 95)), 3),
         "max_s": round(float(lat.max()), 3), "wall_s": round(wall, 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     print(f"{'clients':<22}{figures['clients']}")
     print(f"{'image':<22}{figures['image']}")
@@ -73,6 +75,7 @@ def main(argv=None) -> dict:
     print(f"{'latency p50 / p95':<22}{figures['p50_s']} s / {figures['p95_s']} s "
           f"(max {figures['max_s']} s)")
     print(f"{'wall':<22}{figures['wall_s']} s")
+    print(f"{'load average (1 min)':<22}{figures['load_average_1m']}")
     for f in failed[:5]:
         print("failure:", f)
     print(json.dumps(figures))

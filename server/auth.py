@@ -16,6 +16,7 @@ from typing import Optional
 
 CODE_TTL_S = 600.0
 MAX_FAILURES = 5
+LAST_USED_RESOLUTION_S = 60.0
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
@@ -86,10 +87,13 @@ class Auth:
         if not isinstance(token, str) or "." not in token or len(token) > 200:
             return None
         token_id, secret = token.split(".", 1)
-        row = self.db.execute("SELECT salt, hash FROM tokens WHERE id = ?", (token_id,)).fetchone()
+        row = self.db.execute("SELECT salt, hash, last_used FROM tokens WHERE id = ?",
+                              (token_id,)).fetchone()
         if row is None or not hmac.compare_digest(row[1], _digest(row[0], secret)):
             return None
-        self.db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))
+        now = time.time()
+        if row[2] is None or now - row[2] > LAST_USED_RESOLUTION_S:   # not a disk write per request
+            self.db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (now, token_id))
         return token_id
 
     def list(self) -> list[dict]:

@@ -94,13 +94,19 @@ def run_tokens(args: argparse.Namespace) -> int:
         if not tokens:
             print("no paired devices")
         for t in tokens:
-            print(f"{t['id']}  {t['name']}")
+            used = _when(t["last_used"]) if t["last_used"] else "never used"
+            print(f"{t['id']}  {t['name']}  (paired {_when(t['created'])}, last used {used})")
         return 0
     if auth.revoke(args.token_id):
         print(f"revoked {args.token_id}")
         return 0
     print(f"seamwise tokens: error: no token {args.token_id}", file=sys.stderr)
     return 1
+
+
+def _when(ts: float) -> str:
+    import time
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def run_pair(args: argparse.Namespace) -> int:

@@ -22,9 +22,34 @@ log = logging.getLogger("seamwise.server")
 EXPIRY_SWEEP_S = 300.0
 
 
+class DataDirBusy(OSError):
+    pass
+
+
+def lock_data_dir(data_dir):
+    """Hold an exclusive lock on the data directory for the life of the process.
+
+    Two servers on one job store would run each other's jobs; the kernel drops the lock when the
+    process dies, so a crashed server never blocks its restart.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    f = open(data_dir / "server.lock", "a+")
+    try:
+        import fcntl
+    except ImportError:          # Windows: no advisory locks here; rely on the port instead
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise DataDirBusy(f"another Seamwise server is using {data_dir}") from None
+    return f
+
+
 class ServerState:
     def __init__(self, config: ServerConfig):
         self.config = config
+        self._lock = lock_data_dir(config.data_dir)
         self.db = open_db(config.data_dir)
         self.store = JobStore(self.db, config.data_dir)
         self.auth = Auth(self.db)

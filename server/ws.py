@@ -18,6 +18,7 @@ from .validate import chunk_count, validate_chunk_bytes, validate_image_header, 
 log = logging.getLogger("seamwise.ws")
 
 HELLO_TIMEOUT_S = 30.0
+MAX_QUEUED_EVENTS = 256
 DOWNLOAD_STREAMS = ("result", "seams")
 
 
@@ -74,6 +75,9 @@ class Session:
             await self.ws.send_bytes(frame)
 
     def _deliver(self, event: dict) -> None:
+        # A client that stops reading must not make the server hoard its progress events.
+        if event["type"] in ("progress", "preview") and self.out.qsize() > MAX_QUEUED_EVENTS:
+            return
         self.send(event)
 
     def watch(self, job_id: str) -> None:

@@ -294,3 +294,13 @@ def test_hello_rules(server):
             assert msgpack.unpackb(msg.data)["code"] == "bad_request"
 
     run(go())
+
+
+def test_a_second_server_cannot_share_the_data_dir(server):
+    import subprocess
+    import sys
+    from .conftest import REPO
+    p = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0", "--engine",
+                        "identity", "--no-discovery", "--data-dir", str(server.data_dir)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "another Seamwise server" in p.stderr
