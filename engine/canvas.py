@@ -120,6 +120,9 @@ class CanvasDenoiser:
             self.gn.mode = "use"
         if self.gn and self.mech.groupnorm == "exact":
             self._pool_statistics(x, t_dev, alpha_bar, batches, h, w)
+        if self.gn and self.mech.groupnorm == "previous":
+            self.gn.mode = "previous"
+            self.gn.running = {}
         if self.kv:
             self.kv.state.mode = "read"
             self.kv.state.stride = stride
@@ -130,6 +133,8 @@ class CanvasDenoiser:
             self.risk.begin_step(c)
         done = 0
         for batch in batches:
+            if self.gn:
+                self.gn.core_masks = self._core_masks(batch)
             out = self._predict(x, t_dev, alpha_bar, batch, h, w)
             for tile, x0 in zip(batch, out):
                 ys, xs = slice(tile.y.start, tile.y.stop), slice(tile.x.start, tile.x.stop)
@@ -142,6 +147,8 @@ class CanvasDenoiser:
             if self.on_tile:
                 self.on_tile(step, done, len(plan))
         if self.gn:
+            if self.gn.mode == "previous":
+                self.gn.finish_step()
             self.gn.mode = "own"
         if self.kv:
             self.kv.state.mode = "off"
@@ -212,9 +219,11 @@ class CanvasDenoiser:
         xb = torch.cat([x[:, :, p.y.start:p.y.stop, p.x.start:p.x.stop] for p in batch])
         if self.kv:
             self.kv.state.window_hw = xb.shape[-2:]
-        out = a.predict_x0(xb.to(a.device, a.dtype), t, alpha_bar, windows, self.cond)
-        self.counters.model_calls += 1
-        self.counters.token_evals += xb.shape[0] * xb.shape[-2] * xb.shape[-1]
+        try:
+            out = a.predict_x0(xb.to(a.device, a.dtype), t, alpha_bar, windows, self.cond)
+        finally:  # a statistics pass stopped early still counts as a whole call
+            self.counters.model_calls += 1
+            self.counters.token_evals += xb.shape[0] * xb.shape[-2] * xb.shape[-1]
         return out.float().cpu()
 
     def _core_masks(self, batch: list[Tile]) -> torch.Tensor:

@@ -156,32 +156,19 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
 
     # --- sampling -----------------------------------------------------------------------------
     started = time.perf_counter()
-    tile = adapter.default_tile if params.tile is None else max(1, params.tile // adapter.vae_scale)
-    overlap = None if params.overlap is None else params.overlap // adapter.vae_scale
-    strategy = make_strategy(params.strategy, tile, overlap, adapter.downsample_factor,
-                             seed=params.seed, feather=mech.feather)
-    if params.strategy == "memory":
-        strategy = make_strategy("memory", strategy.tile, 2 * halo_for(strategy.overlap, mech.halo),
-                                 adapter.downsample_factor, seed=params.seed, feather=mech.feather)
-    risk = SeamRisk(ch, cw)
     steps = params.steps
 
     def on_tile(step: int, done: int, tiles: int) -> None:
         report("denoise", step, steps, done, tiles, 0.05 + 0.85 * (step + done / max(1, tiles)) / steps)
 
+    risk = SeamRisk(ch, cw)
     try:
-        scheduler = make_scheduler(params.scheduler, adapter.scheduler_config)
-    except ValueError as e:
-        raise api.EngineError(str(e)) from e
-    denoiser = CanvasDenoiser(adapter, cond, strategy, mech, reference, active=active,
-                              batch_size=batch_size, risk=risk, on_tile=on_tile,
-                              should_cancel=should_cancel, counters=counters)
-    try:
-        with torch.inference_mode(), denoiser:
-            canvas = sample(denoiser, scheduler, reference, NoiseField(params.seed), steps,
-                            params.strength)
+        canvas, denoiser = denoise_canvas(adapter, cond, reference, params, mech, active=active,
+                                          batch_size=batch_size, risk=risk, on_tile=on_tile,
+                                          should_cancel=should_cancel, counters=counters)
     except CancelRequested as e:
         raise api.Cancelled("render cancelled") from e
+    strategy = denoiser.strategy
     seconds["denoise"] = time.perf_counter() - started
     check_cancel()
 
@@ -202,13 +189,39 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         "token_evals": counters.token_evals, "oom_retries": counters.retries,
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "device": str(adapter.device), "dtype": str(adapter.dtype).replace("torch.", ""),
-        "strategy": strategy.name, "tile": denoiser.strategy.tile * adapter.vae_scale,
-        "overlap": denoiser.strategy.overlap * adapter.vae_scale, "steps": steps,
+        "strategy": strategy.name, "tile": strategy.tile * adapter.vae_scale,
+        "overlap": strategy.overlap * adapter.vae_scale, "steps": steps,
         "scheduler": params.scheduler or "ddim",
         "mechanisms": {k: v for k, v in vars(mech).items()} if strategy.name == "memory" else {},
         "canvas": [ch, cw],
     }
     return api.RenderResult(image=result, seam_risk=seam.numpy().astype(np.float32), stats=stats)
+
+
+def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params: api.RenderParams,
+                   mech: Mechanisms, active: Optional[torch.Tensor] = None, batch_size: int = 4,
+                   risk: Optional[SeamRisk] = None, on_tile=None, should_cancel=None,
+                   counters: Optional[Counters] = None) -> tuple[torch.Tensor, CanvasDenoiser]:
+    """The sampling core on an already built canvas (benchmarks compare canvases directly)."""
+    tile = adapter.default_tile if params.tile is None else max(1, params.tile // adapter.vae_scale)
+    overlap = None if params.overlap is None else params.overlap // adapter.vae_scale
+    grid = adapter.downsample_factor
+    strategy = make_strategy(params.strategy, tile, overlap, grid, seed=params.seed,
+                             feather=mech.feather)
+    if params.strategy == "memory":
+        strategy = make_strategy("memory", strategy.tile, 2 * halo_for(strategy.overlap, mech.halo),
+                                 grid, seed=params.seed, feather=mech.feather)
+    try:
+        scheduler = make_scheduler(params.scheduler, adapter.scheduler_config)
+    except ValueError as e:
+        raise api.EngineError(str(e)) from e
+    denoiser = CanvasDenoiser(adapter, cond, strategy, mech, reference, active=active,
+                              batch_size=batch_size, risk=risk, on_tile=on_tile,
+                              should_cancel=should_cancel, counters=counters)
+    with torch.inference_mode(), denoiser:
+        canvas = sample(denoiser, scheduler, reference, NoiseField(params.seed), params.steps,
+                        params.strength)
+    return canvas, denoiser
 
 
 def _compose(image: np.ndarray, rgb: torch.Tensor, alpha: Optional[torch.Tensor],

@@ -2,8 +2,8 @@
 
 The sampler never sees tiles. It hands the canvas denoiser the scheduler's scaled model input
 (a variance-preserving x_t) and gets the fused x0 back; the scheduler is configured with
-prediction_type="sample" so it takes that x0 as is. Ancestral/SDE noise comes from the canvas
-noise field's generator.
+prediction_type="sample" so it takes that x0 as is (schedulers that cannot, Euler ancestral,
+get the equivalent ε). Ancestral/SDE noise comes from the canvas noise field's generator.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from engine.memory.noise import NoiseField
 
 SCHEDULERS = {
     "euler": (EulerDiscreteScheduler, {}),
-    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {"prediction_type": "epsilon"}),
     "dpm++2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "ddim": (DDIMScheduler, {"set_alpha_to_one": True}),
 }
@@ -38,7 +38,7 @@ def make_scheduler(name: str | None, model_config: dict):
     # "trailing" makes the strength the first timestep for any step count ("leading" with
     # steps_offset 0 would end a short img2img schedule at t = 0).
     config.update(timestep_spacing="trailing", steps_offset=0)
-    return cls(**config, **extra, prediction_type="sample")
+    return cls(**{"prediction_type": "sample", **config, **extra})
 
 
 def alpha_bar_at(scheduler, t: torch.Tensor) -> float:
@@ -71,6 +71,9 @@ def sample(denoise: CanvasFn, scheduler, reference: torch.Tensor, noise: NoiseFi
     gen = noise.step_generator()
     for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)
-        x0 = denoise(x_in, t, alpha_bar_at(scheduler, t), i)
-        x = scheduler.step(x0, t, x, generator=gen).prev_sample
+        ab = alpha_bar_at(scheduler, t)
+        x0 = denoise(x_in, t, ab, i)
+        out = x0 if scheduler.config.prediction_type == "sample" else \
+            (x_in - ab ** 0.5 * x0) / (1 - ab) ** 0.5   # schedulers without x0 input take ε
+        x = scheduler.step(out, t, x, generator=gen).prev_sample
     return x

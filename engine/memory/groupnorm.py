@@ -8,7 +8,10 @@ duration of a render, with one that can
   that includes the between-tile term (Σ x² / N − μ², not the mean of per-tile variances).
   Exact pooling needs a barrier per layer: the tiles run up to the first unpooled layer, its
   statistics are pooled, and the pass restarts. That costs (layers + 1) passes: it is the upper
-  bound of what shared statistics can do, not a production setting.
+  bound of what shared statistics can do, not a production setting;
+- pool the same exact statistics during one step's tile passes and use them in the next step
+  ("previous"): no extra passes and memory bounded by one [3, groups] sum per layer, at the price
+  of statistics one step old (the first step normalises per tile).
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ class GroupNormMemory:
         self.recorded: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
         self.pooled: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
         self.target: nn.GroupNorm | None = None
+        self.running: dict[nn.GroupNorm, torch.Tensor] = {}   # "previous": sums of this step
         self.sums: torch.Tensor | None = None   # [3, G]: Σw, Σw·x, Σw·x² (float64)
         self.core_masks: torch.Tensor | None = None  # [B, 1, H, W] at window resolution
         self.active = False
@@ -89,9 +93,18 @@ class GroupNormMemory:
             raise StopForward
         if self.mode == "use_pooled" and m in self.pooled:
             return _normalise(m, x, *self.pooled[m])
+        if self.mode == "previous":
+            self.running[m] = self._sums(m, x) + self.running.get(m, 0)
+            if m in self.pooled:
+                return _normalise(m, x, *self.pooled[m])
         return F.group_norm(x, m.num_groups, m.weight, m.bias, m.eps)
 
     def _accumulate(self, m: nn.GroupNorm, x: torch.Tensor) -> None:
+        step = self._sums(m, x)
+        self.sums = step if self.sums is None else self.sums + step
+
+    def _sums(self, m: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+        """[3, G] float64: Σw, Σw·x, Σw·x² over the cores of this batch."""
         masks = self.core_masks
         hw = _spatial(x, masks.shape[-2:])
         factor = masks.shape[-2] // hw[0]
@@ -103,12 +116,21 @@ class GroupNormMemory:
         s0 = (wf.expand_as(xf)).sum(dim=(0, 2, 3))
         s1 = (wf * xf).sum(dim=(0, 2, 3))
         s2 = (wf * xf * xf).sum(dim=(0, 2, 3))
-        step = torch.stack([s0, s1, s2]).cpu()
-        self.sums = step if self.sums is None else self.sums + step
+        return torch.stack([s0, s1, s2]).cpu()
 
     def start_barrier(self) -> None:
         self.pooled = {}
         self.mode = "barrier"
+
+    def finish_step(self) -> None:
+        """"previous" mode: this step's pooled sums become the next step's statistics."""
+        pooled = {}
+        for m, (s0, s1, s2) in self.running.items():
+            mean = s1 / s0
+            var = (s2 / s0 - mean * mean).clamp_min(0)
+            dev = m.weight.device if m.affine else "cpu"
+            pooled[m] = (mean.float().to(dev), var.float().to(dev))
+        self.pooled, self.running = pooled, {}
 
     def finish_layer(self) -> bool:
         """Pool the pending layer's sums. False when no layer was pending (all pooled)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 class Mechanisms:
     halo: bool = True            # 0: evaluate each core with a margin of live canvas
     thumbnail: bool = False      # 2: scene-memory pass at native size (needed by its consumers)
-    groupnorm: str = "off"       # 3: "off" | "thumbnail" | "exact" (pooled over all cores)
+    groupnorm: str = "off"       # 3: "off" | "thumbnail" | "previous" | "exact" (pooled cores)
     kv_bank: bool = False        # 4: self-attention also attends to pooled thumbnail keys/values
     kv_pool: int = 2             #    pooling of the bank (tokens per side)
     anchor: str = "off"          # 5: "off" | "input" | "thumbnail": low-frequency reference
@@ -26,8 +26,8 @@ class Mechanisms:
             raise ValueError(f"unknown mechanism switch(es): {', '.join(unknown)}; "
                              f"known: {', '.join(known)}")
         m = replace(cls(), **values)
-        if m.groupnorm not in ("off", "thumbnail", "exact"):
-            raise ValueError("mechanisms.groupnorm must be 'off', 'thumbnail' or 'exact'")
+        if m.groupnorm not in ("off", "thumbnail", "previous", "exact"):
+            raise ValueError("mechanisms.groupnorm must be 'off', 'thumbnail', 'previous' or 'exact'")
         if m.anchor not in ("off", "input", "thumbnail"):
             raise ValueError("mechanisms.anchor must be 'off', 'input' or 'thumbnail'")
         if m.kv_pool < 1 or m.anchor_scale < 1 or not 0 <= m.feather <= 1:
