@@ -8,6 +8,7 @@
  */
 const { encodeFrame, decodeFrame } = require("./codec");
 const { ServerError, ConnectionLost } = require("./errors");
+const { websocketUrl } = require("./address");
 
 const CLIENT_NAME = "photoshop-uxp/0.1";
 const PROTOCOL = 1;
@@ -68,17 +69,6 @@ class Mailbox {
       w.reject(error);
     }
   }
-}
-
-/** Turn `http://host:port` (or `host:port`) into the protocol's WebSocket URL. */
-function websocketUrl(serverUrl) {
-  let base = String(serverUrl).trim();
-  if (!/^[a-z]+:\/\//i.test(base)) base = `http://${base}`;
-  const url = new URL(base);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  url.pathname = "/v1/ws";
-  url.search = "";
-  return url.toString();
 }
 
 class Connection {
@@ -197,4 +187,4 @@ class Connection {
   }
 }
 
-module.exports = { Connection, Mailbox, websocketUrl, CLIENT_NAME, PROTOCOL };
+module.exports = { Connection, Mailbox, CLIENT_NAME, PROTOCOL };

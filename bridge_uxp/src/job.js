@@ -158,7 +158,8 @@ class JobRunner {
         return { state: "apply_pending", job: this.record.job, error: err };
       }
       const keep = err instanceof ConnectionLost; // the server may still finish it: keep the record
-      if (!keep) await this._abandon();
+      if (keep) await this._closeSpools();
+      else await this._abandon();
       this._update({ phase: "failed", message: err.message, code: err.code });
       return { state: "failed", job: this.record && this.record.job, error: err };
     } finally {
@@ -389,6 +390,11 @@ class JobRunner {
     }
     await this._removeSpools();
     this.storage.removeItem(RECORD_KEY);
+  }
+
+  async _closeSpools() {
+    for (const key of Object.keys(this.spools)) await this.spools[key].close();
+    this.spools = {};
   }
 
   async _removeSpools() {

@@ -6,7 +6,8 @@
  * disabled, hidden), so the same code runs in Photoshop and in a test browser.
  */
 const { JobRunner } = require("./job");
-const { ServerApi, normaliseUrl } = require("./server_http");
+const { ServerApi } = require("./server_http");
+const { normaliseUrl } = require("./address");
 const { PhotoshopError } = require("./errors");
 
 const LOCAL_URL = "http://127.0.0.1:7821";
@@ -177,7 +178,8 @@ class Panel {
   _serverChoices() {
     const choices = [{ label: "This computer", url: this.settings.localUrl }];
     for (const p of this.peers) {
-      const where = `${p.address}:${p.port}`;
+      const host = String(p.address).includes(":") ? `[${p.address}]` : p.address;
+      const where = `${host}:${p.port}`;
       choices.push({ label: `${p.name} (${where})${p.online === false ? " – offline" : ""}`, url: normaliseUrl(where) });
     }
     if (!choices.some((c) => c.url === this.server.url)) choices.push({ label: this.server.url.replace(/^https?:\/\//, ""), url: this.server.url });

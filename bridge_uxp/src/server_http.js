@@ -6,16 +6,6 @@
  */
 const { ServerError, ConnectionLost } = require("./errors");
 
-function normaliseUrl(address) {
-  let text = String(address || "").trim();
-  if (!text) throw new Error("Enter a server address, like 192.168.1.20:7821.");
-  if (!/^[a-z]+:\/\//i.test(text)) text = `http://${text}`;
-  const url = new URL(text);
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`Unsupported address ${address}.`);
-  if (!url.port) url.port = url.protocol === "https:" ? "443" : "7821";
-  return `${url.protocol}//${url.host}`;
-}
-
 class ServerApi {
   constructor({ fetch }) {
     this.fetch = fetch;
@@ -67,4 +57,4 @@ class ServerApi {
   }
 }
 
-module.exports = { ServerApi, normaliseUrl };
+module.exports = { ServerApi };

@@ -47,11 +47,17 @@ class Spool {
     return new Uint8Array(buffer);
   }
 
-  async remove() {
+  /** Close the file but keep it (a later panel resumes the job and rewrites it). */
+  async close() {
     if (this.fd !== null) {
-      await this.fs.close(this.fd);
+      const fd = this.fd;
       this.fd = null;
+      await this.fs.close(fd);
     }
+  }
+
+  async remove() {
+    await this.close();
     try {
       await this.fs.unlink(this.path);
     } catch (_) {

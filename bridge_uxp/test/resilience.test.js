@@ -99,6 +99,27 @@ test("a server killed mid-render and restarted on the same data: the job resumes
   assert.equal(doc.historyStates.length, 1);
 });
 
+test("a server killed mid-download: the download goes on from the first missing chunk", { skip }, async (t) => {
+  const dataDir = tempDir();
+  let server = await startServer({ dataDir });
+  const port = server.port;
+  t.after(() => server.stop());
+  const updates = [];
+  const { runner, fake } = makeRunner({ updates });
+  const { doc, selection, before } = selectedDocument(fake, { width: 3000, height: 2000 });
+  when(updates, (u) => u.phase === "downloading" && u.fraction > 0.2).then(async () => {
+    await server.kill();
+    server = await startServer({ dataDir, port });
+  });
+  const outcome = await runner.start({ serverUrl: server.url, params: PARAMS });
+  assert.equal(outcome.state, "done", outcome.error && outcome.error.stack);
+  const resumed = updates.findIndex((u) => u.phase === "reconnecting");
+  assert.ok(resumed > 0, "it had to reconnect");
+  const firstAfter = updates.slice(resumed).find((u) => u.phase === "downloading");
+  assert.ok(firstAfter.fraction > 0.2, "the download went on where it stopped");
+  assertIdentityResult({ doc, source: doc.layers[0], before, layer: doc.layers[1], region: regionOf(doc), selection });
+});
+
 test("a server killed mid-upload: only the missing chunks are sent again", { skip }, async (t) => {
   const dataDir = tempDir();
   let server = await startServer({ dataDir });

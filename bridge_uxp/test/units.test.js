@@ -3,10 +3,11 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const { encodeFrame, decodeFrame, toBase64 } = require("../src/codec");
-const { Mailbox, websocketUrl } = require("../src/connection");
+const { Mailbox } = require("../src/connection");
+const { websocketUrl, normaliseUrl } = require("../src/address");
 const { BandSource, placeInBand, bufferProfile } = require("../src/photoshop_io");
 const { controlStates } = require("../src/panel");
-const { normaliseUrl } = require("../src/server_http");
+
 
 test("frames are msgpack maps with bytes as bin", () => {
   const data = new Uint8Array([1, 2, 3, 250]);
@@ -46,6 +47,10 @@ test("server addresses", () => {
   assert.equal(normaliseUrl(" 10.0.0.5:8000 "), "http://10.0.0.5:8000");
   assert.throws(() => normaliseUrl(""), /address/);
   assert.throws(() => normaliseUrl("ftp://x"), /Unsupported/);
+  assert.equal(normaliseUrl("http://[::1]:9"), "http://[::1]:9");
+  assert.equal(normaliseUrl("Box.Local"), "http://box.local:7821");
+  assert.throws(() => normaliseUrl("a b"), /not a server address/);
+  assert.throws(() => normaliseUrl("x:99999"), /out of range/);
 });
 
 test("BandSource serves any byte range from bands it reads one at a time", async () => {
