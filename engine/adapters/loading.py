@@ -232,6 +232,26 @@ def _tokenizer(folder: Optional[Path], name: str, pad_token: Optional[str]):
     return clip_tokenizer(pad_token=pad_token)
 
 
+def _declared_prediction(path: Path, checkpoint: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """What the checkpoint says it predicts, where it says so: an original config next to it
+    (`model.safetensors` + `model.yaml`, the A1111 convention; `parameterization: "v"`), or the
+    `v_pred` marker key that v-prediction finetunes carry. SD 2.x 512 px (epsilon) and 768 px
+    (v) checkpoints have identical weights layouts, so this is the only offline evidence."""
+    import yaml
+
+    side = path.with_suffix(".yaml")
+    if side.is_file():
+        try:
+            original = yaml.safe_load(side.read_text()) or {}
+            params = original.get("model", {}).get("params", {}) or {}
+        except (yaml.YAMLError, AttributeError) as e:
+            raise EngineError(f"{side.name}: not a readable original config ({e})") from e
+        return "v_prediction" if params.get("parameterization") == "v" else "epsilon"
+    if "v_pred" in checkpoint:
+        return "v_prediction"
+    return None
+
+
 def _load_single_file(path: Path, device: torch.device, dtype: torch.dtype,
                       config: Optional[str], prediction_type: Optional[str]
                       ) -> StableDiffusionAdapter:
@@ -264,8 +284,8 @@ def _load_single_file(path: Path, device: torch.device, dtype: torch.dtype,
         cfg = architectures.family(name)
         pads = cfg.pop("pad_tokens")
     scheduler = dict(cfg["scheduler"])
-    if prediction_type:
-        scheduler["prediction_type"] = prediction_type
+    scheduler["prediction_type"] = (prediction_type or _declared_prediction(path, checkpoint)
+                                    or scheduler.get("prediction_type", "epsilon"))
 
     def strip(d):
         return {k: v for k, v in d.items() if not k.startswith("_")}

@@ -179,3 +179,17 @@ def test_single_file_of_a_recognised_family_needs_nothing_else(sd_folder, tmp_pa
     adapter = load(str(write_single_file(sd_folder, tmp_path / "model.safetensors")))
     _same_weights(adapter, load(str(sd_folder)))
     assert adapter.tokenizers[0]("a photo of a cat").input_ids[1:3] == [320, 1125]
+
+
+def test_prediction_type_from_sibling_yaml_marker_or_argument(sd_folder, tmp_path):
+    ckpt = write_single_file(sd_folder, tmp_path / "model.safetensors")
+    configs = str(config_only(sd_folder, tmp_path / "configs"))
+    assert load(str(ckpt), config=configs).prediction_type == "epsilon"
+    (tmp_path / "model.yaml").write_text("model:\n  params:\n    parameterization: \"v\"\n")
+    assert load(str(ckpt), config=configs).prediction_type == "v_prediction"
+    assert load(str(ckpt), config=configs, prediction_type="epsilon").prediction_type == "epsilon"
+    (tmp_path / "model.yaml").unlink()
+    state = load_file(str(ckpt))
+    state["v_pred"] = torch.zeros(0)
+    save_file(state, str(ckpt))
+    assert load(str(ckpt), config=configs).prediction_type == "v_prediction"
