@@ -51,10 +51,10 @@ class Clock:
 
 
 async def round_trip(url: str, frame: np.ndarray, server: RunningServer) -> dict:
+    result = np.empty_like(frame)
+    result[...] = 0                # touch the pages now, not while timing the download
     async with WsClient(url) as c:
         cb = c.welcome["limits"]["max_chunk_bytes"]
-        result = np.empty_like(frame)
-        result[...] = 0            # touch the pages now, not while timing the download
         server.reset_peak()
         clock = Clock(server)
         clock.mark()

@@ -66,6 +66,11 @@ class ServerState:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for job in self.store.in_order(("uploading",)):
+            # every chunk arrived but the server stopped before queueing the job
+            if job.streams and all(st.complete() for st in job.streams.values()):
+                loop.create_task(self.complete_upload(job))
         self.worker.start()
         self.worker.wake()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())

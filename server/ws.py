@@ -19,6 +19,7 @@ log = logging.getLogger("seamwise.ws")
 
 HELLO_TIMEOUT_S = 30.0
 MAX_QUEUED_EVENTS = 256
+HEARTBEAT_S = 60.0   # WebSocket ping interval; no pong within half of it closes the connection
 DOWNLOAD_STREAMS = ("result", "seams")
 
 
@@ -340,7 +341,7 @@ HANDLERS = {
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     state: ServerState = request.app["state"]
     ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_message_bytes,
-                               compress=False, heartbeat=30.0)
+                               compress=False, heartbeat=HEARTBEAT_S)
     await ws.prepare(request)
     await Session(state, ws).run()
     return ws
