@@ -24,16 +24,17 @@ CONFIG_FILE = WEIGHTS_DIR / "seamwise-tiny.json"
 
 # Default architecture; the shipped JSON (written by train_tiny.py) is authoritative.
 DEFAULT_UNET_CONFIG = dict(
-    sample_size=128,
+    sample_size=96,
     in_channels=6,
     out_channels=3,
-    block_out_channels=(32, 64, 128),
-    down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-    up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    block_out_channels=(32, 64, 128, 128),
+    down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
     layers_per_block=1,
     norm_num_groups=8,
     attention_head_dim=32,
 )
+# DDIM-style sampling config; "trailing" spacing makes strength s start at t = s*T even for one step.
 DEFAULT_SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
     beta_schedule="scaled_linear",
@@ -41,6 +42,9 @@ DEFAULT_SCHEDULER_CONFIG = dict(
     beta_end=0.012,
     prediction_type="sample",
     clip_sample=False,
+    set_alpha_to_one=True,
+    steps_offset=0,
+    timestep_spacing="trailing",
 )
 
 
@@ -72,8 +76,9 @@ def load_tiny(device: str | torch.device = "cpu", dtype: torch.dtype = torch.flo
         raise ModelMissing(f"model weights not found: {weights} (and {config_file.name})")
     spec = json.loads(config_file.read_text())
     unet = build_unet(spec["unet"])
-    unet.load_state_dict(load_file(str(weights)))
-    unet.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    unet.load_state_dict(load_file(str(weights)))   # float16 files are widened on copy
+    unet = unet.to(device) if dtype == torch.float32 else unet.to(device=device, dtype=dtype)
+    unet.eval().requires_grad_(False)
     factor = 2 ** (len(spec["unet"]["block_out_channels"]) - 1)
     return TinyModel(unet=unet, scheduler_config=spec["scheduler"],
                      native_size=int(spec["unet"].get("sample_size", 128)),

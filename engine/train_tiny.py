@@ -1,0 +1,394 @@
+"""Train seamwise-tiny, the bundled restoration diffusion model, from packaged photographs only.
+
+Two steps, both reproducible:
+
+    python -m engine.train_tiny --prepare-data DATA      # apt-get download + unpack + crop lists
+    python -m engine.train_tiny --data DATA --out RUN    # train, checkpoint, export weights
+
+Data: scikit-image's sample photographs and the photographs among Debian's wallpaper packages
+(see docs/MODEL.md for names and licences). The held-out photographs below never enter training;
+the quality benchmark and the model tests use them.
+
+Recipe (why): the product starts sampling from the *condition* noised to the strength's timestep
+and often takes a single step, so the network is trained to predict x0 (prediction_type
+"sample") from x_t built either from the clean photo (ordinary diffusion training, which is what
+later steps of a multi-step run see) or from the degraded condition (what the first step sees),
+with timesteps weighted toward the low/moderate range that refine and ×2 use.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.degrade import DegradationRanges, random_degradation
+from engine.tiny_model import DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, build_unet
+
+# --- data -------------------------------------------------------------------------------------
+
+WALLPAPER_PACKAGES = ["plasma-workspace-wallpapers", "ukui-wallpapers", "gnome-backgrounds",
+                      "lomiri-wallpapers"]
+# Photographs in those packages (everything else there is an illustration or an abstract render;
+# ukui-wallpapers, gnome-backgrounds and lomiri-wallpapers ship no photographs at all).
+WALLPAPER_DIR = "usr/share/wallpapers/{name}/contents/images/2560x1600.jpg"
+TRAIN_WALLPAPERS = ["BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "FallenLeaf",
+                    "Grey", "OneStandsOut", "summer_1am"]
+HELDOUT_WALLPAPERS = ["EveningGlow", "Path", "Kite"]
+# scikit-image photographs available offline (no pooch); illustrations and synthetic images
+# (checkerboard, text, page, logo, horse, colorwheel, binary_blobs, ...) are left out.
+TRAIN_SKIMAGE = ["astronaut", "camera", "coffee", "rocket", "coins", "moon", "hubble_deep_field",
+                 "immunohistochemistry", "retina", "brick", "grass", "gravel", "cell", "clock"]
+HELDOUT_SKIMAGE = ["chelsea"]          # skimage's "cat" is the same photograph: used nowhere
+# Wallpapers are 2560x1600 JPEGs: shrinking them removes the compression blocks so the model
+# learns clean targets; two scales give it two detail densities.
+WALLPAPER_TRAIN_SCALES = (2, 3)
+WALLPAPER_HELDOUT_SCALE = 2
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    if a.dtype == bool:
+        raise ValueError("binary image is not a photograph")
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    return np.ascontiguousarray(a[..., :3].astype(np.uint8))
+
+
+def _shrink(img: np.ndarray, factor: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return np.asarray(Image.fromarray(img).resize((w // factor, h // factor), Image.LANCZOS))
+
+
+def prepare_data(root: Path) -> dict:
+    """Download the wallpaper packages, unpack them, write train/ and heldout/ PNGs + manifest."""
+    import skimage.data
+
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("train", "heldout"):
+        (root / sub).mkdir(exist_ok=True)
+    manifest: dict = {"packages": {}, "train": [], "heldout": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        subprocess.run(["apt-get", "download", *WALLPAPER_PACKAGES], cwd=tmp, check=True,
+                       stdout=subprocess.DEVNULL)
+        unpacked = tmp / "root"
+        for deb in sorted(tmp.glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+            manifest["packages"][deb.name] = hashlib.sha256(deb.read_bytes()).hexdigest()
+        for names, split in ((TRAIN_WALLPAPERS, "train"), (HELDOUT_WALLPAPERS, "heldout")):
+            for name in names:
+                src = unpacked / WALLPAPER_DIR.format(name=name)
+                img = _rgb(np.asarray(Image.open(src).convert("RGB")))
+                scales = WALLPAPER_TRAIN_SCALES if split == "train" else (WALLPAPER_HELDOUT_SCALE,)
+                for s in scales:
+                    out = f"wallpaper-{name}-s{s}.png"
+                    Image.fromarray(_shrink(img, s)).save(root / split / out)
+                    manifest[split].append(out)
+        for copyright_file in ("plasma-workspace-wallpapers",):
+            src = unpacked / "usr/share/doc" / copyright_file / "copyright"
+            if src.is_file():
+                shutil.copy(src, root / f"{copyright_file}.copyright")
+    for names, split in ((TRAIN_SKIMAGE, "train"), (HELDOUT_SKIMAGE, "heldout")):
+        for name in names:
+            out = f"skimage-{name}.png"
+            Image.fromarray(_rgb(getattr(skimage.data, name)())).save(root / split / out)
+            manifest[split].append(out)
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def load_split(root: Path, split: str) -> list[tuple[str, np.ndarray]]:
+    manifest = json.loads((root / "manifest.json").read_text())
+    return [(n, np.asarray(Image.open(root / split / n).convert("RGB"))) for n in manifest[split]]
+
+
+class CropSampler:
+    """Random crops (area-weighted image choice), flips and transposes, then a random degradation.
+
+    Every batch is a pure function of (seed, step), so a resumed run sees exactly the data an
+    uninterrupted one would have.
+    """
+
+    def __init__(self, images: list[np.ndarray], crop: int, seed: int,
+                 ranges: DegradationRanges = DegradationRanges()):
+        self.images = [im for im in images if min(im.shape[:2]) >= crop]
+        area = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
+        self.weights = area / area.sum()
+        self.crop, self.seed, self.ranges = crop, seed, ranges
+
+    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        rng = np.random.default_rng([self.seed, step])
+        clean, cond, kinds = [], [], []
+        for _ in range(size):
+            im = self.images[rng.choice(len(self.images), p=self.weights)]
+            y = int(rng.integers(0, im.shape[0] - self.crop + 1))
+            x = int(rng.integers(0, im.shape[1] - self.crop + 1))
+            c = im[y:y + self.crop, x:x + self.crop]
+            if rng.random() < 0.5:
+                c = c[:, ::-1]
+            if rng.random() < 0.5:
+                c = c[::-1]
+            if rng.random() < 0.5:
+                c = c.transpose(1, 0, 2)
+            c = np.ascontiguousarray(c)
+            d, kind = random_degradation(c, rng, self.ranges)
+            clean.append(c)
+            cond.append(d)
+            kinds.append(kind)
+
+        def t(a):
+            return torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return t(clean), t(cond), kinds
+
+
+# --- training ---------------------------------------------------------------------------------
+
+def sample_timesteps(g: torch.Generator, n: int, num_train: int, low_max: int,
+                     p_low: float) -> torch.Tensor:
+    """Mostly t < low_max (refine and ×2 use strength <= ~0.5), sometimes anywhere."""
+    low = torch.randint(0, low_max, (n,), generator=g)
+    full = torch.randint(0, num_train, (n,), generator=g)
+    pick = torch.rand(n, generator=g) < p_low
+    return torch.where(pick, low, full)
+
+
+def make_xt(clean: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor,
+            g: torch.Generator, p_from_cond: float, p_mix: float) -> torch.Tensor:
+    """Noised start: from the clean photo, from the condition, or from a blend of the two."""
+    n = clean.shape[0]
+    u = torch.rand(n, generator=g)
+    lam = torch.where(u < p_from_cond, torch.ones(n),
+                      torch.where(u < p_from_cond + p_mix, torch.rand(n, generator=g), torch.zeros(n)))
+    base = clean + lam.view(-1, 1, 1, 1) * (cond - clean)
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    noise = torch.randn(clean.shape, generator=g)
+    return a.sqrt() * base + (1 - a).sqrt() * noise
+
+
+def export_weights(unet, spec: dict, path: Path, half: bool) -> None:
+    """Write safetensors + the JSON spec next to it (the JSON is what load_tiny reads)."""
+    from safetensors.torch import save_file
+
+    sd = {k: (v.half() if half else v).contiguous() for k, v in unet.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(sd, str(tmp))
+    tmp.chmod(0o644)
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps(spec, indent=1) + "\n")
+
+
+def train(args: argparse.Namespace) -> None:
+    from diffusers import DDPMScheduler
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    train_imgs = load_split(data, "train")
+    held = set(manifest["heldout"])
+    assert not held & {n for n, _ in train_imgs}, "held-out photo in the training split"
+    sampler = CropSampler([im for _, im in train_imgs], args.crop, args.seed)
+
+    unet_cfg = dict(DEFAULT_UNET_CONFIG, sample_size=args.crop)
+    if args.channels:
+        unet_cfg["block_out_channels"] = tuple(args.channels)
+        n = len(args.channels)
+        unet_cfg["down_block_types"] = tuple(["DownBlock2D"] * (n - 1) + ["AttnDownBlock2D"])
+        unet_cfg["up_block_types"] = tuple(["AttnUpBlock2D"] + ["UpBlock2D"] * (n - 1))
+    if args.layers:
+        unet_cfg["layers_per_block"] = args.layers
+    sched_cfg = dict(DEFAULT_SCHEDULER_CONFIG)
+    unet = build_unet(unet_cfg)
+    ema = build_unet(unet_cfg)
+    ema.load_state_dict(unet.state_dict())
+    ema.requires_grad_(False)
+    n_params = sum(p.numel() for p in unet.parameters())
+    sched = DDPMScheduler.from_config(sched_cfg)
+    acp = sched.alphas_cumprod.float()
+
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    g = torch.Generator().manual_seed(args.seed)
+    step, elapsed, history = 0, 0.0, []
+    ckpt = out / "checkpoint.pt"
+    if args.resume and ckpt.is_file():
+        st = torch.load(ckpt, weights_only=False)
+        unet.load_state_dict(st["unet"]); ema.load_state_dict(st["ema"])
+        opt.load_state_dict(st["opt"]); g.set_state(st["gen"])
+        step, elapsed, history = st["step"], st["elapsed"], st["history"]
+        print(f"resumed at step {step}", flush=True)
+
+    def lr_at(s: int) -> float:
+        if s < args.warmup:
+            return args.lr * (s + 1) / args.warmup
+        p = (s - args.warmup) / max(1, args.steps - args.warmup)
+        return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * min(1.0, p)))
+
+    def spec(final_loss: float | None) -> dict:
+        return {
+            "unet": {k: (list(v) if isinstance(v, tuple) else v) for k, v in unet_cfg.items()},
+            "scheduler": dict(sched_cfg, _class_name="DDIMScheduler"),
+            "meta": {
+                "name": "seamwise-tiny",
+                "parameters": n_params,
+                "data": {"train": manifest["train"], "heldout": manifest["heldout"],
+                         "packages": manifest["packages"],
+                         "sources": "scikit-image sample photographs; Debian "
+                                    "plasma-workspace-wallpapers photographs (see docs/MODEL.md)"},
+                "steps": step, "batch": args.batch, "crop": args.crop, "seed": args.seed,
+                "seconds": round(elapsed, 1), "final_loss": final_loss,
+                "loss": "L1 on x0", "ema_decay": args.ema,
+                "timesteps": {"low_max": args.low_max, "p_low": args.p_low},
+                "x_t_start": {"from_condition": args.p_from_cond, "blend": args.p_mix},
+                "recommended": {
+                    "refine": {"strength": args.recommend[0], "steps": int(args.recommend[1])},
+                    "x2": {"strength": args.recommend[2], "steps": int(args.recommend[3])}},
+                "command": "python -m engine.train_tiny " + " ".join(sys.argv[1:]),
+            },
+        }
+
+    print(f"params {n_params}  images {len(sampler.images)}  crop {args.crop}  batch {args.batch}",
+          flush=True)
+    unet.train()
+    t_last_ckpt = time.time()
+    window: list[float] = []
+    t0 = time.time() - elapsed
+    while step < args.steps:
+        clean, cond, _ = sampler.batch(step, args.batch)
+        t = sample_timesteps(g, args.batch, len(acp), args.low_max, args.p_low)
+        x_t = make_xt(clean, cond, t, acp, g, args.p_from_cond, args.p_mix)
+        for pg in opt.param_groups:
+            pg["lr"] = lr_at(step)
+        pred = unet(torch.cat([x_t, cond], 1), t).sample
+        loss = (pred - clean).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), unet.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        elapsed = time.time() - t0
+        window.append(loss.item())
+        if step % args.log_every == 0:
+            mean = float(np.mean(window)); window.clear()
+            history.append([step, round(elapsed, 1), mean])
+            print(f"step {step:6d}  {elapsed:7.1f}s  {step / elapsed:.3f} it/s  loss {mean:.5f}  "
+                  f"lr {lr_at(step):.2e}", flush=True)
+        done = step >= args.steps or (args.max_minutes and elapsed > args.max_minutes * 60)
+        if done or time.time() - t_last_ckpt > args.ckpt_minutes * 60:
+            final = history[-1][2] if history else None
+            torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                        "gen": g.get_state(), "step": step, "elapsed": elapsed,
+                        "history": history}, ckpt.with_suffix(".tmp"))
+            ckpt.with_suffix(".tmp").replace(ckpt)
+            s = spec(final)
+            s["meta"]["loss_history"] = history
+            export_weights(ema, s, out / "seamwise-tiny.safetensors", args.half)
+            t_last_ckpt = time.time()
+            print(f"checkpoint at step {step}", flush=True)
+        if done:
+            break
+    s = spec(history[-1][2] if history else None)
+    s["meta"]["loss_history"] = history
+    export_weights(ema, s, out / "seamwise-tiny.safetensors", args.half)
+    print(f"done: {step} steps in {elapsed:.0f}s", flush=True)
+
+
+def pick_settings(data: Path, weights: Path | None, seed: int = 7, crop: int = 192, n: int = 8) -> dict:
+    """Sweep strength/steps on crops of *training* photographs (never the held-out ones).
+
+    The recommended settings in the model's JSON come from this sweep, so the held-out benchmark
+    stays an honest test.
+    """
+    from engine.degrade import bicubic_up_uint8, damage_refine, damage_x2, psnr, to_tensor, to_uint8
+    from engine.tiny_model import load_tiny
+    from engine.tiny_sampling import restore
+
+    model = load_tiny(weights=weights)
+    rng = np.random.default_rng(seed)
+    imgs = [im for _, im in load_split(data, "train") if min(im.shape[:2]) >= crop]
+    crops = []
+    for i in range(n):
+        im = imgs[int(rng.integers(len(imgs)))]
+        y, x = int(rng.integers(im.shape[0] - crop + 1)), int(rng.integers(im.shape[1] - crop + 1))
+        crops.append(np.ascontiguousarray(im[y:y + crop, x:x + crop]))
+    damaged = [damage_refine(c, rng) for c in crops]
+    bicubic = [bicubic_up_uint8(damage_x2(c), 2) for c in crops]
+    base_r = np.mean([psnr(d, c) for d, c in zip(damaged, crops)])
+    base_x = np.mean([psnr(b, c) for b, c in zip(bicubic, crops)])
+    out = {}
+    for strength, steps in [(0.05, 1), (0.1, 1), (0.2, 1), (0.3, 1), (0.4, 1), (0.5, 1),
+                            (0.3, 2), (0.5, 4)]:
+        r = np.mean([psnr(to_uint8(restore(model, to_tensor(d), strength, steps, 0)), c)
+                     for d, c in zip(damaged, crops)]) - base_r
+        x = np.mean([psnr(to_uint8(restore(model, to_tensor(b), strength, steps, 0)), c)
+                     for b, c in zip(bicubic, crops)]) - base_x
+        out[f"s{strength:g}_n{steps}"] = (round(float(r), 3), round(float(x), 3))
+        print(f"strength {strength:4g} steps {steps}: refine gain {r:+.2f} dB  x2 vs bicubic {x:+.2f} dB",
+              flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prepare-data", metavar="DIR", help="download and prepare the photographs, then exit")
+    p.add_argument("--data", help="prepared data folder")
+    p.add_argument("--out", default="runs/tiny", help="checkpoints and exported weights go here")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=12)
+    p.add_argument("--crop", type=int, default=96)
+    p.add_argument("--channels", type=int, nargs="*")
+    p.add_argument("--layers", type=int)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--min-lr", type=float, default=2e-5)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--ema", type=float, default=0.998)
+    p.add_argument("--low-max", type=int, default=500)
+    p.add_argument("--p-low", type=float, default=0.85)
+    p.add_argument("--p-from-cond", type=float, default=0.45)
+    p.add_argument("--p-mix", type=float, default=0.2)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--ckpt-minutes", type=float, default=5.0)
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop early (still exports)")
+    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
+                   help="store weights as float16 (half the file size)")
+    p.add_argument("--recommend", type=float, nargs=4, default=[0.2, 1, 0.2, 1],
+                   metavar=("REFINE_STRENGTH", "REFINE_STEPS", "X2_STRENGTH", "X2_STEPS"),
+                   help="sampling settings written into the model's JSON for the product")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--pick-settings", metavar="WEIGHTS", nargs="?", const="",
+                   help="sweep sampling settings on training crops (needs --data), then exit")
+    args = p.parse_args(argv)
+    if args.prepare_data:
+        m = prepare_data(Path(args.prepare_data))
+        print(f"train {len(m['train'])} images, held out {len(m['heldout'])}: {args.prepare_data}")
+        return
+    if not args.data:
+        p.error("--data is required (run --prepare-data first)")
+    if args.pick_settings is not None:
+        torch.set_num_threads(args.threads)
+        pick_settings(Path(args.data), Path(args.pick_settings) if args.pick_settings else None)
+        return
+    train(args)
+
+
+if __name__ == "__main__":
+    main()
