@@ -59,7 +59,7 @@ def frozen_statistics(plan: Plan, thumb: _Thumb, window: list):
     `window` holds the current crop's rectangle and the part of it that is valid at the attention
     layer, both in latent pixels (y0, y1, x0, x1); the attention reads it at call time.
     """
-    patched: list[nn.Module] = []
+    patched: list[tuple[nn.Module, object]] = []  # module, its own instance-level forward if any
 
     def fixed_norm(norm: NormAffine):
         def forward(x: Tensor) -> Tensor:
@@ -82,16 +82,19 @@ def frozen_statistics(plan: Plan, thumb: _Thumb, window: list):
 
     try:
         for gn, norm in thumb.norms.items():
+            patched.append((gn, gn.__dict__.get("forward")))
             gn.forward = fixed_norm(norm)
-            patched.append(gn)
         for op in plan.ops:
             if isinstance(op, AttnOp):
+                patched.append((op.attn, op.attn.__dict__.get("forward")))
                 op.attn.forward = bank_attention(op.attn, thumb.norms[op.attn.group_norm], thumb.banks[op.attn])
-                patched.append(op.attn)
         yield
     finally:
-        for m in patched:
-            del m.forward  # back to the class's forward
+        for m, own in reversed(patched):
+            if own is None:
+                del m.forward  # back to the class's forward
+            else:
+                m.forward = own
 
 
 def run_tiles(
