@@ -63,11 +63,13 @@ def _is_diffusers_folder(path: Path) -> bool:
 
 def _variant(folder: Path) -> Optional[str]:
     """"fp16" where a component ships only fp16-variant weights (common in hub repos)."""
-    names = {p.name for p in folder.glob("*") if p.is_file()}
-    if any(n.split(".")[0] in ("diffusion_pytorch_model", "model") and ".fp16." not in n
-           for n in names):
+    names = [p.name for p in folder.glob("*") if p.is_file()
+             and p.name.startswith(("diffusion_pytorch_model", "model"))
+             and p.name.endswith((".safetensors", ".bin", ".safetensors.index.json",
+                                  ".bin.index.json"))]
+    if any(".fp16" not in n for n in names):
         return None
-    return "fp16" if any(".fp16." in n for n in names) else None
+    return "fp16" if names else None
 
 
 def _scheduler_config(path: Path, prediction_type: Optional[str]) -> dict:

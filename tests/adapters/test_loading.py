@@ -193,3 +193,11 @@ def test_prediction_type_from_sibling_yaml_marker_or_argument(sd_folder, tmp_pat
     state["v_pred"] = torch.zeros(0)
     save_file(state, str(ckpt))
     assert load(str(ckpt), config=configs).prediction_type == "v_prediction"
+
+
+def test_folder_with_fp16_variant_weights_only(sd_folder, tmp_path):
+    variant = tmp_path / "variant"
+    shutil.copytree(sd_folder, variant)
+    for f in variant.glob("*/*.safetensors"):
+        f.rename(f.with_name(f.name.replace(".safetensors", ".fp16.safetensors")))
+    _same_weights(load(str(variant)), load(str(sd_folder)))
