@@ -77,6 +77,8 @@ def validate_params(raw: Any) -> dict:
         "prompt": "",
         "peer": None,
     }
+    if params["strength"] <= 0.0:
+        raise ProtocolError("bad_params", "strength must be above 0 (0 would change nothing)")
     if not _empty(raw.get("tile")):
         params["tile"] = _int("tile", raw["tile"], 64, 4096)
     if not _empty(raw.get("overlap")):
