@@ -252,13 +252,13 @@ function typedOf(bytes, depth) {
 /** Grey seam-risk bytes (8-bit) as RGB samples at the document's depth, for a visible layer. */
 function seamsToRgb(grey, depth) {
   const n = grey.length;
-  const Type = depth === 8 ? Uint8Array : depth === 16 ? Uint16Array : Float32Array;
-  const out = new Type(n * 3);
-  for (let i = 0; i < n; i++) {
-    const v = depth === 8 ? grey[i] : depth === 16 ? grey[i] * 257 : grey[i] / 255;
-    out[3 * i] = v;
-    out[3 * i + 1] = v;
-    out[3 * i + 2] = v;
+  const out = new (depth === 8 ? Uint8Array : depth === 16 ? Uint16Array : Float32Array)(n * 3);
+  const scale = depth === 8 ? 1 : depth === 16 ? 257 : 1 / 255;
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    const v = grey[i] * scale;
+    out[j] = v;
+    out[j + 1] = v;
+    out[j + 2] = v;
   }
   return out;
 }
