@@ -101,6 +101,27 @@ class JobRunner {
     }
     if (this.conn) this.conn.mailbox.push({ type: "local.cancel", job });
     if (this.wake) this.wake();
+    // Nothing running (a result waiting for Apply): drop it here.
+    if (!this.busy && this.record) return this._guard(async () => this._checkCancelled());
+    return null;
+  }
+
+  /** A connection for a short exchange after the job's own socket has gone (best effort). */
+  async _talk(exchange) {
+    let conn = this.conn && !this.conn.closed ? this.conn : null;
+    let own = false;
+    try {
+      if (!conn) {
+        conn = new Connection({ serverUrl: this.record.serverUrl, token: this.tokenFor(this.record.serverUrl), WebSocket: this.WebSocket });
+        own = true;
+        await conn.open(3000);
+      }
+      await exchange(conn);
+    } catch (_) {
+      // the server expires what it keeps; nothing here may stop the panel
+    } finally {
+      if (own) conn.close();
+    }
   }
 
   /** Place a result that is already spooled (after a modal conflict). */
@@ -361,14 +382,10 @@ class JobRunner {
 
   async _finish() {
     const job = this.record.job;
-    if (this.conn && !this.conn.closed) {
-      try {
-        this.conn.send({ type: "release", job });
-        await this.conn.take((m) => (m.type === "released" && m.job === job) || (m.type === "error" && m.job === job), 5000);
-      } catch (_) {
-        // results expire on the server anyway; placing them was what mattered
-      }
-    }
+    await this._talk(async (conn) => {
+      conn.send({ type: "release", job });
+      await conn.take((m) => (m.type === "released" || m.type === "error") && m.job === job, 5000);
+    });
     await this._removeSpools();
     this.storage.removeItem(RECORD_KEY);
     this._update({ phase: "done", fraction: 1, message: `Added layer "${this.record.name}".` });
@@ -377,16 +394,14 @@ class JobRunner {
   /** Cancel or failure: tell the server (if it listens), drop local state. */
   async _abandon() {
     const job = this.record && this.record.job;
-    if (job && this.conn && !this.conn.closed) {
-      try {
-        if (!this.cancelRequested) this.conn.send({ type: "cancel", job });
+    if (job) {
+      await this._talk(async (conn) => {
+        if (!this.cancelRequested || conn !== this.conn) conn.send({ type: "cancel", job });
         const ended = ["job.cancelled", "job.failed", "job.done", "job.status", "error"];
-        await this.conn.take((m) => m.job === job && ended.includes(m.type), 3000);
-        this.conn.send({ type: "release", job });
-        await this.conn.take((m) => m.job === job && (m.type === "released" || m.type === "error"), 3000);
-      } catch (_) {
-        // nothing more to do: the server expires what it keeps
-      }
+        await conn.take((m) => m.job === job && ended.includes(m.type), 3000);
+        conn.send({ type: "release", job });
+        await conn.take((m) => m.job === job && (m.type === "released" || m.type === "error"), 3000);
+      });
     }
     await this._removeSpools();
     this.storage.removeItem(RECORD_KEY);

@@ -178,6 +178,23 @@ test("a modal conflict keeps the result and places it on Apply; nothing half-wri
   const applied = await runner.applyPending();
   assert.equal(applied.state, "done", applied.error && applied.error.stack);
   assertIdentityResult({ doc, source: doc.layers[0], before, layer: doc.layers[1], region: regionOf(doc), selection });
+  assert.equal((await fetch(`${server.url}/v1/jobs/${outcome.job}`)).status, 404, "released after placing");
+});
+
+test("a result waiting for Apply can be cancelled instead", { skip }, async () => {
+  const server = shared;
+  const { runner, fake, fs, storage } = makeRunner();
+  const { doc } = selectedDocument(fake, { width: 120, height: 90 });
+  fake.otherPluginModal = true;
+  const outcome = await runner.start({ serverUrl: server.url, params: PARAMS });
+  fake.otherPluginModal = false;
+  assert.equal(outcome.state, "apply_pending");
+  const cancelled = await runner.cancel();
+  assert.equal(cancelled.state, "cancelled");
+  assert.equal(doc.layers.length, 1);
+  assert.deepEqual(fs.files(), []);
+  assert.equal(storage.getItem("seamwise.activeJob"), null);
+  assert.equal((await fetch(`${server.url}/v1/jobs/${outcome.job}`)).status, 404, "released on the server");
 });
 
 test("a failure while writing rolls the whole step back", { skip }, async (t) => {
