@@ -238,9 +238,13 @@ test("a LAN box refuses an unpaired panel and accepts it after pairing", { skip 
   assert.equal(refused.state, "failed");
   assert.equal(refused.error.code, "unauthorized");
   await assert.rejects(api.pair(server.url, "000000", "test"), (err) => err.code !== undefined);
-  const code = server.pairingCode || newPairingCode(server.dataDir);
+  const code = server.pairingCode;
+  assert.match(code, /^\d{6}$/, "the server printed a pairing code");
   const paired = await api.pair(server.url, code, "Photoshop test");
   assert.ok(paired.token);
+  await assert.rejects(api.pair(server.url, code, "second try"), (err) => err.code === "unauthorized", "a code works once");
+  const another = await api.pair(server.url, newPairingCode(server.dataDir), "second machine"); // `seamwise pair`
+  assert.ok(another.token && another.token !== paired.token);
   tokens[server.url] = paired.token;
   assert.equal((await api.health(server.url, paired.token)).ok, true);
   const { runner: again, fake: fake2 } = makeRunner({ tokens });
