@@ -20,7 +20,7 @@ SCHEDULERS = {
     "euler": (EulerDiscreteScheduler, {}),
     "euler_a": (EulerAncestralDiscreteScheduler, {"prediction_type": "epsilon"}),
     "dpm++2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "ddim": (DDIMScheduler, {"set_alpha_to_one": True}),
+    "ddim": (DDIMScheduler, {"set_alpha_to_one": True, "clip_sample": False}),
 }
 DEFAULT_SCHEDULER = "ddim"
 
@@ -51,7 +51,8 @@ def alpha_bar_at(scheduler, t: torch.Tensor) -> float:
 
 def schedule(scheduler, steps: int, strength: float) -> tuple[list[torch.Tensor], int]:
     """Timesteps actually run: the last `steps` of a schedule long enough to start at `strength`."""
-    total = steps if strength >= 1 else max(steps, int(round(steps / strength)))
+    cap = scheduler.config.num_train_timesteps
+    total = steps if strength >= 1 else min(cap, max(steps, int(round(steps / strength))))
     scheduler.set_timesteps(total)
     start = total - steps
     if hasattr(scheduler, "set_begin_index"):

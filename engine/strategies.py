@@ -19,10 +19,11 @@ from engine.tiling import Tile
 STRATEGIES = ("naive", "multidiffusion", "mixture", "spot", "memory")
 
 
-def default_overlap(strategy: str, tile: int) -> int:
-    """Usual settings of each method, as fractions of the tile (canvas px, before grid snapping)."""
+def default_overlap(strategy: str, tile: int, grid: int) -> int:
+    """Usual settings of each method, as fractions of the tile (canvas px, before grid snapping).
+    memory: a halo of tile/16, at least one grid cell."""
     return {"naive": 0, "spot": 0, "multidiffusion": tile // 2, "mixture": tile // 4,
-            "memory": tile // 8}[strategy]
+            "memory": max(2 * grid, tile // 8)}[strategy]
 
 
 def snap(value: int, grid: int, minimum: int = 0) -> int:
@@ -74,6 +75,6 @@ def make_strategy(name: str, tile: int, overlap: int | None, grid: int, seed: in
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     tile = snap(tile, grid, minimum=grid)
-    ov = default_overlap(name, tile) if overlap is None else overlap
+    ov = default_overlap(name, tile, grid) if overlap is None else overlap
     ov = min(snap(ov, grid), tile - grid) if name in ("multidiffusion", "mixture") else snap(ov, grid)
     return Strategy(name, tile, ov, grid, seed, feather)

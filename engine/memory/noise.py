@@ -13,7 +13,8 @@ class NoiseField:
         self.seed = int(seed)
 
     def generator(self, purpose: int) -> torch.Generator:
-        return torch.Generator(device="cpu").manual_seed(self.seed * 7919 + purpose)
+        # purpose 0 is seeded with the seed itself, as the untiled reference sampler does
+        return torch.Generator(device="cpu").manual_seed(self.seed + 1_000_003 * purpose)
 
     def initial(self, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator(0), dtype=torch.float32)

@@ -1,0 +1,46 @@
+"""With the trained bundled model: one tile covering the frame is the untiled reference sampler,
+and memory tiling stays closer to it than naive tiling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import api
+from engine.adapters.tiny import TinyAdapter
+from engine.tiny_model import WEIGHTS_FILE, load_tiny
+
+pytestmark = pytest.mark.skipif(not WEIGHTS_FILE.is_file(), reason="trained weights not present")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return TinyAdapter.load(torch.device("cpu"), torch.float32)
+
+
+@pytest.fixture(scope="module")
+def picture():
+    from skimage import data
+    return np.ascontiguousarray(data.coffee()[80:208, 200:392]).astype(np.float32) / 255.0
+
+
+@pytest.mark.parametrize("strength,steps", [(0.3, 1), (0.5, 2)])
+def test_one_tile_over_the_frame_matches_the_reference_sampler(trained, picture, strength, steps):
+    from engine.tiny_sampling import restore
+    params = api.RenderParams(strategy="naive", tile=256, steps=steps, strength=strength, seed=5)
+    r = api.render(picture, params, adapter=trained)
+    assert r.stats["tiles"] == 1
+    cond = torch.from_numpy(picture).permute(2, 0, 1)[None] * 2 - 1
+    ref = restore(load_tiny(), cond, strength, steps, seed=5)
+    ref = ((ref + 1) / 2)[0].permute(1, 2, 0).numpy()
+    assert np.abs(r.image - ref).max() < 1e-4
+
+
+def test_memory_is_closer_to_untiled_than_naive_on_the_trained_model(trained, picture):
+    base = dict(steps=2, strength=0.5, seed=1)
+    full = api.render(picture, api.RenderParams(strategy="naive", tile=256, **base), adapter=trained)
+    err = {}
+    for name in ("naive", "memory"):
+        r = api.render(picture, api.RenderParams(strategy=name, tile=64, **base), adapter=trained)
+        err[name] = float(np.sqrt(((r.image - full.image) ** 2).mean()))
+    assert err["memory"] < 0.7 * err["naive"], err
