@@ -100,7 +100,7 @@ class Panel {
     };
     const s = {
       mode: MODES[Math.max(0, this.el("mode").selectedIndex)],
-      strength: number("strength", 0, 1, false),
+      strength: number("strength", 0.01, 1, false), // the server refuses 0: nothing would change
       steps: number("steps", 1, 200, true),
       seed: number("seed", 0, 4294967295, true),
       strategy: STRATEGIES[Math.max(0, this.el("strategy").selectedIndex)],

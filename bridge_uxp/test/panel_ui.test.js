@@ -64,6 +64,13 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   const idleShot = path.join(ARTIFACTS, "panel-idle.png");
   await page.screenshot({ path: idleShot });
 
+  // A bad setting is named and nothing starts.
+  await page.evaluate(() => { document.getElementById("steps").value = "0"; });
+  await page.click("#enhance");
+  assert.match(await page.evaluate(() => document.getElementById("message").textContent), /Steps must be a whole number between 1 and 200/);
+  assert.equal(await page.evaluate(() => localStorage.getItem("seamwise.activeJob")), null);
+  await page.evaluate(() => { document.getElementById("steps").value = "12"; });
+
   // The panel is reloaded while a job renders (a fresh page: the fake document is rebuilt as it was,
   // so this runs first, while the document still has only its background layer).
   await page.click("#enhance");
