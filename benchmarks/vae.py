@@ -1,6 +1,6 @@
 """Tiled VAE: exactness against the full-frame VAE, host memory at 16/64(/150) MP, extra work.
 
-    python -m benchmarks.vae [--quick] [--huge]
+    python -m benchmarks.vae [--quick] [--huge] [--no-memory]
 
 Exactness: a random-weight AutoencoderKL (small SD-layout config), a synthetic photo-like image,
 tiled vs full-frame decode and encode for exact mode, fast mode and diffusers' own
@@ -208,6 +208,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="0.26 MP exactness, 4 and 16 MP memory runs")
     ap.add_argument("--huge", action="store_true", help="add a 150 MP decode to the memory runs")
+    ap.add_argument("--no-memory", action="store_true", help="exactness and work only")
     ap.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -222,7 +223,7 @@ def main() -> None:
         print(f"{r['op']:7} {r['method']:26} {r['megapixels']:5.2f} {r['max_abs']:10.2e} {r['mean_abs']:10.2e} "
               f"{r['conv_flop_ratio']:9.3f}x {r['seconds']:7.2f} {r['full_frame_seconds']:7.2f}")
 
-    sizes = [4, 16] if args.quick else [16, 64] + ([150] if args.huge else [])
+    sizes = [] if args.no_memory else [4, 16] if args.quick else [16, 64] + ([150] if args.huge else [])
     mem = memory(sizes, tile=512)
     print("\nExact tiled decode into a float32 HxWx3 array; activation RAM budget = output size")
     print("(RSS before = after imports, model and output allocation; peak sampled every 5 ms during the decode)")
