@@ -85,11 +85,15 @@ class WsClient:
             self.session = aiohttp.ClientSession()
         headers = {"Origin": self.origin} if self.origin else None
         url = self.base_url.replace("http://", "ws://").replace("https://", "wss://") + "/v1/ws"
-        self.ws = await self.session.ws_connect(url, max_msg_size=0, compress=0, headers=headers,
-                                                autoping=True)
-        await self.send({"type": "hello", "protocol": 1, "client": self.client_name,
-                         "token": self.token})
-        self.welcome = await self.expect("welcome")
+        try:
+            self.ws = await self.session.ws_connect(url, max_msg_size=0, compress=0,
+                                                    headers=headers, autoping=True)
+            await self.send({"type": "hello", "protocol": 1, "client": self.client_name,
+                             "token": self.token})
+            self.welcome = await self.expect("welcome")
+        except BaseException:
+            await self.close()
+            raise
         return self.welcome
 
     async def close(self) -> None:

@@ -7,6 +7,7 @@ that cancel and restart can be exercised while a job is "running".
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -78,25 +79,42 @@ class IdentityEngine:
 
 
 class RealEngine:
-    """Adapter over engine.api.render; imported lazily so that `serve` starts fast."""
+    """Adapter over engine.api.render; the model is loaded once and kept warm between jobs."""
 
     def __init__(self, model: str = "tiny"):
         self.model = model
         self.model_name = "seamwise-tiny" if model == "tiny" else model.rstrip("/\\").split("/")[-1]
         self.device, self.vram_bytes = _device()
+        self._adapter = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the model now (called in a thread at start-up) so the first job does not wait."""
+        self._loaded()
+
+    def _loaded(self):
+        with self._lock:
+            if self._adapter is None:
+                from engine.adapters import load_adapter
+                from engine.device import pick_device, pick_dtype
+                device = pick_device()
+                try:
+                    self._adapter = load_adapter(self.model, device, pick_dtype(device))
+                except (FileNotFoundError, ValueError, OSError) as exc:
+                    raise RenderFailed(f"cannot load model {self.model!r}: {exc}") from None
+            return self._adapter
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
                progress: Callable, should_cancel: Callable[[], bool]) -> Rendered:
         from engine import api
-        if not hasattr(api, "render"):
-            raise RenderFailed("this installation's engine has no render function")
+        adapter = self._loaded()
         rp = api.RenderParams(scale=params["scale"], strength=params["strength"],
                               steps=params["steps"], seed=params["seed"],
                               strategy=params["strategy"], tile=params["tile"],
                               overlap=params["overlap"], prompt=params["prompt"], model=self.model)
         try:
             result = api.render(image, rp, mask=mask, progress=progress,
-                                should_cancel=should_cancel)
+                                should_cancel=should_cancel, adapter=adapter)
         except api.Cancelled:
             raise RenderCancelled() from None
         except api.EngineError as exc:
@@ -105,15 +123,13 @@ class RealEngine:
 
 
 def _device() -> tuple[str, Optional[int]]:
-    try:
+    from engine.device import pick_device
+    device = pick_device()
+    vram = None
+    if device.type == "cuda":
         import torch
-    except ImportError:
-        return "cpu", None
-    if torch.cuda.is_available():
-        return "cuda", int(torch.cuda.get_device_properties(0).total_memory)
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps", None
-    return "cpu", None
+        vram = int(torch.cuda.get_device_properties(device).total_memory)
+    return device.type, vram
 
 
 def make_engine(kind: str, model: str, identity_delay: float = 0.0):

@@ -73,6 +73,8 @@ class ServerState:
                 loop.create_task(self.complete_upload(job))
         self.worker.start()
         self.worker.wake()
+        if hasattr(self.engine, "warm_up"):
+            loop.run_in_executor(None, self._warm_up)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
 
     def _server_id(self) -> str:
@@ -82,6 +84,13 @@ class ServerState:
         server_id = new_server_id()
         self.db.execute("INSERT INTO settings (key, value) VALUES ('server_id', ?)", (server_id,))
         return server_id
+
+    def _warm_up(self) -> None:
+        try:
+            self.engine.warm_up()
+            log.info("model %s loaded on %s", self.engine.model_name, self.engine.device)
+        except Exception as exc:       # the first job will report it as render_failed
+            log.warning("model not loaded: %s", exc)
 
     async def after_listen(self, port: int) -> None:
         """Start what needs the bound port: LAN discovery (advertised only in LAN mode)."""

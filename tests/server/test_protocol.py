@@ -276,8 +276,6 @@ def test_oversized_frame_closes_only_that_connection(server):
 
 def test_hello_rules(server):
     async def go():
-        c = WsClient(server.url)
-        c.session = None
         import aiohttp
         async with aiohttp.ClientSession() as s:
             ws = await s.ws_connect(server.url.replace("http", "ws") + "/v1/ws")
@@ -292,6 +290,7 @@ def test_hello_rules(server):
             await ws.send_str("hello")
             msg = await ws.receive(timeout=10)
             assert msgpack.unpackb(msg.data)["code"] == "bad_request"
+            await ws.close()
 
     run(go())
 
