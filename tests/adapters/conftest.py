@@ -29,3 +29,9 @@ def sdxl_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sdxl")
     tiny_sdxl(root).save_pretrained(root / "pipe")
     return root / "pipe"
+
+
+@pytest.fixture(scope="session")
+def sdxl_adapter(sdxl_folder):
+    from engine.adapters.loading import load
+    return load(str(sdxl_folder))

@@ -140,17 +140,16 @@ def test_render_through_the_engine(folder, scale, request):
 
 
 @pytest.mark.parametrize("mechanisms", [
-    dict(thumbnail=True), dict(groupnorm="exact"), dict(groupnorm="thumbnail"),
-    dict(kv_bank=True), dict(anchor="input"), dict(position=False)])
-def test_every_memory_mechanism_runs_on_guided_sdxl(mechanisms, sdxl_folder):
+    dict(groupnorm="exact"), dict(groupnorm="thumbnail", kv_bank=True, anchor="input"),
+    dict(thumbnail=True, position=False)])
+def test_every_memory_mechanism_runs_on_guided_sdxl(mechanisms, sdxl_adapter):
     """Memory mechanisms hook the UNet; classifier-free guidance must not break them (a doubled
     batch would no longer match the engine's per-window bookkeeping)."""
     import numpy as np
 
     from engine.render import render
-    adapter = load(str(sdxl_folder))
     image = (np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8)
     result = render(image, RenderParams(strategy="memory", steps=2, prompt="the sky", tile=256,
-                                        mechanisms=mechanisms), adapter=adapter)
+                                        mechanisms=mechanisms), adapter=sdxl_adapter)
     assert result.image.shape == image.shape
     assert result.stats["mechanisms"] == {**result.stats["mechanisms"], **mechanisms}
