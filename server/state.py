@@ -73,6 +73,9 @@ class ServerState:
                 loop.create_task(self.complete_upload(job))
         self.worker.start()
         self.worker.wake()
+        for job in self.store.in_order(("queued",)):
+            if job.params.get("peer"):
+                self.worker.submit(job)
         if hasattr(self.engine, "warm_up"):
             loop.run_in_executor(None, self._warm_up)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
@@ -165,7 +168,7 @@ class ServerState:
         self.store.finish_upload(job)
         self.hub.publish(job.id, {"type": "job.queued", "job": job.id,
                                   "position": self.worker.position(job)})
-        self.worker.wake()
+        self.worker.submit(job)
 
     def release(self, job: Job) -> None:
         if job.state == "running":

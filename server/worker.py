@@ -35,27 +35,34 @@ class Worker:
         self.current: Optional[Job] = None
         self.progress: dict[str, dict] = {}     # job id -> latest progress fields
         self.previews: dict[str, bytes] = {}    # job id -> latest JPEG
-        self._cancel: Optional[threading.Event] = None
+        self._cancels: dict[str, threading.Event] = {}   # running job id -> its cancel flag
         self._wake = asyncio.Event()
         self._release_after: set[str] = set()
         self._task: Optional[asyncio.Task] = None
+        self._forwards: set[asyncio.Task] = set()
 
     # ---- control -------------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="worker")
 
     async def stop(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
-        if self._task:
-            self._task.cancel()
+        for flag in self._cancels.values():
+            flag.set()
+        for task in [self._task, *self._forwards]:
+            if task is None:
+                continue
+            task.cancel()
             try:
-                await self._task
+                await task
             except (asyncio.CancelledError, Exception):
                 pass
 
     def wake(self) -> None:
         self._wake.set()
+
+    def local_queue(self) -> list[Job]:
+        """Queued jobs for this machine's engine (forwarded jobs do not wait for it)."""
+        return [j for j in self.store.in_order(("queued",)) if not j.params.get("peer")]
 
     def position(self, job: Job) -> Optional[int]:
         """Jobs that run before this one (the running job included); 0 = running or next."""
@@ -63,8 +70,19 @@ class Worker:
             return 0
         if job.state != "queued":
             return None
-        ahead = sum(1 for j in self.store.in_order(("queued",)) if j.seq < job.seq)
+        if job.params.get("peer"):
+            return 0
+        ahead = sum(1 for j in self.local_queue() if j.seq < job.seq)
         return ahead + (1 if self.current is not None else 0)
+
+    def submit(self, job: Job) -> None:
+        """A job was queued: forwarded jobs start at once, local ones wait for the worker."""
+        if job.params.get("peer") and self.forwarder is not None:
+            task = asyncio.get_running_loop().create_task(self._run_one(job))
+            self._forwards.add(task)
+            task.add_done_callback(self._forwards.discard)
+        else:
+            self.wake()
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not finished; True if something was cancelled."""
@@ -74,8 +92,9 @@ class Worker:
             self.hub.publish(job.id, {"type": "job.cancelled", "job": job.id})
             self._announce_positions()
             return True
-        if job.state == "running" and self.current is job and self._cancel is not None:
-            self._cancel.set()
+        flag = self._cancels.get(job.id)
+        if job.state == "running" and flag is not None:
+            flag.set()
             return True
         return False
 
@@ -85,39 +104,44 @@ class Worker:
     # ---- the loop ------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            queued = self.store.in_order(("queued",))
+            queued = self.local_queue()
             if not queued:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             job = queued[0]
             self.current = job
-            self._cancel = threading.Event()
             try:
-                await self._render(job, self._cancel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:   # never let one job stop the worker
-                log.exception("job %s failed", job.id)
-                try:
-                    self._finish_failed(job, "internal", "the server failed while rendering")
-                except Exception:
-                    log.exception("could not record the failure of job %s", job.id)
-                    job.state = "failed"          # in memory at least: do not retry forever
-                await asyncio.sleep(0.5)
+                await self._run_one(job)
             finally:
                 self.current = None
-                self._cancel = None
-                self.progress.pop(job.id, None)
-                if job.id in self._release_after:
-                    self._release_after.discard(job.id)
-                    self.store.delete(job)
-                    self.previews.pop(job.id, None)
-                    self.hub.forget(job.id)
                 self._announce_positions()
 
+    async def _run_one(self, job: Job) -> None:
+        cancel = self._cancels[job.id] = threading.Event()
+        try:
+            await self._render(job, cancel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:   # never let one job stop the worker
+            log.exception("job %s failed", job.id)
+            try:
+                self._finish_failed(job, "internal", "the server failed while rendering")
+            except Exception:
+                log.exception("could not record the failure of job %s", job.id)
+                job.state = "failed"          # in memory at least: do not retry forever
+            await asyncio.sleep(0.5)
+        finally:
+            self._cancels.pop(job.id, None)
+            self.progress.pop(job.id, None)
+            if job.id in self._release_after:
+                self._release_after.discard(job.id)
+                self.store.delete(job)
+                self.previews.pop(job.id, None)
+                self.hub.forget(job.id)
+
     def _announce_positions(self) -> None:
-        for j in self.store.in_order(("queued",)):
+        for j in self.local_queue():
             self.hub.publish(j.id, self._progress_event(j, None))
 
     def _progress_event(self, job: Job, p: Optional[dict]) -> dict:

@@ -34,7 +34,7 @@ def test_discovery_pairing_and_forwarding(server_factory):
     box = server_factory("--lan", "--host", "127.0.0.1", "--discovery-interface", "127.0.0.1",
                          "--name", "render-box", discovery=True)
     desk = server_factory("--discovery-interface", "127.0.0.1", "--name", "desk",
-                          discovery=True)
+                          "--identity-delay", "0.1", discovery=True)
     peer = wait_for_peer(desk.url, box.port)
     assert peer["address"] == "127.0.0.1" and peer["protocol"] == 1
     assert peer["model"] == "identity" and peer["device"] == "cpu" and peer["version"]
@@ -56,7 +56,12 @@ def test_discovery_pairing_and_forwarding(server_factory):
                 await c.create({"width": 4, "height": 4, "channels": 3, "depth": 8},
                                {"peer": "not-a-peer"})
             assert err.value.code == "bad_params"
+            # the desk's own engine is busy for ~20 s; the forwarded job must not wait for it
+            local = await c.submit(image[:8, :8], {"steps": 200})
             r = await c.render(image, {"peer": peer["id"], "steps": 3})
+            status = await c.watch(local)
+            assert status["state"] == "running"
+            await c.cancel(local)
         return r
 
     r = run(go())
