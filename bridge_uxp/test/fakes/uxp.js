@@ -36,7 +36,7 @@ function createLocalStorage() {
 
 
 function createUxp() {
-  return { storage: { secureStorage: createSecureStorage() }, entrypoints: { setup() {} } };
+  return { storage: { secureStorage: createSecureStorage() }, host: { name: "Photoshop" } };
 }
 
 module.exports = { createUxp, createLocalStorage, createSecureStorage };
