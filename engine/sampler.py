@@ -69,6 +69,7 @@ def sample(denoise: CanvasFn, scheduler, reference: torch.Tensor, noise: NoiseFi
         x = eps * scheduler.init_noise_sigma
     else:
         x = scheduler.add_noise(reference, eps, timesteps[0].reshape(1))
+    del eps
     gen = noise.step_generator()
     for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)

@@ -1,0 +1,114 @@
+"""Seam visibility on real photographs, grid-agnostic, with the untiled run as the floor.
+
+    python -m benchmarks.seams [--quick]
+
+Metric (no knowledge of where tiles were): take the residual R = output − bicubic input (luma),
+split it into tone (Gaussian low-pass, σ = 3 px) and grain (R − tone, its local energy low-passed
+the same way). For every straight line between two rows, and between two columns, the step energy
+is the mean squared difference across that line. A seam is a line whose step energy stands out:
+score = max over lines / median over lines (1 = no line stands out). Reported for tone and grain,
+per strategy, on scikit-image photographs upscaled ×2 and ×4 by the bundled model; the untiled
+run (one window over the whole frame) is the floor.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine import api
+from engine.strategies import STRATEGIES
+
+PHOTOS = ("astronaut", "coffee", "chelsea")
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = int(3 * sigma)
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float64) ** 2 / (2 * sigma * sigma))
+    k = (k / k.sum()).to(x.dtype)
+    x = F.pad(x[None, None], (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1))
+    return F.conv2d(x, k.view(1, 1, -1, 1))[0, 0]
+
+
+def line_score(m: torch.Tensor) -> float:
+    """max / median of step energy across all horizontal and vertical lines (borders excluded)."""
+    dy = (m[1:, :] - m[:-1, :]).pow(2).mean(1)[4:-4]
+    dx = (m[:, 1:] - m[:, :-1]).pow(2).mean(0)[4:-4]
+    e = torch.cat([dy, dx])
+    return float(e.max() / e.median().clamp_min(1e-20))
+
+
+def seam_scores(output: np.ndarray, base: np.ndarray) -> dict:
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+    r = torch.from_numpy(output.astype(np.float64) - base.astype(np.float64)) @ w
+    tone = _blur(r, 3.0)
+    grain = _blur((r - tone) ** 2, 3.0)
+    return {"tone": round(line_score(tone), 3), "grain": round(line_score(grain), 3)}
+
+
+def photo(name: str, size: int) -> np.ndarray:
+    from skimage import data
+    im = getattr(data, name)()
+    h, w = im.shape[:2]
+    s = min(h, w)
+    im = im[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    t = torch.from_numpy(im).permute(2, 0, 1)[None].float()
+    t = F.interpolate(t, size=(size, size), mode="area")
+    return t[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one photograph")
+    ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--strength", type=float, default=0.3)
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    from engine.adapters.tiny import TinyAdapter
+    adapter = TinyAdapter.load(torch.device("cpu"), torch.float32)
+    out_size, tile = 384, 128
+    photos = PHOTOS[:1] if args.quick else PHOTOS
+    results = []
+    print(f"bundled model, output {out_size}x{out_size}, tile {tile} px, {args.steps} step(s), "
+          f"strength {args.strength}; score = max/median line step energy (1 = no seam)")
+    print(f"{'photo':10s} {'scale':>5s} {'strategy':15s} {'tone':>7s} {'grain':>7s} {'tone/floor':>10s} {'grain/floor':>11s}")
+    for name in photos:
+        for scale in (2, 4):
+            img = photo(name, out_size // scale)
+            base = F.interpolate(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255,
+                                 scale_factor=scale, mode="bicubic", align_corners=False)
+            base = (base.clamp(0, 1) * 255)[0].permute(1, 2, 0).numpy()
+            common = dict(scale=scale, steps=args.steps, strength=args.strength, seed=0)
+            runs = {"untiled": api.RenderParams(strategy="naive", tile=out_size, **common)}
+            runs.update({s: api.RenderParams(strategy=s, tile=tile, **common) for s in STRATEGIES})
+            floor = None
+            for label, params in runs.items():
+                r = api.render(img, params, adapter=adapter)
+                sc = seam_scores(r.image, base)
+                floor = floor or sc
+                row = dict(photo=name, scale=scale, strategy=label, **sc,
+                           tone_vs_floor=round(sc["tone"] / floor["tone"], 3),
+                           grain_vs_floor=round(sc["grain"] / floor["grain"], 3),
+                           work=r.stats["token_evals"])
+                results.append(row)
+                print(f"{name:10s} {scale:5d} {label:15s} {sc['tone']:7.2f} {sc['grain']:7.2f} "
+                      f"{row['tone_vs_floor']:10.3f} {row['grain_vs_floor']:11.3f}", flush=True)
+    summary = {}
+    for s in ("untiled",) + STRATEGIES:
+        rows = [r for r in results if r["strategy"] == s]
+        summary[s] = {"tone_vs_floor": round(float(np.mean([r["tone_vs_floor"] for r in rows])), 3),
+                      "grain_vs_floor": round(float(np.mean([r["grain_vs_floor"] for r in rows])), 3)}
+    print("\nmean over photographs and scales (1.00 = the untiled floor):")
+    for s, v in summary.items():
+        print(f"  {s:15s} tone {v['tone_vs_floor']:.3f}  grain {v['grain_vs_floor']:.3f}")
+    print(json.dumps({"benchmark": "seams", "quick": args.quick, "machine": "2-core CPU",
+                      "steps": args.steps, "strength": args.strength, "tile": tile,
+                      "output": out_size, "summary": summary, "rows": results}))
+
+
+if __name__ == "__main__":
+    main()
