@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 from aiohttp import web
 
-from .client import JobCancelled, JobFailed, ServerError, WsClient, _as_bytes
+from .client import JobFailed, ServerError, WsClient, _as_bytes
 from .discovery import Discovery
 from .errors import ProtocolError
 from .store import Job, JobStore

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Optional
+from typing import Optional
 
 import msgpack
 from aiohttp import WSMsgType, web

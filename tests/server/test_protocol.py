@@ -1,7 +1,6 @@
 """WebSocket protocol against a real server subprocess with the identity engine."""
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 
