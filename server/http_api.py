@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import struct
+from typing import Optional
 
 import numpy as np
 from aiohttp import web
@@ -39,8 +42,31 @@ async def info(request: web.Request) -> web.Response:
                           "lan": s.config.lan, "queue": queue})
 
 
-def _decode(data: bytes, what: str):
+def _peek_size(data: bytes) -> Optional[tuple[int, int]]:
+    """Width and height from the file's header, without decoding any pixels."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        import tifffile
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.pages[0]
+                return int(page.imagewidth), int(page.imagelength)
+        except Exception:
+            return None     # the decoder will say what is wrong with it
+    return None
+
+
+def _decode(data: bytes, what: str, limits) -> object:
     from engine.imageio import ImageError, decode_image
+    size = _peek_size(data)
+    if size is not None:
+        width, height = size
+        if width > limits.max_side or height > limits.max_side or \
+                width * height > limits.max_pixels:
+            raise ProtocolError("too_large", f"{what} is {width}x{height} pixels; the limit is "
+                                             f"{limits.max_pixels} pixels and {limits.max_side} "
+                                             f"per side")
     try:
         return decode_image(data)
     except ImageError as exc:
@@ -108,7 +134,7 @@ async def create_job(request: web.Request) -> web.Response:
         raise ProtocolError("unsupported_image",
                             "send the image as image/tiff, image/png or multipart/form-data")
     params = validate_params(raw_params)
-    picture = await asyncio.to_thread(_decode, image_bytes, "image")
+    picture = await asyncio.to_thread(_decode, image_bytes, "image", s.config.limits)
     del image_bytes
     if picture.format not in ("tiff", "png"):
         raise ProtocolError("unsupported_image", "send a TIFF or PNG file")
@@ -120,7 +146,7 @@ async def create_job(request: web.Request) -> web.Response:
                                     "icc": picture.icc}, s.config.limits)
     mask = mask_header = None
     if mask_bytes is not None:
-        mpic = await asyncio.to_thread(_decode, mask_bytes, "mask")
+        mpic = await asyncio.to_thread(_decode, mask_bytes, "mask", s.config.limits)
         mask = mpic.pixels
         if mask.ndim == 3:
             if mask.shape[2] != 1:

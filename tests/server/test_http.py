@@ -121,3 +121,21 @@ def test_http_preview_and_progress_while_running(server_factory):
 
     jpeg = run(go())
     assert jpeg[:3] == b"\xff\xd8\xff"
+
+
+def test_http_refuses_oversized_images_from_their_header(server):
+    import struct
+    import zlib
+    # a PNG whose header claims 70000 x 70000 pixels: refused before any pixel is decoded
+    ihdr = struct.pack(">IIBBBBB", 70000, 70000, 8, 2, 0, 0, 0)
+    png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr +
+           struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+
+    async def go():
+        async with HttpClient(server.url) as h:
+            with pytest.raises(ServerError) as err:
+                await h.submit(png, "image/png")
+            return err.value
+
+    err = run(go())
+    assert err.status == 413 and err.code == "too_large"
