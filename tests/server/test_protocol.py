@@ -164,16 +164,31 @@ def test_queue_positions_and_throttled_previews(server_factory):
 
     async def go():
         async with WsClient(srv.url) as c:
-            jobs = [await c.submit(image, {"steps": 40}) for _ in range(3)]
-            positions = [(await c.expect("job.queued", job=j))["position"] for j in jobs]
-            for j in jobs:
+            first = await c.submit(image, {"steps": 200})        # ~10 s unless cancelled
+            others = [await c.submit(image, {"steps": 2}) for _ in range(2)]
+            positions = [(await c.expect("job.queued", job=j))["position"]
+                         for j in [first, *others]]
+            while True:
+                ev = await c.expect("progress", job=first)
+                if ev["state"] == "running":
+                    break
+            t0 = time.monotonic()
+            while True:
+                ev = await c.expect("progress", job=first)
+                if ev["step"] >= 40:
+                    break
+            await c.cancel(first)
+            with pytest.raises(JobCancelled):
+                await c.wait(first)
+            elapsed = time.monotonic() - t0
+            for j in others:
                 await c.wait(j)
-            previews = [e for e in c.events if e["type"] == "preview" and e["job"] == jobs[0]]
-            return positions, previews
+            previews = [e for e in c.events if e["type"] == "preview" and e["job"] == first]
+            return positions, previews, elapsed
 
-    positions, previews = run(go())
+    positions, previews, elapsed = run(go())
     assert positions == [0, 1, 2]
-    assert 1 <= len(previews) <= 6        # 2 s of rendering, at most one per 0.5 s
+    assert 1 <= len(previews) <= elapsed / 0.5 + 2     # at most one per 0.5 s
     assert previews[0]["jpeg"][:3] == b"\xff\xd8\xff"
     assert max(previews[0]["width"], previews[0]["height"]) <= 512
 
