@@ -2,7 +2,7 @@
 
 `restore` is how the product runs the model on a picture that fits in one pass: the condition
 (the input photo, already bicubic-upscaled for ×2) is noised to the timestep the strength names,
-then a deterministic DDIM sampler walks down to t=0. Strength s starts at t ≈ s·T with
+then a deterministic DDIM sampler walks down, and the last step returns its x0 prediction. Strength s starts at t ≈ s·T with
 "trailing" spacing, so even one step really starts from noise at that level and its output is
 the model's x0 prediction (what recovers the most signal; more steps add invented detail).
 """
@@ -51,7 +51,11 @@ def restore(model: TinyModel, cond: torch.Tensor, strength: float, steps: int,
     g = torch.Generator("cpu").manual_seed(int(seed))
     noise = torch.randn(cond.shape, generator=g, dtype=torch.float32).to(device=device, dtype=dtype)
     x = sched.add_noise(cond, noise, ts[:1])
-    for t in ts:
+    for i, t in enumerate(ts):
         out = unet(torch.cat([x, cond], dim=1), t.to(device)).sample
-        x = sched.step(out, t, x, eta=0.0).prev_sample
+        step = sched.step(out, t, x, eta=0.0)
+        # The last step must land on the clean image. DDIM steps to t - T//N, which is 0 rather
+        # than "before 0" when N does not divide T (strength 0.3, 2 steps: 142 -> 0), and would
+        # leave sqrt(1 - alphas_cumprod[0]) of noise in the result.
+        x = step.pred_original_sample if i == len(ts) - 1 else step.prev_sample
     return x.clamp(-1.0, 1.0)
