@@ -80,8 +80,12 @@ def prepare_data(root: Path) -> dict:
     manifest: dict = {"packages": {}, "train": [], "heldout": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run(["apt-get", "download", *WALLPAPER_PACKAGES], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
+        try:
+            subprocess.run(["apt-get", "download", *WALLPAPER_PACKAGES], cwd=tmp, check=True,
+                           stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise SystemExit(f"cannot fetch the wallpaper packages with apt-get download ({e}); "
+                             "the training and benchmark photographs come from Debian packages")
         unpacked = tmp / "root"
         for deb in sorted(tmp.glob("*.deb")):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
