@@ -92,7 +92,7 @@ def main() -> None:
     photos = PHOTOS[:1] if args.quick else PHOTOS
     results = []
     print(f"bundled model, output {out_size}x{out_size}, tile {tile} px, {args.steps} step(s), "
-          f"strength {args.strength}; score = top-1% line step-energy contrast (≈1: no seam)")
+          f"strength {args.strength}; score = top-1% per-line step energy vs the untiled run (floor: another seed)")
     print(f"{'photo':10s} {'scale':>5s} {'strategy':24s} {'tone':>7s} {'grain':>7s} {'tone/floor':>10s} {'grain/floor':>11s} {'drift':>6s}")
     for name in photos:
         for scale in (2, 4):

@@ -52,7 +52,7 @@ class CanvasDenoiser:
                  should_cancel: Optional[Callable[[], bool]] = None,
                  counters: Optional[Counters] = None):
         self.adapter, self.cond, self.strategy = adapter, cond, strategy
-        self.mech = mechanisms if strategy.name == "memory" else Mechanisms(halo=False)
+        self.mech = mechanisms if strategy.name == "memory" else Mechanisms(halo=False, anchor="off")
         self.reference = reference          # [1, C, H, W] float32 host: fallback x0, anchor
         self.active = active                # [H, W] bool host, or None for everything
         self.batch_size = max(1, batch_size)
