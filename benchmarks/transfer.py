@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from server.alloc import tune_allocator
 from server.client import WsClient, _as_bytes, header_for
 
 from ._server import RunningServer
@@ -80,6 +81,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--data-dir", type=Path, default=None,
                     help="server data directory (default: a temporary one)")
     args = ap.parse_args(argv)
+    # the Python stand-in client gets the allocator setting the server applies to itself
+    tune_allocator()
     width, height = (4000, 3000) if args.quick else (15000, 10000)
     frame = make_frame(width, height)
     nbytes = frame.nbytes
