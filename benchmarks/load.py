@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from server.alloc import tune_allocator
 from server.client import WsClient
 
 from ._server import RunningServer
@@ -44,6 +45,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--clients", type=int, default=20)
     args = ap.parse_args(argv)
+    tune_allocator()         # as the server does for itself (server/alloc.py)
     side = 128 if args.quick else 512
     delay = 0.02
     with tempfile.TemporaryDirectory() as tmp:
