@@ -3,8 +3,8 @@
 Callers hand over plain numpy arrays and get plain numpy arrays back, so that neither the CLI nor
 the server needs to know anything about tensors, devices or models.
 
-CONTRACT (implementation in progress): `render` is implemented by the engine work; the types below
-are the stable interface that the CLI and the server are written against.
+The types below are the stable interface the CLI and the server are written against; `render`
+is implemented in engine.render.
 """
 from __future__ import annotations
 
@@ -61,4 +61,14 @@ class RenderResult:
     stats: dict             # tiles, model_calls, token_evals, seconds per phase, device, ...
 
 
-from engine.render import render  # noqa: E402,F401  (implementation; types above)
+def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] = None,
+           progress: Optional[ProgressCallback] = None,
+           should_cancel: Optional[Callable[[], bool]] = None, **options) -> RenderResult:
+    """Refine or upscale `image`; see engine.render.render for the options.
+
+    Imported on first call so that importing the API's types (the CLI's help, the server's
+    parameter checks) does not load torch and diffusers.
+    """
+    from engine.render import render as _render
+
+    return _render(image, params, mask, progress, should_cancel, **options)
