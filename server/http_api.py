@@ -163,6 +163,8 @@ async def create_job(request: web.Request) -> web.Response:
                                 px.astype(DTYPES[header["depth"]], copy=False))
         if mask is not None:
             await asyncio.to_thread(s.store.write_whole, job, "mask", mask)
+        if picture.metadata:
+            await asyncio.to_thread(s.store.write_metadata, job, picture.metadata)
     except BaseException:
         s.store.delete(job)
         raise
@@ -197,7 +199,8 @@ async def job_result(request: web.Request) -> web.Response:
         fmt = "tiff"
     pixels = np.memmap(s.store.path(job.id, "result.raw"), dtype=DTYPES[r["depth"]], mode="r",
                        shape=(r["height"], r["width"], r["channels"]))
-    data = await asyncio.to_thread(encode_image, Picture(pixels, job.icc, fmt), fmt)
+    metadata = await asyncio.to_thread(s.store.read_metadata, job)
+    data = await asyncio.to_thread(encode_image, Picture(pixels, job.icc, fmt, metadata), fmt)
     del pixels
     return web.Response(body=data, content_type=f"image/{fmt}")
 

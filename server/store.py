@@ -306,6 +306,23 @@ class JobStore:
              json.dumps(job.stats) if job.stats else None, job.error_code, job.error_message,
              job.id))
 
+    # ---- descriptive metadata of HTTP uploads (XMP, EXIF, copyright), returned with the result
+    def write_metadata(self, job: Job, metadata: dict) -> None:
+        import msgpack
+
+        with open(self.path(job.id, "metadata.msgpack"), "wb") as f:
+            f.write(msgpack.packb(metadata, use_bin_type=True))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metadata(self, job: Job) -> dict:
+        import msgpack
+
+        try:
+            return msgpack.unpackb(self.path(job.id, "metadata.msgpack").read_bytes(), raw=False)
+        except FileNotFoundError:
+            return {}
+
     def delete(self, job: Job) -> None:
         self.db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
         self.jobs.pop(job.id, None)

@@ -15,17 +15,19 @@ from .conftest import run
 
 RNG = np.random.default_rng(3)
 ICC = b"\x00\x00\x01\x00fake-icc-profile" * 8
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:rights>(c) Studio</dc:rights></x:xmpmeta>'
 
 
 @pytest.mark.parametrize("fmt,dtype", [("tiff", np.uint8), ("tiff", np.uint16),
                                        ("tiff", np.float32), ("png", np.uint8),
                                        ("png", np.uint16)])
-def test_http_round_trip_keeps_format_depth_and_icc(server, fmt, dtype):
+def test_http_round_trip_keeps_format_depth_icc_and_metadata(server, fmt, dtype):
     if dtype == np.float32:
         px = RNG.random((40, 48, 3), dtype=np.float32)
     else:
         px = RNG.integers(0, np.iinfo(dtype).max + 1, (40, 48, 4), dtype=dtype)
-    body = encode_image(Picture(px, ICC, fmt), fmt)
+    metadata = {"xmp": XMP} if fmt == "png" else {"xmp": XMP, "tiff:33432": "(c) Studio 2026"}
+    body = encode_image(Picture(px, ICC, fmt, metadata), fmt)
 
     async def go():
         async with HttpClient(server.url) as h:
@@ -42,7 +44,7 @@ def test_http_round_trip_keeps_format_depth_and_icc(server, fmt, dtype):
             return out, seams
 
     out, seams = run(go())
-    assert out.format == fmt and out.icc == ICC
+    assert out.format == fmt and out.icc == ICC and out.metadata == metadata
     assert out.pixels.dtype == dtype and out.pixels.tobytes() == px.tobytes()
     assert seams.pixels.shape[:2] == px.shape[:2] and seams.pixels.dtype == np.uint8
 
