@@ -123,6 +123,9 @@ class CanvasDenoiser:
         if self.gn and self.mech.groupnorm == "previous":
             self.gn.mode = "previous"
             self.gn.running = {}
+        if self.gn and self.mech.groupnorm == "iterate":
+            self._iterate_statistics(x, t_dev, alpha_bar, self._batches(plan[::self.mech.gn_every]),
+                                     h, w)
         if self.kv:
             self.kv.state.mode = "read"
             self.kv.state.stride = stride
@@ -234,6 +237,20 @@ class CanvasDenoiser:
               p.x.core_start - p.x.start:p.x.core_stop - p.x.start] = 1
             masks.append(m)
         return torch.cat(masks)
+
+    def _iterate_statistics(self, x, t, alpha_bar, batches, h, w) -> None:
+        """Pooled statistics by fixed-point iteration: each extra pass over the tiles pools the
+        statistics that the next pass (finally the fused one) normalises with. The extra passes
+        may visit only every n-th tile (`gn_every`): statistics need a sample, not every pixel."""
+        gn = self.gn
+        gn.pooled = {}
+        for _ in range(self.mech.gn_passes - 1):
+            gn.mode, gn.running = "previous", {}
+            for batch in batches:
+                gn.core_masks = self._core_masks(batch)
+                self._predict(x, t, alpha_bar, batch, h, w)
+            gn.finish_step()
+        gn.mode, gn.running = "previous", {}
 
     def _pool_statistics(self, x, t, alpha_bar, batches, h, w) -> None:
         """Exact statistics: one barrier pass per GroupNorm layer over all tile cores."""

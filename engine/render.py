@@ -100,7 +100,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     """
     _validate(image, params, mask)
     try:
-        mech = Mechanisms.from_dict(params.mechanisms)
+        Mechanisms.from_dict(params.mechanisms)   # refuse bad switches before loading anything
     except ValueError as e:
         raise api.EngineError(str(e)) from e
     seconds: dict[str, float] = {}
@@ -124,6 +124,8 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         except (FileNotFoundError, ValueError, OSError) as e:
             raise api.EngineError(f"cannot load model {params.model!r}: {e}") from e
     make_deterministic(adapter.device)
+    # Defaults measured for this model (engine.adapters.base), under the caller's switches.
+    mech = Mechanisms.from_dict({**getattr(adapter, "default_mechanisms", {}), **params.mechanisms})
     seconds["load"] = time.perf_counter() - started
     check_cancel()
 

@@ -67,6 +67,8 @@ class ModelAdapter(Protocol):
     denoiser: torch.nn.Module  # the module memory mechanisms hook (GroupNorms, attention processors)
     device: torch.device
     dtype: torch.dtype
+    # Optional: `default_mechanisms: dict` — memory switches measured to pay for this model
+    # (engine.memory.switches.Mechanisms names); the caller's RenderParams.mechanisms override them.
 
     def conditioning(self, params: RenderParams, source: torch.Tensor) -> Conditioning:
         """Build conditioning once per render. `source`: [-1, 1] NCHW at output size, on the host."""

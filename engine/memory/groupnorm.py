@@ -11,7 +11,10 @@ duration of a render, with one that can
   bound of what shared statistics can do, not a production setting;
 - pool the same exact statistics during one step's tile passes and use them in the next step
   ("previous"): no extra passes and memory bounded by one [3, groups] sum per layer, at the price
-  of statistics one step old (the first step normalises per tile).
+  of statistics one step old (the first step normalises per tile);
+- "iterate": the same pooling repeated within one step, each pass over the tiles normalising with
+  the previous pass's pooled statistics (a fixed-point iteration toward "exact"; n passes cost
+  n× the tile work, memory stays bounded).
 """
 from __future__ import annotations
 

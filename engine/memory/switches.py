@@ -8,7 +8,9 @@ from dataclasses import dataclass, fields, replace
 class Mechanisms:
     halo: bool = True            # 0: evaluate each core with a margin of live canvas
     thumbnail: bool = False      # 2: scene-memory pass at native size (needed by its consumers)
-    groupnorm: str = "off"       # 3: "off" | "thumbnail" | "previous" | "exact" (pooled cores)
+    groupnorm: str = "off"       # 3: "off" | "thumbnail" | "previous" | "iterate" | "exact"
+    gn_passes: int = 2           #    "iterate": passes over the tiles per step (last one fused)
+    gn_every: int = 1            #    "iterate": statistics passes visit every n-th tile
     kv_bank: bool = False        # 4: self-attention also attends to pooled thumbnail keys/values
     kv_pool: int = 2             #    pooling of the bank (tokens per side)
     anchor: str = "off"          # 5: "off" | "input" | "thumbnail": low-frequency reference
@@ -26,8 +28,11 @@ class Mechanisms:
             raise ValueError(f"unknown mechanism switch(es): {', '.join(unknown)}; "
                              f"known: {', '.join(known)}")
         m = replace(cls(), **values)
-        if m.groupnorm not in ("off", "thumbnail", "previous", "exact"):
-            raise ValueError("mechanisms.groupnorm must be 'off', 'thumbnail', 'previous' or 'exact'")
+        if m.groupnorm not in ("off", "thumbnail", "previous", "iterate", "exact"):
+            raise ValueError("mechanisms.groupnorm must be 'off', 'thumbnail', 'previous', "
+                             "'iterate' or 'exact'")
+        if m.gn_passes < 1 or m.gn_every < 1:
+            raise ValueError("mechanisms.gn_passes and gn_every must be >= 1")
         if m.anchor not in ("off", "input", "thumbnail"):
             raise ValueError("mechanisms.anchor must be 'off', 'input' or 'thumbnail'")
         if m.kv_pool < 1 or m.anchor_scale < 1 or not 0 <= m.feather <= 1:
