@@ -2,7 +2,7 @@
 
     python -m benchmarks.work [--quick]
 
-(a) Bundled-model geometry (pixel canvas, grid 4, native 96 px, default tile 192 px): counted by
+(a) Bundled-model geometry (pixel canvas, grid 8, native 96 px, default tile 192 px): counted by
 real renders (one step; a narrow random-weight network of the same geometry, since the count does
 not depend on the weights). (b) SD geometry (latent canvas ÷8, grid 8, SDXL 1024 px tiles):
 counted from the same window plans the canvas denoiser runs, plus the thumbnail pass.
@@ -21,9 +21,9 @@ from engine.adapters.tiny import TinyAdapter
 from engine.memory.thumbnail import stride_for
 from engine.strategies import STRATEGIES, make_strategy
 
-NARROW = dict(sample_size=96, in_channels=6, out_channels=3, block_out_channels=(8, 8, 8),
-              down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-              up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+NARROW = dict(sample_size=96, in_channels=6, out_channels=3, block_out_channels=(8, 8, 8, 8),
+              down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+              up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
               layers_per_block=1, norm_num_groups=4, attention_head_dim=8)
 
 

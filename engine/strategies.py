@@ -76,5 +76,10 @@ def make_strategy(name: str, tile: int, overlap: int | None, grid: int, seed: in
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     tile = snap(tile, grid, minimum=grid)
     ov = default_overlap(name, tile, grid) if overlap is None else overlap
-    ov = min(snap(ov, grid), tile - grid) if name in ("multidiffusion", "mixture") else snap(ov, grid)
+    if name in ("multidiffusion", "mixture"):
+        ov = min(snap(ov, grid), tile - grid)
+    elif name == "memory":
+        ov = 2 * snap(ov // 2, grid)   # the overlap is two halos, each on the grid
+    else:
+        ov = snap(ov, grid)
     return Strategy(name, tile, ov, grid, seed, feather)
