@@ -47,7 +47,8 @@ def _canvas(adapter, mech=None, strategy="memory", tile=32, overlap=8):
 
 def test_mechanisms_change_the_result_and_uninstall_cleanly(tiny):
     base, c0 = _canvas(tiny)
-    for mech in ({"groupnorm": "thumbnail"}, {"groupnorm": "exact"}, {"kv_bank": True},
+    for mech in ({"groupnorm": "thumbnail"}, {"groupnorm": "exact"}, {"groupnorm": "previous"},
+                 {"groupnorm": "iterate", "gn_every": 2}, {"kv_bank": True},
                  {"anchor": "input"}, {"anchor": "thumbnail"}):
         out, c = _canvas(tiny, mech)
         assert not torch.equal(out, base), mech
