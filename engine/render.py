@@ -6,8 +6,8 @@ copying input pixels wherever the mask is 0, so the outside of a selection is bi
 """
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from typing import Callable, Optional
 
 import numpy as np
@@ -61,7 +61,9 @@ def _validate(image: np.ndarray, params: api.RenderParams, mask: Optional[np.nda
 
 def _to_unit(a: np.ndarray) -> torch.Tensor:
     """H x W x C array → [1, C, H, W] float32 in [0, 1] (float images taken as is)."""
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+    with warnings.catch_warnings():  # read-only input arrays are only read here
+        warnings.simplefilter("ignore", UserWarning)
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
     return t / DTYPE_SCALE[a.dtype]
 
 
@@ -82,7 +84,9 @@ def _resize(t: torch.Tensor, scale: int) -> torch.Tensor:
 def _mask_unit(mask: Optional[np.ndarray]) -> Optional[torch.Tensor]:
     if mask is None:
         return None
-    m = torch.from_numpy(np.ascontiguousarray(mask)).float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        m = torch.from_numpy(np.ascontiguousarray(mask)).float()
     if mask.dtype == np.uint8:
         m = m / 255.0
     return m.clamp(0, 1)[None, None]
@@ -115,7 +119,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         if should_cancel and should_cancel():
             raise api.Cancelled("render cancelled")
 
-    started = time.perf_counter()
+    started = render_started = time.perf_counter()
     report("load", 0, params.steps, 0, 0, 0.0)
     if adapter is None:
         dev = pick_device(device)
@@ -185,6 +189,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     if mask_out is not None:
         seam = seam * (mask_out[0, 0] > 0)
     seconds["decode"] = time.perf_counter() - started
+    seconds["total"] = time.perf_counter() - render_started
     report("decode", steps, steps, 0, 0, 1.0)
     stats = {
         "tiles": counters.tiles, "model_calls": counters.model_calls,

@@ -26,7 +26,10 @@ class TinyAdapter:
     def __init__(self, unet: nn.Module, scheduler_config: dict, native_size: int,
                  downsample_factor: int, device: torch.device, dtype: torch.dtype,
                  default_tile: int | None = None):
-        self.denoiser = unet.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        p = next(unet.parameters())
+        if p.device != torch.device(device) or p.dtype != dtype:
+            unet = unet.to(device=device, dtype=dtype)
+        self.denoiser = unet.eval().requires_grad_(False)
         self.scheduler_config = dict(scheduler_config)
         self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
         self.native_size = native_size
