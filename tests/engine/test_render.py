@@ -138,3 +138,16 @@ def test_absurd_size_is_refused_before_allocating():
                                           strides=(0, 0, 0))
     with pytest.raises(api.EngineError, match="MP limit"):
         api.render(big, api.RenderParams(scale=4))
+
+
+def test_seam_risk_marks_where_windows_disagreed_and_only_there(tiny):
+    img = (np.random.default_rng(1).random((64, 96, 3)) * 255).astype(np.uint8)
+    r = api.render(img, _params(strategy="memory", tile=32, overlap=16), adapter=tiny)
+    risk = r.seam_risk
+    # memory: 32 px cores with 8 px halos → windows overlap only within 8 px of x = 32, 64, y = 32
+    overlap = np.zeros(risk.shape, bool)
+    for c in (32, 64):
+        overlap[:, c - 8:c + 8] = True
+    overlap[32 - 8:32 + 8, :] = True
+    assert float(risk[~overlap].max()) == 0.0
+    assert float(risk[overlap].mean()) > 0.01
