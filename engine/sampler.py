@@ -75,7 +75,11 @@ def sample(denoise: CanvasFn, scheduler, reference: torch.Tensor, noise: NoiseFi
         x_in = scheduler.scale_model_input(x, t)
         ab = alpha_bar_at(scheduler, t)
         x0 = denoise(x_in, t, ab, i)
+        if i == len(timesteps) - 1:
+            # A short img2img schedule can end one stride above t = 0 (DDIM with step counts
+            # that do not divide T); stepping there would leave noise in the result.
+            return x0
         out = x0 if scheduler.config.prediction_type == "sample" else \
             (x_in - ab ** 0.5 * x0) / (1 - ab) ** 0.5   # schedulers without x0 input take ε
         x = scheduler.step(out, t, x, generator=gen).prev_sample
-    return x
+    return x  # only reached with zero steps

@@ -24,7 +24,7 @@ def picture():
     return np.ascontiguousarray(data.coffee()[80:208, 200:392]).astype(np.float32) / 255.0
 
 
-@pytest.mark.parametrize("strength,steps", [(0.3, 1), (0.5, 2)])
+@pytest.mark.parametrize("strength,steps", [(0.3, 1), (0.5, 2), (0.3, 4)])  # 0.3 x 4: no even divide
 def test_one_tile_over_the_frame_matches_the_reference_sampler(trained, picture, strength, steps):
     from engine.tiny_sampling import restore
     params = api.RenderParams(strategy="naive", tile=256, steps=steps, strength=strength, seed=5)
