@@ -14,7 +14,8 @@ from . import __version__
 from .config import PROTOCOL_VERSION
 from .errors import ProtocolError
 from .state import ServerState
-from .validate import DTYPES, validate_image_header, validate_mask_header, validate_params
+from .validate import (DTYPES, json_object_body, validate_image_header, validate_mask_header,
+                       validate_params)
 
 IMAGE_TYPES = {"image/tiff": "tiff", "image/png": "png"}
 
@@ -237,14 +238,7 @@ async def job_delete(request: web.Request) -> web.Response:
 
 async def pair(request: web.Request) -> web.Response:
     s = _state(request)
-    if request.content_type != "application/json":
-        raise ProtocolError("bad_request", "POST /v1/pair needs Content-Type: application/json")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ProtocolError("bad_request", "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise ProtocolError("bad_request", "the body must be a JSON object")
+    body = await json_object_body(request)
     got = s.auth.redeem(body.get("code"), body.get("name", "unnamed"))
     if got is None:
         raise ProtocolError("unauthorized", "the pairing code is wrong or expired")

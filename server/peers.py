@@ -20,7 +20,7 @@ from .client import JobFailed, ServerError, WsClient, _as_bytes
 from .discovery import Discovery
 from .errors import ProtocolError
 from .store import Job, JobStore
-from .validate import DTYPES, chunk_count
+from .validate import DTYPES, chunk_count, json_object_body
 
 
 class Peers:
@@ -179,14 +179,7 @@ async def list_peers(request: web.Request) -> web.Response:
 
 async def pair_peer(request: web.Request) -> web.Response:
     state = request.app["state"]
-    if request.content_type != "application/json":
-        raise ProtocolError("bad_request", "this request needs Content-Type: application/json")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ProtocolError("bad_request", "the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise ProtocolError("bad_request", "the body must be a JSON object")
+    body = await json_object_body(request)
     return web.json_response(await state.peers.pair(request.match_info["id"], body.get("code")))
 
 

@@ -151,3 +151,20 @@ def validate_chunk_bytes(raw: Any, limits: Limits) -> int:
 
 def chunk_count(total: int, chunk_bytes: int) -> int:
     return max(1, -(-total // chunk_bytes))
+
+
+async def json_object_body(request) -> dict:
+    """The JSON object body of a state-changing request.
+
+    Requiring `application/json` keeps these requests out of the "simple" CORS class, so a web
+    page cannot send them without a preflight the server never answers.
+    """
+    if request.content_type != "application/json":
+        raise ProtocolError("bad_request", "this request needs Content-Type: application/json")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ProtocolError("bad_request", "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("bad_request", "the body must be a JSON object")
+    return body
