@@ -62,8 +62,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="tiny",
                    help="'tiny' (bundled), a diffusers folder or a .safetensors file (default: tiny)")
     p.add_argument("--prompt", default="", help="text prompt, for models that take one")
-    p.add_argument("--mechanism", action="append", default=[], metavar="NAME=on|off",
-                   help="switch one memory mechanism (for ablations); may be repeated")
+    p.add_argument("--mechanism", action="append", default=[], metavar="NAME=VALUE",
+                   help="set one memory mechanism of --strategy memory, for ablations: "
+                        "halo, thumbnail, kv_bank, position = on|off; groupnorm = "
+                        "off|thumbnail|previous|iterate|exact; anchor = off|input|thumbnail; "
+                        "may be repeated")
     p.set_defaults(func=run)
 
 
@@ -125,15 +128,27 @@ def _render(args: argparse.Namespace) -> int:
 def _params(args: argparse.Namespace) -> RenderParams:
     mechanisms = {}
     for item in args.mechanism:
-        name, _, value = item.partition("=")
-        if value not in ("on", "off"):
-            raise UserError(f"--mechanism expects NAME=on or NAME=off, got {item!r}")
-        mechanisms[name] = value == "on"
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UserError(f"--mechanism expects NAME=VALUE (e.g. groupnorm=exact), got {item!r}")
+        mechanisms[name] = _switch_value(value)
     if args.overlap is not None and args.overlap < 0:
         raise UserError("--overlap must be 0 or more")
     return RenderParams(
         scale=args.scale, strength=args.strength, steps=args.steps, seed=args.seed, strategy=args.strategy, tile=args.tile, overlap=args.overlap,
         prompt=args.prompt, model=args.model, mechanisms=mechanisms)
+
+
+def _switch_value(text: str) -> bool | int | float | str:
+    """on/off → bool, numbers → int/float, anything else stays a word (groupnorm=exact)."""
+    if text in ("on", "off"):
+        return text == "on"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _read_mask(path: Path, picture) -> np.ndarray:

@@ -114,3 +114,11 @@ def test_upscale_x2_png(tmp_path):
     # alpha is resized, not diffused: it follows the input's alpha closely (grain aside)
     alpha = result[:, :, 3].reshape(48, 2, 40, 2).mean(axis=(1, 3))
     assert np.abs(alpha - src[:, :, 3]).mean() < 4.0
+
+
+def test_unknown_mechanism_is_one_line(tmp_path):
+    write_image(tmp_path / "in.png", Picture(photo((32, 32, 3), np.uint8), None, "png"))
+    out = seamwise("render", tmp_path / "in.png", "-o", tmp_path / "o.png",
+                   "--mechanism", "wormhole=on")
+    assert out.returncode == 2 and "unknown mechanism" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
