@@ -20,5 +20,6 @@ OUT="$DIST/seamwise-photoshop-$VERSION.ccx"
 mkdir -p "$DIST"
 rm -f "$OUT"
 (cd "$PLUGIN/build" && zip -q -X -r "$OUT" manifest.json index.html styles.css main.js THIRD_PARTY_LICENSES.txt)
-unzip -l "$OUT" | grep -q ' manifest.json$' || { echo "package_uxp.sh: manifest.json missing at the root of $OUT" >&2; exit 1; }
+# (grep reads the whole listing: with -q it would stop early, and pipefail would see SIGPIPE)
+unzip -Z1 "$OUT" | grep -x manifest.json >/dev/null || { echo "package_uxp.sh: manifest.json missing at the root of $OUT" >&2; exit 1; }
 echo "$OUT"
