@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,10 +40,14 @@ class ServerProc:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def pairing_code(self) -> str:
-        for line in self.stderr_lines:
-            if "Pairing code" in line:
-                return line.rsplit(":", 1)[1].strip()
+    def pairing_code(self, timeout: float = 10.0) -> str:
+        """The code the server printed on stderr (read by a thread, so it may arrive late)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.stderr_lines):
+                if "Pairing code" in line:
+                    return line.rsplit(":", 1)[1].strip()
+            time.sleep(0.05)
         raise AssertionError("no pairing code printed")
 
 

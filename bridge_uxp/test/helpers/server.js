@@ -40,7 +40,8 @@ async function startServer({ dataDir = tempDir(), lan = false, identityDelay = 0
       const code = /Pairing code[^:]*:\s*(\d{6})/.exec(output);
       if (code) pairingCode = code[1];
       const m = /Seamwise listening on (http:\/\/[^\s:]+:(\d+))/.exec(output);
-      if (m) {
+      // stderr (the pairing code) and stdout (the address) are separate pipes: wait for both
+      if (m && (!lan || pairingCode)) {
         clearTimeout(timer);
         resolve({ url: m[1], port: Number(m[2]) });
       }
