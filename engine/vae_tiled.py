@@ -117,13 +117,19 @@ def tiled_decode(
     `thumb` is fast mode's thumbnail size (longest side, output pixels)."""
     plan = decoder_plan(vae)
     _check(mode, tile, latents, vae.decoder.conv_in.in_channels, "latents")
+    return _per_sample(vae, plan, latents, mode, tile, store, ram_budget, attention, thumb, decode=True)
+
+
+def _per_sample(vae, plan, x: Tensor, mode: str, tile: int, store, ram_budget: int,
+                attention: AttentionPolicy, thumb: int, *, decode: bool) -> Tensor:
+    """Run the plan on each sample of a batch in turn (memory is planned for one sample)."""
     _, dtype = _model_dtype(vae)
     outs = []
-    for b in range(latents.shape[0]):
-        z = latents[b : b + 1]
-        arr = _exact(vae, plan, z, None, tile, store, ram_budget, attention) if mode == "exact" else \
-            _fast(vae, plan, z, None, tile, store, ram_budget, attention, decode=True, thumb_px=thumb)
-        outs.append(_to_tensor(arr, latents, dtype))
+    for b in range(x.shape[0]):
+        one = x[b : b + 1]
+        arr = _exact(vae, plan, one, None, tile, store, ram_budget, attention) if mode == "exact" else \
+            _fast(vae, plan, one, None, tile, store, ram_budget, attention, decode=decode, thumb_px=thumb)
+        outs.append(_to_tensor(arr, x, dtype))
     return torch.cat(outs)
 
 
@@ -161,11 +167,5 @@ def tiled_encode(
 
     plan = encoder_plan(vae)
     _check(mode, tile, image, vae.encoder.conv_in.in_channels, "image")
-    _, dtype = _model_dtype(vae)
-    outs = []
-    for b in range(image.shape[0]):
-        x = image[b : b + 1]
-        arr = _exact(vae, plan, x, None, tile, store, ram_budget, attention) if mode == "exact" else \
-            _fast(vae, plan, x, None, tile, store, ram_budget, attention, decode=False, thumb_px=thumb)
-        outs.append(_to_tensor(arr, image, dtype))
-    return DiagonalGaussianDistribution(torch.cat(outs))
+    return DiagonalGaussianDistribution(
+        _per_sample(vae, plan, image, mode, tile, store, ram_budget, attention, thumb, decode=False))
