@@ -99,7 +99,11 @@ test("a server killed mid-render and restarted on the same data: the job resumes
   assert.equal(doc.historyStates.length, 1);
 });
 
-test("a server killed mid-download: the download goes on from the first missing chunk", { skip }, async (t) => {
+/**
+ * Run a job, kill the server once `phase` is past 20 %, restart it on the same data and port, and
+ * return the progress updates from the reconnect on (after checking the job still came out exact).
+ */
+async function killServerDuring(t, phase) {
   const dataDir = tempDir();
   let server = await startServer({ dataDir });
   const port = server.port;
@@ -107,7 +111,7 @@ test("a server killed mid-download: the download goes on from the first missing 
   const updates = [];
   const { runner, fake } = makeRunner({ updates });
   const { doc, selection, before } = selectedDocument(fake, { width: 3000, height: 2000 });
-  when(updates, (u) => u.phase === "downloading" && u.fraction > 0.2).then(async () => {
+  when(updates, (u) => u.phase === phase && u.fraction > 0.2).then(async () => {
     await server.kill();
     server = await startServer({ dataDir, port });
   });
@@ -115,30 +119,20 @@ test("a server killed mid-download: the download goes on from the first missing 
   assert.equal(outcome.state, "done", outcome.error && outcome.error.stack);
   const resumed = updates.findIndex((u) => u.phase === "reconnecting");
   assert.ok(resumed > 0, "it had to reconnect");
-  const firstAfter = updates.slice(resumed).find((u) => u.phase === "downloading");
-  assert.ok(firstAfter.fraction > 0.2, "the download went on where it stopped");
   assertIdentityResult({ doc, source: doc.layers[0], before, layer: doc.layers[1], region: regionOf(doc), selection });
+  return updates.slice(resumed);
+}
+
+test("a server killed mid-download: the download goes on from the first missing chunk", { skip }, async (t) => {
+  const after = await killServerDuring(t, "downloading");
+  const firstAfter = after.find((u) => u.phase === "downloading");
+  assert.ok(firstAfter.fraction > 0.2, "the download went on where it stopped");
 });
 
 test("a server killed mid-upload: only the missing chunks are sent again", { skip }, async (t) => {
-  const dataDir = tempDir();
-  let server = await startServer({ dataDir });
-  const port = server.port;
-  t.after(() => server.stop());
-  const updates = [];
-  const { runner, fake } = makeRunner({ updates });
-  const { doc, selection, before } = selectedDocument(fake, { width: 3000, height: 2000 });
-  when(updates, (u) => u.phase === "uploading" && u.fraction > 0.2).then(async () => {
-    await server.kill();
-    server = await startServer({ dataDir, port });
-  });
-  const outcome = await runner.start({ serverUrl: server.url, params: PARAMS });
-  assert.equal(outcome.state, "done", outcome.error && outcome.error.stack);
-  const resumed = updates.findIndex((u) => u.phase === "reconnecting");
-  assert.ok(resumed > 0, "it had to reconnect");
-  const firstAfter = updates.slice(resumed).find((u) => u.phase === "uploading" && u.fraction > 0);
+  const after = await killServerDuring(t, "uploading");
+  const firstAfter = after.find((u) => u.phase === "uploading" && u.fraction > 0);
   assert.ok(firstAfter && firstAfter.fraction > 0.2, "upload resumed where the server's disk left off");
-  assertIdentityResult({ doc, source: doc.layers[0], before, layer: doc.layers[1], region: regionOf(doc), selection });
 });
 
 test("a panel reloaded while the job runs picks it up from localStorage", { skip }, async (t) => {
