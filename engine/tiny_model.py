@@ -2,7 +2,8 @@
 
 A small diffusers `UNet2DModel` conditioned on the degraded image by channel concatenation:
 input = concat(x_t, cond) (6 channels, both in [-1, 1]), output = the prediction named by
-`scheduler["prediction_type"]`. `cond` is the input photo, bicubic-upscaled to the output size
+`scheduler["prediction_type"]`, or, for a model whose JSON says `"output": "residual"`, the
+network's output added to `cond` (see `ResidualToCondition`). `cond` is the input photo, bicubic-upscaled to the output size
 for --scale 2/4 and as-is for refine. GroupNorm and a self-attention level give the engine's
 memory mechanisms something to act on.
 
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import torch
 from diffusers import UNet2DModel
+from diffusers.models.unets.unet_2d import UNet2DOutput
+from torch import nn
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = WEIGHTS_DIR / "seamwise-tiny.safetensors"
@@ -48,13 +51,49 @@ DEFAULT_SCHEDULER_CONFIG = dict(
 )
 
 
+class ResidualToCondition(nn.Module):
+    """x0 = cond + UNet(concat(x_t, cond), t): the network learns only the correction.
+
+    A restoration model's answer is mostly its condition. Predicting x0 outright, a small network
+    spends capacity reproducing flat sky and still misses it by a grey level or two; as a
+    correction, "change nothing" is the zero output, and training starts there (zeroed last conv).
+    Callers see a UNet2DModel: same call, same `.sample`, same GroupNorm and attention modules.
+    """
+
+    def __init__(self, unet: UNet2DModel):
+        super().__init__()
+        self.unet = unet
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def forward(self, sample: torch.Tensor, timestep) -> UNet2DOutput:
+        cond = sample[:, -self.unet.config.out_channels:]
+        return UNet2DOutput(sample=cond + self.unet(sample, timestep).sample)
+
+
+OUTPUTS = ("prediction", "residual")
+
+
+def with_output(unet: UNet2DModel, output: str) -> nn.Module:
+    """The network as the sampler calls it, for the JSON's `output` kind."""
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown model output kind {output!r} (known: {', '.join(OUTPUTS)})")
+    return ResidualToCondition(unet) if output == "residual" else unet
+
+
 class ModelMissing(FileNotFoundError):
     """The bundled weights are not where the package expects them."""
 
 
 @dataclass
 class TinyModel:
-    unet: UNet2DModel
+    unet: nn.Module           # UNet2DModel, or a ResidualToCondition around one
     scheduler_config: dict
     native_size: int          # training crop size: the thumbnail pass runs at this size
     downsample_factor: int    # window origins must sit on multiples of this
@@ -79,6 +118,7 @@ def load_tiny(device: str | torch.device = "cpu", dtype: torch.dtype = torch.flo
     unet.load_state_dict(load_file(str(weights)))   # float16 files are widened on copy
     unet = unet.to(device) if dtype == torch.float32 else unet.to(device=device, dtype=dtype)
     unet.eval().requires_grad_(False)
+    unet = with_output(unet, spec.get("output", "prediction"))
     factor = 2 ** (len(spec["unet"]["block_out_channels"]) - 1)
     return TinyModel(unet=unet, scheduler_config=spec["scheduler"],
                      native_size=int(spec["unet"].get("sample_size", 128)),

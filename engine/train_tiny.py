@@ -34,7 +34,8 @@ import torch
 from PIL import Image
 
 from engine.degrade import DegradationRanges, random_degradation
-from engine.tiny_model import DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, build_unet
+from engine.tiny_model import (DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, OUTPUTS, build_unet,
+                               with_output)
 
 # --- data -------------------------------------------------------------------------------------
 
@@ -180,6 +181,33 @@ def make_xt(clean: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, alphas_cum
     return a.sqrt() * base + (1 - a).sqrt() * noise
 
 
+class TrainingBatches(torch.utils.data.Dataset):
+    """Batch number `step` -> (clean, cond, t, x_t), a pure function of (seed, step).
+
+    Building a batch (crops, JPEG, blur, noise) costs more CPU than the tiny network's step on a
+    GPU, so batches are made by DataLoader workers in parallel; being pure functions of the step,
+    any number of workers, and a resumed run, see exactly the data one uninterrupted process would.
+    """
+
+    def __init__(self, sampler: CropSampler, batch: int, steps: int, first: int,
+                 alphas_cumprod: torch.Tensor, args: argparse.Namespace):
+        self.sampler, self.size, self.first, self.steps = sampler, batch, first, steps
+        self.acp = alphas_cumprod
+        self.low_max, self.p_low = args.low_max, args.p_low
+        self.p_from_cond, self.p_mix = args.p_from_cond, args.p_mix
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.first)
+
+    def __getitem__(self, i: int):
+        step = self.first + i
+        clean, cond, _ = self.sampler.batch(step, self.size)
+        g = torch.Generator().manual_seed(self.sampler.seed * 1_000_003 + step)
+        t = sample_timesteps(g, self.size, len(self.acp), self.low_max, self.p_low)
+        x_t = make_xt(clean, cond, t, self.acp, g, self.p_from_cond, self.p_mix)
+        return clean, cond, t, x_t
+
+
 def export_weights(unet, spec: dict, path: Path, half: bool) -> None:
     """Write safetensors + the JSON spec next to it (the JSON is what load_tiny reads)."""
     from safetensors.torch import save_file
@@ -198,6 +226,10 @@ def train(args: argparse.Namespace) -> None:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
@@ -217,34 +249,54 @@ def train(args: argparse.Namespace) -> None:
         unet_cfg["layers_per_block"] = args.layers
     sched_cfg = dict(DEFAULT_SCHEDULER_CONFIG)
     unet = build_unet(unet_cfg)
+    if args.output == "residual":
+        # Start at "change nothing": the correction is zero until training makes it otherwise.
+        torch.nn.init.zeros_(unet.conv_out.weight)
+        torch.nn.init.zeros_(unet.conv_out.bias)
     ema = build_unet(unet_cfg)
     ema.load_state_dict(unet.state_dict())
     ema.requires_grad_(False)
+    unet.to(device)
+    ema.to(device)
+    net = with_output(unet, args.output)
     n_params = sum(p.numel() for p in unet.parameters())
     sched = DDPMScheduler.from_config(sched_cfg)
     acp = sched.alphas_cumprod.float()
 
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    g = torch.Generator().manual_seed(args.seed)
     step, elapsed, history = 0, 0.0, []
     ckpt = out / "checkpoint.pt"
     if args.resume and ckpt.is_file():
-        st = torch.load(ckpt, weights_only=False)
+        st = torch.load(ckpt, weights_only=False, map_location=device)
         unet.load_state_dict(st["unet"]); ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["opt"]); g.set_state(st["gen"])
+        opt.load_state_dict(st["opt"])
         step, elapsed, history = st["step"], st["elapsed"], st["history"]
         print(f"resumed at step {step}", flush=True)
+    if not args.steps and not args.max_minutes:
+        raise SystemExit("--steps 0 (train for a time) needs --max-minutes")
+    last_step = args.steps or 10 ** 9
+    batches = torch.utils.data.DataLoader(
+        TrainingBatches(sampler, args.batch, last_step, step, acp, args), batch_size=None,
+        num_workers=args.workers, prefetch_factor=4 if args.workers else None,
+        persistent_workers=False, pin_memory=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def lr_at(s: int) -> float:
+        """Warm-up, then a cosine over the steps, or over the time allowed when --steps is 0
+        (a GPU run of a fixed length; the steps it reached go into the JSON)."""
         if s < args.warmup:
             return args.lr * (s + 1) / args.warmup
-        p = (s - args.warmup) / max(1, args.steps - args.warmup)
+        if args.steps:
+            p = (s - args.warmup) / max(1, args.steps - args.warmup)
+        else:
+            p = (time.time() - t0) / (args.max_minutes * 60)
         return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * min(1.0, p)))
 
     def spec(final_loss: float | None) -> dict:
         return {
             "unet": {k: (list(v) if isinstance(v, tuple) else v) for k, v in unet_cfg.items()},
             "scheduler": dict(sched_cfg, _class_name="DDIMScheduler"),
+            "output": args.output,
             "meta": {
                 "name": "seamwise-tiny",
                 "parameters": n_params,
@@ -253,7 +305,7 @@ def train(args: argparse.Namespace) -> None:
                          "sources": "scikit-image sample photographs; Debian "
                                     "plasma-workspace-wallpapers photographs (see docs/MODEL.md)"},
                 "steps": step, "batch": args.batch, "crop": args.crop, "seed": args.seed,
-                "seconds": round(elapsed, 1), "final_loss": final_loss,
+                "seconds": round(elapsed, 1), "device": device_name, "final_loss": final_loss,
                 "loss": "L1 on x0", "ema_decay": args.ema,
                 "timesteps": {"low_max": args.low_max, "p_low": args.p_low},
                 "x_t_start": {"from_condition": args.p_from_cond, "blend": args.p_mix},
@@ -264,41 +316,40 @@ def train(args: argparse.Namespace) -> None:
             },
         }
 
-    print(f"params {n_params}  images {len(sampler.images)}  crop {args.crop}  batch {args.batch}",
-          flush=True)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"params {n_params}  images {len(sampler.images)}  crop {args.crop}  batch {args.batch}  "
+          f"output {args.output}  device {device_name}", flush=True)
     unet.train()
     t_last_ckpt = time.time()
-    window: list[float] = []
+    window: list[torch.Tensor] = []
     t0 = time.time() - elapsed
-    while step < args.steps:
-        clean, cond, _ = sampler.batch(step, args.batch)
-        t = sample_timesteps(g, args.batch, len(acp), args.low_max, args.p_low)
-        x_t = make_xt(clean, cond, t, acp, g, args.p_from_cond, args.p_mix)
+    for clean, cond, t, x_t in batches:
+        clean, cond, t, x_t = (v.to(device, non_blocking=True) for v in (clean, cond, t, x_t))
         for pg in opt.param_groups:
             pg["lr"] = lr_at(step)
-        pred = unet(torch.cat([x_t, cond], 1), t).sample
-        loss = (pred - clean).abs().mean()
+        with autocast:
+            pred = net(torch.cat([x_t, cond], 1), t).sample
+        loss = (pred.float() - clean).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(pm, 1 - decay)
+            torch._foreach_lerp_(list(ema.parameters()), list(unet.parameters()), 1 - decay)
         step += 1
         elapsed = time.time() - t0
-        window.append(loss.item())
+        window.append(loss.detach())
         if step % args.log_every == 0:
-            mean = float(np.mean(window)); window.clear()
+            mean = float(torch.stack(window).mean()); window.clear()
             history.append([step, round(elapsed, 1), mean])
             print(f"step {step:6d}  {elapsed:7.1f}s  {step / elapsed:.3f} it/s  loss {mean:.5f}  "
                   f"lr {lr_at(step):.2e}", flush=True)
-        done = step >= args.steps or (args.max_minutes and elapsed > args.max_minutes * 60)
+        done = step >= last_step or (args.max_minutes and elapsed > args.max_minutes * 60)
         if done or time.time() - t_last_ckpt > args.ckpt_minutes * 60:
             final = history[-1][2] if history else None
             torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "gen": g.get_state(), "step": step, "elapsed": elapsed,
+                        "step": step, "elapsed": elapsed,
                         "history": history}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
             s = spec(final)
@@ -324,7 +375,7 @@ def pick_settings(data: Path, weights: Path | None, seed: int = 7, crop: int = 1
     from engine.tiny_model import load_tiny
     from engine.tiny_sampling import restore
 
-    model = load_tiny(weights=weights)
+    model = load_tiny(weights=weights, device="cuda" if torch.cuda.is_available() else "cpu")
     rng = np.random.default_rng(seed)
     imgs = [im for _, im in load_split(data, "train") if min(im.shape[:2]) >= crop]
     crops = []
@@ -355,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", help="prepared data folder")
     p.add_argument("--out", default="runs/tiny", help="checkpoints and exported weights go here")
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=3000, help="0: as many as --max-minutes allow")
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--crop", type=int, default=96)
     p.add_argument("--channels", type=int, nargs="*")
@@ -369,6 +420,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--p-from-cond", type=float, default=0.45)
     p.add_argument("--p-mix", type=float, default=0.2)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes building batches (a GPU run needs several)")
+    p.add_argument("--device", help="default: cuda when available, else cpu")
+    p.add_argument("--output", choices=OUTPUTS, default="residual",
+                   help="what the network predicts: x0 itself, or x0 minus the condition")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop early (still exports)")

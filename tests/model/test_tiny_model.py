@@ -94,9 +94,10 @@ def test_refine_removes_noise_and_jpeg_from_a_heldout_photo(model, heldout):
     s, n = _recommended(model, "refine")
     out = degrade.to_uint8(restore(model, degrade.to_tensor(damaged), s, n, seed=0))
     gain = degrade.psnr(out, heldout) - degrade.psnr(damaged, heldout)
-    # measured 0.38 dB on this crop (the held-out benchmark's mean is in BENCHMARKS.md);
-    # an untrained network of the same shape loses about 18 dB here
-    assert gain > 0.2, f"refine gained only {gain:.2f} dB"
+    # measured +1.08 dB on this crop, face and fur (the held-out benchmark's mean, +2.37 dB, is
+    # in BENCHMARKS.md); a residual model that learnt nothing gains 0, an untrained network
+    # predicting x0 outright loses about 18 dB
+    assert gain > 0.7, f"refine gained only {gain:.2f} dB"
 
 
 def test_x2_adds_detail_to_a_heldout_photo_and_stays_close_to_bicubic(model, heldout):
@@ -104,7 +105,7 @@ def test_x2_adds_detail_to_a_heldout_photo_and_stays_close_to_bicubic(model, hel
     s, n = _recommended(model, "x2")
     out = degrade.to_uint8(restore(model, degrade.to_tensor(bicubic), s, n, seed=0))
     delta = degrade.psnr(out, heldout) - degrade.psnr(bicubic, heldout)
-    # measured -0.50 dB on this crop: the model does not yet beat bicubic on PSNR (see
-    # BENCHMARKS.md); an untrained network of the same shape is about 18 dB behind
-    assert delta > -1.0, f"x2 is {delta:.2f} dB behind bicubic"
-    assert degrade.high_freq_energy(out) > degrade.high_freq_energy(bicubic)
+    # measured +0.55 dB over bicubic on this crop, with 2.3x its fine-detail energy; a residual
+    # model that learnt nothing is bicubic itself (0 dB, same energy)
+    assert delta > 0.3, f"x2 is only {delta:+.2f} dB against bicubic"
+    assert degrade.high_freq_energy(out) > 1.5 * degrade.high_freq_energy(bicubic)
