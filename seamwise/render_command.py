@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.api import STRATEGIES, RenderParams
+from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, STRATEGIES, RenderParams, recommended_settings
 
 EXIT_USAGE = 2
 
@@ -45,10 +45,13 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                    help="where to write the result (.png, .tif, .tiff, .jpg); format from the suffix")
     p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1,
                    help="1 = refine at the same size, 2 or 4 = upscale (default: 1)")
-    p.add_argument("--strength", type=_fraction, default=RenderParams.strength, metavar="0..1",
-                   help="how much the model may change (default: %(default)s)")
-    p.add_argument("--steps", type=_positive, default=RenderParams.steps,
-                   help="denoising steps (default: %(default)s)")
+    tiny_strength, tiny_steps = recommended_settings("tiny", 1)
+    p.add_argument("--strength", type=_fraction, default=None, metavar="0..1",
+                   help="how much the model may change (default: the model's recommendation; "
+                        f"bundled model: {tiny_strength:g}, models without one: {GENERIC_STRENGTH:g})")
+    p.add_argument("--steps", type=_positive, default=None,
+                   help="denoising steps (default: the model's recommendation; bundled model: "
+                        f"{tiny_steps}, models without one: {GENERIC_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same result (default: 0)")
     p.add_argument("--tile", type=_positive, default=None, metavar="PX",
                    help="tile size in output pixels (default: the model's native size)")
@@ -134,8 +137,11 @@ def _params(args: argparse.Namespace) -> RenderParams:
         mechanisms[name] = _switch_value(value)
     if args.overlap is not None and args.overlap < 0:
         raise UserError("--overlap must be 0 or more")
+    strength, steps = recommended_settings(args.model, args.scale)
     return RenderParams(
-        scale=args.scale, strength=args.strength, steps=args.steps, seed=args.seed, strategy=args.strategy, tile=args.tile, overlap=args.overlap,
+        scale=args.scale, strength=strength if args.strength is None else args.strength,
+        steps=steps if args.steps is None else args.steps, seed=args.seed,
+        strategy=args.strategy, tile=args.tile, overlap=args.overlap,
         prompt=args.prompt, model=args.model, mechanisms=mechanisms)
 
 

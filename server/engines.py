@@ -14,6 +14,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, recommended_settings
+
 
 class RenderCancelled(Exception):
     """The job's cancel flag was seen by the renderer."""
@@ -42,10 +44,23 @@ class Rendered:
     stats: dict = field(default_factory=dict)
 
 
+def _recommended_map(recommended: Callable[[int], tuple[float, int]]) -> dict:
+    """What /v1/health and /v1/info advertise, so a client can show the defaults it will get."""
+    return {kind: dict(zip(("strength", "steps"), recommended(scale)))
+            for kind, scale in (("refine", 1), ("x2", 2))}
+
+
 class IdentityEngine:
     model_name = "identity"
     device = "cpu"
     vram_bytes = None
+
+    @staticmethod
+    def recommended(scale: int) -> tuple[float, int]:
+        return GENERIC_STRENGTH, GENERIC_STEPS
+
+    def recommended_map(self) -> dict:
+        return _recommended_map(self.recommended)
 
     def __init__(self, delay_per_step: float = 0.0):
         self.delay = delay_per_step
@@ -87,6 +102,12 @@ class RealEngine:
         self.device, self.vram_bytes = _device()
         self._adapter = None
         self._lock = threading.Lock()
+
+    def recommended(self, scale: int) -> tuple[float, int]:
+        return recommended_settings(self.model, scale)
+
+    def recommended_map(self) -> dict:
+        return _recommended_map(self.recommended)
 
     def warm_up(self) -> None:
         """Load the model now (called in a thread at start-up) so the first job does not wait."""

@@ -31,7 +31,7 @@ def _state(request: web.Request) -> ServerState:
 async def health(request: web.Request) -> web.Response:
     s = _state(request)
     return json_response({"ok": True, "version": __version__, "model": s.engine.model_name,
-                          "device": s.engine.device})
+                          "device": s.engine.device, "recommended": s.engine.recommended_map()})
 
 
 async def info(request: web.Request) -> web.Response:
@@ -39,6 +39,7 @@ async def info(request: web.Request) -> web.Response:
     queue = len(s.store.in_order(("queued", "running")))
     return json_response({"version": __version__, "protocol": PROTOCOL_VERSION,
                           "model": s.engine.model_name, "device": s.engine.device,
+                          "recommended": s.engine.recommended_map(),
                           "vram_bytes": s.engine.vram_bytes, "limits": s.config.limits.public(),
                           "lan": s.config.lan, "queue": queue})
 
@@ -134,7 +135,7 @@ async def create_job(request: web.Request) -> web.Response:
     else:
         raise ProtocolError("unsupported_image",
                             "send the image as image/tiff, image/png or multipart/form-data")
-    params = validate_params(raw_params)
+    params = validate_params(raw_params, s.engine.recommended)
     picture = await asyncio.to_thread(_decode, image_bytes, "image", s.config.limits)
     del image_bytes
     if picture.format not in ("tiff", "png"):

@@ -1,7 +1,9 @@
 """Checks of everything a client declares, done before the server allocates anything for it."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from engine.api import GENERIC_STEPS, GENERIC_STRENGTH
 
 from .config import Limits
 from .errors import ProtocolError
@@ -46,8 +48,16 @@ def _empty(value: Any) -> bool:
     return value is None or value == ""
 
 
-def validate_params(raw: Any) -> dict:
-    """Return complete, typed parameters (PROTOCOL.md section 5) or raise bad_params."""
+def _or(value: Any, default: Any) -> Any:
+    return default if _empty(value) else value
+
+
+def validate_params(raw: Any, recommended: Optional[Callable[[int], tuple[float, int]]] = None) -> dict:
+    """Return complete, typed parameters (PROTOCOL.md section 5) or raise bad_params.
+
+    `recommended(scale)` gives the serving model's (strength, steps) for a job that names
+    neither; without it the generic defaults apply.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -65,11 +75,12 @@ def validate_params(raw: Any) -> dict:
         raise ProtocolError("bad_params", "scale must be 1 in refine mode")
     if mode == "upscale" and scale == 1:
         raise ProtocolError("bad_params", "scale must be 2 or 4 in upscale mode")
+    strength, steps = recommended(scale) if recommended else (GENERIC_STRENGTH, GENERIC_STEPS)
     params = {
         "mode": mode,
         "scale": scale,
-        "strength": _float("strength", raw.get("strength", 0.35), 0.0, 1.0),
-        "steps": _int("steps", raw.get("steps", 8), 1, 200),
+        "strength": _float("strength", _or(raw.get("strength"), strength), 0.0, 1.0),
+        "steps": _int("steps", _or(raw.get("steps"), steps), 1, 200),
         "seed": _int("seed", raw.get("seed", 0), 0, 2**32 - 1),
         "strategy": _choice("strategy", raw.get("strategy", "memory"), STRATEGIES),
         "tile": None,

@@ -189,7 +189,7 @@ class Session:
             raise ProtocolError("bad_request", "req must be a string")
         limits = self.state.config.limits
         try:
-            params = validate_params(msg.get("params"))
+            params = validate_params(msg.get("params"), self.state.engine.recommended)
             image = validate_image_header(msg.get("image"), limits)
             mask = validate_mask_header(msg.get("mask"), image)
             chunk_bytes = validate_chunk_bytes(msg.get("chunk_bytes"), limits)

@@ -15,6 +15,8 @@ const SETTINGS_KEY = "seamwise.settings";
 const BUSY = new Set(["reading", "uploading", "queued", "running", "downloading", "applying", "reconnecting"]);
 const MODES = ["refine", "upscale"];
 const STRATEGIES = ["memory", "mixture", "multidiffusion", "spot", "naive"];
+// Shown until the server says what its model recommends (`recommended` in /v1/health).
+const FALLBACK = { strength: 0.35, steps: 8 };
 
 /** What each control does in a given state. Pure: tested without a DOM. */
 function controlStates({ server, phase }) {
@@ -29,6 +31,19 @@ function controlStates({ server, phase }) {
     server: { disabled: busy || pending },
     pairRow: { hidden: server.status !== "unauthorized" },
   };
+}
+
+/** The server model's recommended strength and steps for a mode (`recommended` in /v1/health). Pure. */
+function recommendedFor(info, mode) {
+  const rec = info && info.recommended;
+  const r = rec && rec[mode === "upscale" ? "x2" : "refine"];
+  return r && Number.isFinite(r.strength) && Number.isInteger(r.steps) ? { strength: r.strength, steps: r.steps } : FALLBACK;
+}
+
+/** What to keep of a value the user left or typed: null (follow the model) while it is still the
+ * recommendation and the user never chose another, else the value. Pure. */
+function remembered(previous, typed, recommended) {
+  return previous == null && typed === recommended ? null : typed;
 }
 
 function secretText(bytes) {
@@ -67,7 +82,8 @@ class Panel {
 
   // ---- settings ------------------------------------------------------------------------
   _loadSettings() {
-    const defaults = { localUrl: LOCAL_URL, serverUrl: LOCAL_URL, mode: "refine", strength: 0.35, steps: 8, seed: 0, strategy: "memory", prompt: "" };
+    // strength/steps null = "what the server's model recommends" until the user picks others.
+    const defaults = { localUrl: LOCAL_URL, serverUrl: LOCAL_URL, mode: "refine", strength: null, steps: null, seed: 0, strategy: "memory", prompt: "" };
     try {
       return { ...defaults, ...JSON.parse(this.storage.getItem(SETTINGS_KEY) || "{}") };
     } catch (_) {
@@ -79,11 +95,24 @@ class Panel {
     this.storage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
   }
 
+  _recommended() {
+    return recommendedFor(this.server.info, MODES[Math.max(0, this.el("mode").selectedIndex)]);
+  }
+
+  /** Fields the user never changed follow the model's recommendation (1 step for the bundled
+   * model: eight would take eight times as long for the same result). */
+  _showModelDefaults() {
+    const rec = this._recommended();
+    if (this.settings.strength == null) this.el("strength").value = rec.strength;
+    if (this.settings.steps == null) this.el("steps").value = String(rec.steps);
+  }
+
   _showSettings() {
     const s = this.settings;
     this._select("mode", MODES.indexOf(s.mode));
-    this.el("strength").value = s.strength;
-    this.el("steps").value = String(s.steps);
+    if (s.strength != null) this.el("strength").value = s.strength;
+    if (s.steps != null) this.el("steps").value = String(s.steps);
+    this._showModelDefaults();
     this.el("seed").value = String(s.seed);
     this._select("strategy", STRATEGIES.indexOf(s.strategy));
     this.el("prompt").value = s.prompt;
@@ -106,7 +135,11 @@ class Panel {
       strategy: STRATEGIES[Math.max(0, this.el("strategy").selectedIndex)],
       prompt: String(this.el("prompt").value || "").slice(0, 2000),
     };
-    Object.assign(this.settings, s);
+    const rec = this._recommended();
+    Object.assign(this.settings, s, {
+      strength: remembered(this.settings.strength, s.strength, rec.strength),
+      steps: remembered(this.settings.steps, s.steps, rec.steps),
+    });
     this._saveSettings();
     return { ...s, ...(s.mode === "upscale" ? { scale: 2 } : {}) };
   }
@@ -131,6 +164,7 @@ class Panel {
     try {
       const info = await this.api.health(url, this.tokens[url]);
       this.server = { url, status: "ok", info };
+      this._showModelDefaults();
     } catch (err) {
       this.server = { url, status: err.code === "unauthorized" ? "unauthorized" : "offline", info: null, error: err.message };
     }
@@ -311,6 +345,7 @@ class Panel {
     this.el("apply").addEventListener("click", () => this.runner && this.runner.applyPending());
     this.el("server-refresh").addEventListener("click", () => this.refresh());
     this.el("pair-button").addEventListener("click", () => this._pair());
+    this.el("mode").addEventListener("change", () => this._showModelDefaults());
     this.el("seed-random").addEventListener("click", () => {
       this.el("seed").value = String(Math.floor(Math.random() * 4294967296));
     });
@@ -331,4 +366,4 @@ class Panel {
   }
 }
 
-module.exports = { Panel, controlStates, LOCAL_URL };
+module.exports = { Panel, controlStates, recommendedFor, remembered, LOCAL_URL };

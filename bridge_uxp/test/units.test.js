@@ -6,7 +6,7 @@ const { encodeFrame, decodeFrame, toBase64 } = require("../src/codec");
 const { Mailbox } = require("../src/connection");
 const { websocketUrl, normaliseUrl } = require("../src/address");
 const { BandSource, placeInBand, bufferProfile } = require("../src/photoshop_io");
-const { controlStates } = require("../src/panel");
+const { controlStates, recommendedFor, remembered } = require("../src/panel");
 
 
 test("frames are msgpack maps with bytes as bin", () => {
@@ -117,4 +117,17 @@ test("server picker: this computer, the boxes the local server lists, a manual a
     { label: "10.0.0.9:7000", url: "http://10.0.0.9:7000" },
     { label: "Other address…", url: null },
   ]);
+});
+
+test("strength and steps follow the server model's recommendation until the user picks others", () => {
+  const info = { recommended: { refine: { strength: 0.1, steps: 1 }, x2: { strength: 0.2, steps: 2 } } };
+  assert.deepEqual(recommendedFor(info, "refine"), { strength: 0.1, steps: 1 });
+  assert.deepEqual(recommendedFor(info, "upscale"), { strength: 0.2, steps: 2 });
+  // an older server, or none yet: the generic values
+  assert.deepEqual(recommendedFor({}, "refine"), { strength: 0.35, steps: 8 });
+  assert.deepEqual(recommendedFor(null, "refine"), { strength: 0.35, steps: 8 });
+  assert.deepEqual(recommendedFor({ recommended: { refine: { strength: "x", steps: 1 } } }, "refine"), { strength: 0.35, steps: 8 });
+  assert.equal(remembered(null, 1, 1), null, "untouched: keeps following the model");
+  assert.equal(remembered(null, 4, 1), 4, "changed: the user's value sticks");
+  assert.equal(remembered(4, 1, 1), 1, "once chosen, even the recommended value is the user's own");
 });

@@ -122,3 +122,22 @@ def test_unknown_mechanism_is_one_line(tmp_path):
                    "--mechanism", "wormhole=on")
     assert out.returncode == 2 and "unknown mechanism" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_strength_and_steps_default_to_the_models_recommendation(tmp_path):
+    from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, recommended_settings
+    from seamwise.cli import build_parser
+    from seamwise.render_command import _params
+
+    def params(*argv):
+        return _params(build_parser().parse_args(["render", "in.png", "-o", "out.png", *argv]))
+
+    p = params()
+    assert (p.strength, p.steps) == recommended_settings("tiny", 1)
+    assert (p.strength, p.steps) != (GENERIC_STRENGTH, GENERIC_STEPS)   # the bundled JSON has one
+    p = params("--scale", "2")
+    assert (p.strength, p.steps) == recommended_settings("tiny", 2)
+    p = params("--steps", "5", "--strength", "0.25")
+    assert (p.strength, p.steps) == (0.25, 5)
+    p = params("--model", str(tmp_path / "some-sd-folder"))
+    assert (p.strength, p.steps) == (GENERIC_STRENGTH, GENERIC_STEPS)

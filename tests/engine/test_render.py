@@ -151,3 +151,21 @@ def test_seam_risk_marks_where_windows_disagreed_and_only_there(tiny):
     overlap[32 - 8:32 + 8, :] = True
     assert float(risk[~overlap].max()) == 0.0
     assert float(risk[overlap].mean()) > 0.01
+
+
+def test_recommended_settings_come_from_the_models_json(tmp_path):
+    import json
+
+    from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, recommended_settings
+    weights = tmp_path / "mine.safetensors"
+    spec = {"meta": {"recommended": {"refine": {"strength": 0.2, "steps": 2},
+                                     "x2": {"strength": 0.3, "steps": 3}}}}
+    weights.with_suffix(".json").write_text(json.dumps(spec))
+    assert recommended_settings(str(weights), 1) == (0.2, 2)
+    assert recommended_settings(str(weights), 4) == (0.3, 3)      # ×4 uses ×2's
+    generic = (GENERIC_STRENGTH, GENERIC_STEPS)
+    assert recommended_settings(str(tmp_path / "sd-folder"), 1) == generic
+    weights.with_suffix(".json").write_text('{"meta": {"recommended": {"refine": {"steps": 0}}}}')
+    assert recommended_settings(str(weights), 1) == generic
+    weights.with_suffix(".json").write_text("not json")
+    assert recommended_settings(str(weights), 1) == generic

@@ -44,3 +44,39 @@ def test_real_engine_refines_inside_the_mask_only(server_factory):
     assert np.array_equal(r.image[outside], image[outside])
     assert not np.array_equal(r.image[~outside], image[~outside])
     assert r.seams.shape == image.shape[:2]
+
+
+@pytest.mark.timeout(600)
+def test_jobs_without_strength_or_steps_get_the_models_recommendation(server_factory):
+    """The bundled model restores in one step; a job that names no steps must not pay for eight."""
+    reason = _engine_ready()
+    if reason:
+        pytest.skip(reason)
+    import json
+
+    from engine.api import recommended_settings
+    from engine.imageio import Picture, encode_image
+    from server.client import HttpClient
+
+    srv = server_factory(engine="real")
+    body = encode_image(Picture(np.random.default_rng(2).integers(0, 256, (32, 40, 3), np.uint8),
+                                None, "png"), "png")
+    spec = json.loads((Path(__file__).parents[2] / "engine/weights/seamwise-tiny.json").read_text())
+    rec = spec["meta"]["recommended"]
+
+    async def go():
+        async with HttpClient(srv.url) as h:
+            health = await h.health()
+            steps = {}
+            for label, params in (("default", {}), ("x2", {"mode": "upscale"}),
+                                  ("explicit", {"steps": 3, "strength": 0.4})):
+                acc = await h.submit(body, "image/png", **params)
+                st = await h.wait(acc["job"])
+                assert st["state"] == "done", st
+                steps[label] = st["progress"]["steps"]
+            return health, steps
+
+    health, steps = run(go())
+    assert health["recommended"] == rec
+    assert recommended_settings("tiny", 1) == (rec["refine"]["strength"], rec["refine"]["steps"])
+    assert steps == {"default": rec["refine"]["steps"], "x2": rec["x2"]["steps"], "explicit": 3}
