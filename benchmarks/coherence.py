@@ -33,7 +33,9 @@ VARIANTS = [
     ("spot", "spot", None, {}),
     ("memory: halo only", "memory", None, {}),
     ("memory: no halo", "memory", None, {"halo": False}),
-    ("memory: halo ×2", "memory", "double", {}),
+    ("memory: halo ×2", "memory", 2, {}),
+    ("memory: halo ×3", "memory", 3, {}),
+    ("memory: halo ×4", "memory", 4, {}),
     ("+ GroupNorm thumbnail", "memory", None, {"groupnorm": "thumbnail"}),
     ("+ GroupNorm previous step", "memory", None, {"groupnorm": "previous"}),
     ("+ GroupNorm iterate, 2 passes", "memory", None, {"groupnorm": "iterate", "gn_passes": 2}),
@@ -77,8 +79,8 @@ def compare(label: str, adapter, reference, tile: int, steps: int, strength: flo
         if mech.get("groupnorm") == "exact" and not exact:
             print(f"{name:28s} (not run: one pass per GroupNorm layer; add --exact)")
             continue
-        if overlap == "double":
-            overlap = 2 * default_overlap
+        if overlap is not None:      # a multiple of the default halo
+            overlap = overlap * default_overlap
         p = api.RenderParams(strategy=strategy, tile=tile, overlap=overlap, **base)
         out, c, sec, strat = run(adapter, reference, p, mech)
         if name == "memory: halo only":

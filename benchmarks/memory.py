@@ -1,6 +1,6 @@
 """Peak host RAM of a render vs image size (CPU, one step).
 
-    python -m benchmarks.memory [--quick] [--trained]
+    python -m benchmarks.memory [--quick] [--huge] [--trained]
 
 Each size runs in a fresh process; the figure is that process's peak resident set (ru_maxrss),
 with the resident set after imports and model load reported separately. The canvas is float32 on
@@ -42,10 +42,11 @@ print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 MP only")
+    ap.add_argument("--huge", action="store_true", help="add a 151 MP (12288²) render")
     ap.add_argument("--trained", action="store_true", help="the trained bundled weights")
     ap.add_argument("--strategy", default="memory")
     args = ap.parse_args()
-    sizes = [2048] if args.quick else [2048, 4096, 8192]
+    sizes = [2048] if args.quick else [2048, 4096, 8192] + ([12288] if args.huge else [])
     rows = []
     print(f"{'MP':>5s} {'peak MiB':>9s} {'after load MiB':>15s} {'bytes/px':>9s} {'sec':>7s} {'tiles':>6s}")
     for side in sizes:

@@ -63,16 +63,20 @@ def _to_unit(a: np.ndarray) -> torch.Tensor:
     """H x W x C array → [1, C, H, W] float32 in [0, 1] (float images taken as is)."""
     with warnings.catch_warnings():  # read-only input arrays are only read here
         warnings.simplefilter("ignore", UserWarning)
-        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
-    return t / DTYPE_SCALE[a.dtype]
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
+    # Always a fresh tensor: callers scale it in place, and a float32 array would be shared.
+    return t.to(torch.float32, copy=True).div_(DTYPE_SCALE[a.dtype])
 
 
-def _from_unit(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+def _from_unit(t: torch.Tensor, dtype: np.dtype, consume: bool = False) -> np.ndarray:
+    """[1, C, H, W] in [0, 1] → H x W x C in `dtype`. `consume`: scale and round in t's own
+    memory (the caller is done with it), so a 150 MP result needs no canvas-sized temporaries."""
     a = t[0].permute(1, 2, 0).numpy()
     if dtype == np.float32:
         return a.astype(np.float32)
     s = DTYPE_SCALE[np.dtype(dtype)]
-    return np.clip(np.rint(a * s), 0, s).astype(dtype)
+    a = np.multiply(a, s, out=a) if consume else a * s
+    return np.clip(np.rint(a, out=a), 0, s, out=a).astype(dtype)
 
 
 def _resize(t: torch.Tensor, scale: int) -> torch.Tensor:
@@ -138,9 +142,9 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     h, w, channels = image.shape
     s = params.scale
     oh, ow = h * s, w * s
-    unit = _to_unit(image)
-    rgb, alpha = unit[:, :3], (unit[:, 3:] if channels == 4 else None)
-    source = (_resize(rgb, s) * 2 - 1).clamp(-1, 1)
+    # The [-1, 1] canvas source is the only full-size float copy of the photo kept through
+    # sampling; _compose rereads the caller's array (host RAM at 150 MP: benchmarks.memory).
+    source = _resize(_to_unit(image[..., :3]), s).mul_(2).sub_(1).clamp_(-1, 1)
     step_px = adapter.downsample_factor * adapter.vae_scale
     ph, pw = (-oh) % step_px, (-ow) % step_px
     if ph or pw:
@@ -183,11 +187,12 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     report("decode", steps, steps, 0, 0, 0.92)
     with torch.inference_mode():
         out = adapter.decode(canvas).float().cpu()[..., :oh, :ow]
-    out = ((out.clamp(-1, 1) + 1) / 2)
-    result = _compose(image, rgb, alpha, out, mask_out, s)
+        del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
+        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s)
+        del out
     seam = risk.map(ch * adapter.vae_scale, cw * adapter.vae_scale)[:oh, :ow]
     if mask_out is not None:
-        seam = seam * (mask_out[0, 0] > 0)
+        seam = seam.mul_(mask_out[0, 0] > 0)
     seconds["decode"] = time.perf_counter() - started
     seconds["total"] = time.perf_counter() - render_started
     report("decode", steps, steps, 0, 0, 1.0)
@@ -202,7 +207,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         "mechanisms": {k: v for k, v in vars(mech).items()} if strategy.name == "memory" else {},
         "canvas": [ch, cw],
     }
-    return api.RenderResult(image=result, seam_risk=seam.numpy().astype(np.float32), stats=stats)
+    return api.RenderResult(image=result, seam_risk=seam.numpy(), stats=stats)
 
 
 def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params: api.RenderParams,
@@ -231,25 +236,28 @@ def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params:
     return canvas, denoiser
 
 
-def _compose(image: np.ndarray, rgb: torch.Tensor, alpha: Optional[torch.Tensor],
-             out: torch.Tensor, mask: Optional[torch.Tensor], scale: int) -> np.ndarray:
-    """Blend the render into the (upscaled) input by the mask, in the caller's dtype."""
-    base = rgb if scale == 1 else _resize(rgb, scale)
-    if image.dtype != np.float32:
-        base = base.clamp(0, 1)
+def _compose(image: np.ndarray, out: torch.Tensor, mask: Optional[torch.Tensor],
+             scale: int) -> np.ndarray:
+    """Blend the render (consumed) into the (upscaled) input by the mask, in the caller's dtype.
+
+    Where the mask is 0 the caller's own pixels are copied, so the outside is bit-identical."""
+    base = None
+    if mask is not None or scale > 1:
+        base = _resize(_to_unit(image[..., :3]), scale)
+        if image.dtype != np.float32:
+            base = base.clamp_(0, 1)
     if mask is not None:
-        out = base + mask * (out - base)
-    pixels = _from_unit(out, image.dtype)
-    if scale == 1:
-        base_px = image[..., :3]
-    else:
-        base_px = _from_unit(base, image.dtype)
+        out = out.sub_(base).mul_(mask).add_(base)
+    pixels = _from_unit(out, image.dtype, consume=True)
+    del out
     if mask is not None:
         keep = (mask[0, 0] <= 0).numpy()
-        pixels[keep] = base_px[keep]
-    if alpha is not None:
-        a = image[..., 3:] if scale == 1 else _from_unit(_resize(alpha, scale).clamp(0, 1)
-                                                         if image.dtype != np.float32
-                                                         else _resize(alpha, scale), image.dtype)
-        pixels = np.concatenate([pixels, a], axis=2)
+        pixels[keep] = image[..., :3][keep] if scale == 1 else _from_unit(base, image.dtype)[keep]
+    if image.shape[2] == 4:
+        alpha = image[..., 3:]
+        if scale > 1:
+            a = _resize(_to_unit(alpha), scale)
+            a = a if image.dtype == np.float32 else a.clamp_(0, 1)
+            alpha = _from_unit(a, image.dtype, consume=True)
+        pixels = np.concatenate([pixels, alpha], axis=2)
     return np.ascontiguousarray(pixels)

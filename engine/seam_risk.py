@@ -36,23 +36,24 @@ class SeamRisk:
 
     def end_step(self, fused: torch.Tensor, thumb_x0: torch.Tensor | None, stride: int,
                  grid: int) -> None:
-        n = self._n.clamp_min(1)
-        mean = self._s1 / n
-        var = (self._s2 / n - mean * mean).clamp_min(0)
-        risk = torch.where(self._n > 1, var.sqrt(), torch.zeros_like(var))
+        # In the sums' own memory: no canvas-sized temporaries beyond one boolean map.
+        several = self._n > 1
+        n = self._n.clamp_(min=1)
+        mean = self._s1.div_(n)
+        risk = self._s2.div_(n).addcmul_(mean, mean, value=-1).clamp_(min=0).sqrt_().mul_(several)
+        del several, n, mean
         if thumb_x0 is not None:
             h, w = self.total.shape
             down = thumbs.area_down(fused, stride, grid)[..., :thumb_x0.shape[-2], :thumb_x0.shape[-1]]
             diff = (down - thumb_x0).abs().mean(1, keepdim=True)
-            risk = risk + 0.5 * thumbs.upsample(diff, stride, h, w)[0, 0]
+            risk.add_(thumbs.upsample(diff, stride, h, w)[0, 0], alpha=0.5)
         self.total += risk
         self.steps += 1
         self._s1 = self._s2 = self._n = None
 
     def map(self, out_h: int, out_w: int) -> torch.Tensor:
         """[out_h, out_w] float32 in 0..1 at output resolution."""
-        r = self.total / max(1, self.steps)
-        m = 1.0 - torch.exp(-r / SCALE)
+        m = self.total.mul(-1.0 / (SCALE * max(1, self.steps))).exp_().neg_().add_(1)
         if m.shape != (out_h, out_w):
             m = F.interpolate(m[None, None], size=(out_h, out_w), mode="bilinear",
                               align_corners=False)[0, 0]

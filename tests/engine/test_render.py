@@ -29,7 +29,9 @@ def test_outside_the_mask_is_bit_identical_and_alpha_passes_through(tiny, photo,
     mask = np.zeros(img.shape[:2], np.uint8)
     mask[20:60, 30:80] = 255
     mask[60:70, 30:80] = 128                          # a soft edge
+    before = img.copy()
     r = api.render(img, _params(), mask=mask, adapter=tiny)
+    assert np.array_equal(img, before), "the caller's array was written to"
     assert r.image.dtype == img.dtype and r.image.shape == img.shape
     outside = mask == 0
     assert np.array_equal(r.image[outside], img[outside])
@@ -37,6 +39,17 @@ def test_outside_the_mask_is_bit_identical_and_alpha_passes_through(tiny, photo,
     assert not np.array_equal(r.image[20:60, 30:80, :3], img[20:60, 30:80, :3])
     assert r.seam_risk.shape == img.shape[:2] and r.seam_risk.dtype == np.float32
     assert float(r.seam_risk[outside].max()) == 0.0
+
+
+def test_the_callers_float_rgb_array_is_never_written(tiny, photo):
+    """Contiguous float32 RGB is the one input torch could share memory with; the engine scales
+    its canvases in place, so it must copy first."""
+    img = np.ascontiguousarray(photo.astype(np.float32) / 255.0)
+    before = img.copy()
+    for scale in (1, 2):
+        r = api.render(img, _params(scale=scale), adapter=tiny)
+        assert np.array_equal(img, before)
+        assert not np.array_equal(r.image[::scale, ::scale], img)
 
 
 def test_float_mask_and_upscale_shapes(tiny, photo):

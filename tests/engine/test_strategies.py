@@ -80,3 +80,15 @@ def test_memory_beats_naive_and_multidiffusion_on_the_tiny_architecture(tiny):
     p = {k: _psnr(v, full) for k, v in dict(naive=naive, multi=multi, memory=memory).items()}
     assert p["memory"] > p["naive"] + 4, p
     assert p["memory"] > p["multi"] + 2, p
+
+
+@pytest.mark.parametrize("name", ["ddim", "euler", "euler_a", "dpm++2m"])
+def test_in_place_noising_matches_the_schedulers_add_noise(name):
+    from engine.sampler import make_scheduler, noised, schedule
+    from engine.tiny_model import DEFAULT_SCHEDULER_CONFIG
+    scheduler = make_scheduler(name, DEFAULT_SCHEDULER_CONFIG)
+    timesteps, _ = schedule(scheduler, 3, 0.4)
+    g = torch.Generator().manual_seed(0)
+    sample, noise = torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 16, 16, generator=g)
+    expected = scheduler.add_noise(sample, noise.clone(), timesteps[0].reshape(1))
+    assert torch.allclose(noised(scheduler, sample, noise, timesteps[0]), expected, atol=1e-6)
