@@ -65,6 +65,8 @@ function Dialog.section(f, props)
 	local function label(title)
 		return f:static_text { title = title, alignment = 'right', width = labelWidth }
 	end
+	-- Strength and steps are editable only when the model's recommendation is not used.
+	local ownValues = bind { key = 'seamwise_modelDefaults', transform = function(value) return not value end }
 	return {
 		title = 'Seamwise enhance',
 		f:row {
@@ -100,13 +102,23 @@ function Dialog.section(f, props)
 			},
 		},
 		f:row {
+			label(''),
+			f:checkbox {
+				title = "Strength and steps: the model's recommendation",
+				value = bind 'seamwise_modelDefaults',
+			},
+		},
+		f:row {
 			label('Strength:'),
-			f:slider { value = bind 'seamwise_strength', min = 0, max = 1, fill_horizontal = 1 },
-			f:edit_field { value = bind 'seamwise_strength', min = 0, max = 1, precision = 2, width_in_digits = 4 },
+			f:slider { value = bind 'seamwise_strength', min = 0, max = 1, fill_horizontal = 1,
+				enabled = ownValues },
+			f:edit_field { value = bind 'seamwise_strength', min = 0, max = 1, precision = 2, width_in_digits = 4,
+				enabled = ownValues },
 		},
 		f:row {
 			label('Steps:'),
-			f:edit_field { value = bind 'seamwise_steps', min = 1, max = 200, precision = 0, width_in_digits = 4 },
+			f:edit_field { value = bind 'seamwise_steps', min = 1, max = 200, precision = 0, width_in_digits = 4,
+				enabled = ownValues },
 			f:static_text { title = 'Seed:' },
 			f:edit_field { value = bind 'seamwise_seed', min = 0, max = 4294967295, precision = 0, width_in_digits = 10 },
 		},

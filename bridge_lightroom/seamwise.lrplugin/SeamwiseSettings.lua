@@ -18,6 +18,9 @@ Settings.strategies = { 'memory', 'mixture', 'multidiffusion', 'spot', 'naive' }
 Settings.presetFields = {
 	{ key = 'seamwise_address', default = Settings.defaultAddress },
 	{ key = 'seamwise_mode', default = 'refine' },
+	-- true: leave strength and steps to the server's model (GET /v1/health "recommended": the
+	-- bundled model restores in 1 step as well as in 8); the two fields below apply when false
+	{ key = 'seamwise_modelDefaults', default = true },
 	{ key = 'seamwise_strength', default = 0.35 },
 	{ key = 'seamwise_steps', default = 8 },
 	{ key = 'seamwise_seed', default = 0 },
@@ -69,13 +72,17 @@ function Settings.fromProperties(props)
 	if not contains(Settings.strategies, strategy) then
 		return nil, 'Unknown strategy ' .. tostring(strategy) .. '.'
 	end
-	local strength = tonumber(props.seamwise_strength)
-	if not strength or strength < 0 or strength > 1 then
-		return nil, 'Strength must be between 0 and 1.'
-	end
-	local steps = tonumber(props.seamwise_steps)
-	if not isInteger(steps) or steps < 1 or steps > 200 then
-		return nil, 'Steps must be a whole number from 1 to 200.'
+	local modelDefaults = props.seamwise_modelDefaults ~= false
+	local strength, steps
+	if not modelDefaults then
+		strength = tonumber(props.seamwise_strength)
+		if not strength or strength < 0 or strength > 1 then
+			return nil, 'Strength must be between 0 and 1.'
+		end
+		steps = tonumber(props.seamwise_steps)
+		if not isInteger(steps) or steps < 1 or steps > 200 then
+			return nil, 'Steps must be a whole number from 1 to 200.'
+		end
 	end
 	local seed = tonumber(props.seamwise_seed)
 	if not isInteger(seed) or seed < 0 or seed > 4294967295 then
@@ -99,14 +106,13 @@ end
 
 --- The query string of POST /v1/jobs for these settings, in a fixed order.
 function Settings.jobQuery(settings)
-	local fields = {
-		{ 'mode', settings.mode },
-		{ 'scale', string.format('%d', settings.scale) },
-		{ 'strength', string.format('%.4g', settings.strength) },
-		{ 'steps', string.format('%d', settings.steps) },
-		{ 'seed', string.format('%.0f', settings.seed) }, -- %d is a C long: 32 bits on Windows
-		{ 'strategy', settings.strategy },
-	}
+	local fields = { { 'mode', settings.mode }, { 'scale', string.format('%d', settings.scale) } }
+	if settings.strength then -- else the server's model recommends them
+		fields[#fields + 1] = { 'strength', string.format('%.4g', settings.strength) }
+		fields[#fields + 1] = { 'steps', string.format('%d', settings.steps) }
+	end
+	fields[#fields + 1] = { 'seed', string.format('%.0f', settings.seed) } -- %d: 32 bits on Windows
+	fields[#fields + 1] = { 'strategy', settings.strategy }
 	local parts = {}
 	for i, field in ipairs(fields) do parts[i] = field[1] .. '=' .. urlEncode(field[2]) end
 	return table.concat(parts, '&')

@@ -76,7 +76,7 @@ def test_three_photos_round_trip(server, tmp_path):
     paths = {1: tmp_path / "a.tif", 2: tmp_path / "b.tif", 3: tmp_path / "c.png"}
 
     host = LightroomHost()
-    settings = host.property_table({"seamwise_address": server.address, "seamwise_steps": 3,
+    settings = host.property_table({"seamwise_address": server.address, "seamwise_modelDefaults": False, "seamwise_steps": 3,
                                     "seamwise_seed": 4294967295, "seamwise_strategy": "mixture"})
     host.run_export(settings, [Rendition(paths[i]) for i in (1, 2, 3)])
 
@@ -175,7 +175,7 @@ def test_lightroom_render_failure_and_bad_settings_are_reported(server, tmp_path
     assert (host.records.done[2].success, host.records.done[2].message) == (False, "Disk full")
 
     host = LightroomHost()
-    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_steps": 500}),
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_modelDefaults": False, "seamwise_steps": 500}),
                     [Rendition(tmp_path / "a.tif")])
     assert host.records.done[1].success is False
     assert "Steps" in host.records.done[1].message
@@ -196,7 +196,7 @@ def test_cancel_stops_the_server_job(slow_server, tmp_path):
                 host.cancel()
 
     host.response_hooks.append(cancel_once_running)
-    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_steps": 40}),
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_modelDefaults": False, "seamwise_steps": 40}),
                     renditions, timeout=60)
 
     assert_no_task_errors(host)
@@ -321,7 +321,7 @@ def test_full_queue_is_waited_out(slow_server, tmp_path):
                 list(pool.map(lambda job: delete_job(server, job), blockers))
 
     host.response_hooks.append(free_the_queue)
-    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_steps": 1}),
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_modelDefaults": False, "seamwise_steps": 1}),
                     [Rendition(tmp_path / "a.tif")])
     assert host.records.done[1].success, host.records.done[1].message
     statuses = [r.status for r in job_posts(host)]

@@ -70,23 +70,31 @@ def test_filter_provider_offers_the_sdk_hooks():
     for hook in (b"exportPresetFields", b"sectionForFilterInDialog", b"postProcessRenderedPhotos"):
         assert provider[hook] is not None, hook
     keys = {f[b"key"] for f in provider[b"exportPresetFields"].values()}
-    assert keys == {b"seamwise_address", b"seamwise_mode", b"seamwise_strength", b"seamwise_steps",
-                    b"seamwise_seed", b"seamwise_strategy", b"seamwise_addToCatalog"}
+    assert keys == {b"seamwise_address", b"seamwise_mode", b"seamwise_modelDefaults",
+                    b"seamwise_strength", b"seamwise_steps", b"seamwise_seed", b"seamwise_strategy",
+                    b"seamwise_addToCatalog"}
 
 
 def test_job_query_and_validation():
     host = LightroomHost()
     settings_mod = host.require(b"SeamwiseSettings")
-    parsed = settings_mod[b"fromProperties"](host.property_table({
-        "seamwise_address": " http://192.168.1.20:7821/ ", "seamwise_mode": "upscale",
-        "seamwise_strength": 0.5, "seamwise_steps": 20, "seamwise_seed": 42, "seamwise_strategy": "spot"}))
+    own = {"seamwise_address": " http://192.168.1.20:7821/ ", "seamwise_mode": "upscale",
+           "seamwise_modelDefaults": False, "seamwise_strength": 0.5, "seamwise_steps": 20,
+           "seamwise_seed": 42, "seamwise_strategy": "spot"}
+    parsed = settings_mod[b"fromProperties"](host.property_table(own))
     assert parsed[b"address"] == b"http://192.168.1.20:7821"
     assert settings_mod[b"jobQuery"](parsed) == (
         b"mode=upscale&scale=2&strength=0.5&steps=20&seed=42&strategy=spot")
+    # by default the server's model chooses strength and steps: the query leaves them out, and
+    # out-of-range leftovers in the disabled fields do not block the export
+    default = settings_mod[b"fromProperties"](host.property_table(
+        {"seamwise_seed": 42, "seamwise_steps": 999}))
+    assert settings_mod[b"jobQuery"](default) == b"mode=refine&scale=1&seed=42&strategy=memory"
     for bad, word in ((("seamwise_address", "ftp://x"), b"address"), (("seamwise_strength", 1.5), b"Strength"),
                       (("seamwise_steps", 2.5), b"Steps"), (("seamwise_seed", -1), b"Seed"),
                       (("seamwise_mode", "paint"), b"Mode"), (("seamwise_strategy", "x"), b"strategy")):
-        result, message = settings_mod[b"fromProperties"](host.property_table(dict([bad])))
+        result, message = settings_mod[b"fromProperties"](host.property_table(
+            {"seamwise_modelDefaults": False, **dict([bad])}))
         assert result is None and word in message, (bad, message)
 
 
