@@ -22,12 +22,17 @@ def _engine_ready() -> str | None:
     return None
 
 
-@pytest.mark.timeout(600)
-def test_real_engine_refines_inside_the_mask_only(server_factory):
+@pytest.fixture
+def real_server(server_factory):
     reason = _engine_ready()
     if reason:
         pytest.skip(reason)
-    srv = server_factory(engine="real")
+    return server_factory(engine="real")
+
+
+@pytest.mark.timeout(600)
+def test_real_engine_refines_inside_the_mask_only(real_server):
+    srv = real_server
     rng = np.random.default_rng(0)
     image = rng.integers(0, 65536, (48, 64, 3), dtype=np.uint16)
     mask = np.zeros((48, 64), np.uint8)
@@ -47,18 +52,15 @@ def test_real_engine_refines_inside_the_mask_only(server_factory):
 
 
 @pytest.mark.timeout(600)
-def test_jobs_without_strength_or_steps_get_the_models_recommendation(server_factory):
+def test_jobs_without_strength_or_steps_get_the_models_recommendation(real_server):
     """The bundled model restores in one step; a job that names no steps must not pay for eight."""
-    reason = _engine_ready()
-    if reason:
-        pytest.skip(reason)
     import json
 
     from engine.api import recommended_settings
     from engine.imageio import Picture, encode_image
     from server.client import HttpClient
 
-    srv = server_factory(engine="real")
+    srv = real_server
     body = encode_image(Picture(np.random.default_rng(2).integers(0, 256, (32, 40, 3), np.uint8),
                                 None, "png"), "png")
     spec = json.loads((Path(__file__).parents[2] / "engine/weights/seamwise-tiny.json").read_text())
