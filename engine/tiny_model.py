@@ -3,9 +3,9 @@
 A small diffusers `UNet2DModel` conditioned on the degraded image by channel concatenation:
 input = concat(x_t, cond) (6 channels, both in [-1, 1]), output = the prediction named by
 `scheduler["prediction_type"]`, or, for a model whose JSON says `"output": "residual"`, the
-network's output added to `cond` (see `ResidualToCondition`). `cond` is the input photo, bicubic-upscaled to the output size
-for --scale 2/4 and as-is for refine. GroupNorm and a self-attention level give the engine's
-memory mechanisms something to act on.
+network's output added to `cond` (see `ResidualToCondition`). `cond` is the input photo,
+bicubic-upscaled to the output size for --scale 2/4 and as-is for refine. GroupNorm and a
+self-attention level give the engine's memory mechanisms something to act on.
 
 The weights and the config they were trained with ship in `engine/weights/`; loading never
 touches the network.
