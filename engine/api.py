@@ -39,6 +39,8 @@ class RenderParams:
     tile: Optional[int] = None     # output pixels; None = engine default for the model
     overlap: Optional[int] = None  # output pixels; None = engine default for the strategy
     prompt: str = ""
+    negative_prompt: str = ""      # what guidance steers away from (prompted models)
+    guidance: Optional[float] = None  # classifier-free guidance scale; None = the adapter's default
     model: str = "tiny"            # "tiny" (bundled) or a local path
     scheduler: Optional[str] = None
     mechanisms: dict = field(default_factory=dict)  # per-mechanism switches for ablation

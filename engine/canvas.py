@@ -32,8 +32,9 @@ class CancelRequested(Exception):
 @dataclass
 class Counters:
     tiles: int = 0            # tiles evaluated per step (largest plan seen)
-    model_calls: int = 0
-    token_evals: int = 0      # model input positions evaluated (canvas px), halo and thumbnail incl.
+    model_calls: int = 0      # network evaluations (a guided batch counts twice)
+    token_evals: int = 0      # model input positions evaluated (canvas px), halo, thumbnail and
+                              # both guidance branches included
     retries: int = 0          # out-of-memory retries
     seconds: dict = field(default_factory=dict)
 
@@ -188,8 +189,8 @@ class CanvasDenoiser:
             self.kv.state.window_hw = (th, tw)
         self._check_cancel()
         out = a.predict_x0(xt.to(a.device, a.dtype), t, alpha_bar, [window], self.cond)
-        self.counters.model_calls += 1
-        self.counters.token_evals += th * tw
+        self.counters.model_calls += self.cond.evaluations
+        self.counters.token_evals += th * tw * self.cond.evaluations
         if self.gn:
             self.gn.mode = "own"
         if self.kv:
@@ -229,8 +230,9 @@ class CanvasDenoiser:
         try:
             out = a.predict_x0(xb.to(a.device, a.dtype), t, alpha_bar, windows, self.cond)
         finally:  # a statistics pass stopped early still counts as a whole call
-            self.counters.model_calls += 1
-            self.counters.token_evals += xb.shape[0] * xb.shape[-2] * xb.shape[-1]
+            self.counters.model_calls += self.cond.evaluations
+            self.counters.token_evals += (xb.shape[0] * xb.shape[-2] * xb.shape[-1]
+                                          * self.cond.evaluations)
         return out.float().cpu()
 
     def _core_masks(self, batch: list[Tile]) -> torch.Tensor:

@@ -65,6 +65,12 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="tiny",
                    help="'tiny' (bundled), a diffusers folder or a .safetensors file (default: tiny)")
     p.add_argument("--prompt", default="", help="text prompt, for models that take one")
+    p.add_argument("--negative-prompt", default="", metavar="TEXT",
+                   help="what guidance steers away from, for models that take a prompt")
+    p.add_argument("--guidance", type=_guidance, default=None, metavar="SCALE",
+                   help="classifier-free guidance scale, 1 = off (default: 4 with a prompt for "
+                        "Stable Diffusion models, off without one; each guided step costs two "
+                        "model evaluations)")
     p.add_argument("--mechanism", action="append", default=[], metavar="NAME=VALUE",
                    help="set one memory mechanism of --strategy memory, for ablations: "
                         "halo, thumbnail, kv_bank, position = on|off; groupnorm = "
@@ -142,7 +148,8 @@ def _params(args: argparse.Namespace) -> RenderParams:
         scale=args.scale, strength=strength if args.strength is None else args.strength,
         steps=steps if args.steps is None else args.steps, seed=args.seed,
         strategy=args.strategy, tile=args.tile, overlap=args.overlap,
-        prompt=args.prompt, model=args.model, mechanisms=mechanisms)
+        prompt=args.prompt, negative_prompt=args.negative_prompt, guidance=args.guidance,
+        model=args.model, mechanisms=mechanisms)
 
 
 def _switch_value(text: str) -> bool | int | float | str:
@@ -177,6 +184,13 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _guidance(text: str) -> float:
+    value = float(text)
+    if not 1.0 <= value <= 30.0:     # also false for NaN
+        raise argparse.ArgumentTypeError("must be between 1 and 30")
     return value
 
 

@@ -132,7 +132,9 @@ class RealEngine:
         rp = api.RenderParams(scale=params["scale"], strength=params["strength"],
                               steps=params["steps"], seed=params["seed"],
                               strategy=params["strategy"], tile=params["tile"],
-                              overlap=params["overlap"], prompt=params["prompt"], model=self.model)
+                              overlap=params["overlap"], prompt=params["prompt"],
+                              negative_prompt=params.get("negative_prompt", ""),
+                              guidance=params.get("guidance"), model=self.model)
         try:
             result = api.render(image, rp, mask=mask, progress=progress,
                                 should_cancel=should_cancel, adapter=adapter)

@@ -12,7 +12,7 @@ MODES = ("refine", "upscale")
 STRATEGIES = ("naive", "multidiffusion", "mixture", "spot", "memory")
 DTYPES = {8: "<u1", 16: "<u2", 32: "<f4"}
 PARAM_NAMES = ("mode", "scale", "strength", "steps", "seed", "strategy", "tile", "overlap",
-               "prompt", "peer")
+               "prompt", "negative_prompt", "guidance", "peer")
 
 
 def _int(name: str, value: Any, lo: int, hi: int, code: str = "bad_params") -> int:
@@ -86,6 +86,8 @@ def validate_params(raw: Any, recommended: Optional[Callable[[int], tuple[float,
         "tile": None,
         "overlap": None,
         "prompt": "",
+        "negative_prompt": "",
+        "guidance": None,
         "peer": None,
     }
     if params["strength"] <= 0.0:
@@ -95,12 +97,13 @@ def validate_params(raw: Any, recommended: Optional[Callable[[int], tuple[float,
     if not _empty(raw.get("overlap")):
         hi = (params["tile"] // 2) if params["tile"] else 2048
         params["overlap"] = _int("overlap", raw["overlap"], 0, hi)
-    prompt = raw.get("prompt", "")
-    if prompt is None:
-        prompt = ""
-    if not isinstance(prompt, str) or len(prompt) > 2000:
-        raise ProtocolError("bad_params", "prompt must be a string of at most 2000 characters")
-    params["prompt"] = prompt
+    for name in ("prompt", "negative_prompt"):
+        text = _or(raw.get(name), "")
+        if not isinstance(text, str) or len(text) > 2000:
+            raise ProtocolError("bad_params", f"{name} must be a string of at most 2000 characters")
+        params[name] = text
+    if not _empty(raw.get("guidance")):
+        params["guidance"] = _float("guidance", raw["guidance"], 1.0, 30.0)
     peer = raw.get("peer")
     if not _empty(peer):
         if not isinstance(peer, str) or len(peer) > 200:

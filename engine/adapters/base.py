@@ -49,10 +49,13 @@ class Conditioning:
     `extra` holds adapter-specific tensors (text embeddings, pooled embeddings, ...).
     `position` is the position-awareness switch (mechanism 6): adapters that can tell a tile where
     it sits (SDXL time ids) do so only when it is True.
+    `evaluations` is how many network evaluations one window costs (2 with classifier-free
+    guidance), so that the engine's work counts are the model's real work.
     """
     source: torch.Tensor
     extra: dict[str, Any] = field(default_factory=dict)
     position: bool = True
+    evaluations: int = 1
 
 
 @runtime_checkable

@@ -66,10 +66,10 @@ class StableDiffusionAdapter:
     def conditioning(self, params: RenderParams, source: torch.Tensor) -> Conditioning:
         """Text embeddings once per render; [negative, positive] when guidance is on."""
         prompt = params.prompt or ""
-        negative = getattr(params, "negative_prompt", "") or ""
-        guidance = getattr(params, "guidance", None)
+        negative = params.negative_prompt or ""
+        guidance = params.guidance
         if guidance is None:
-            guidance = DEFAULT_GUIDANCE if prompt else 1.0
+            guidance = DEFAULT_GUIDANCE if prompt or negative else 1.0
         positive = self._encode([prompt])
         extra: dict = {"guidance": float(guidance)}
         if guidance > 1.0:
@@ -82,7 +82,8 @@ class StableDiffusionAdapter:
             if self.is_xl:
                 extra["pooled"] = positive.pooled.to(self.dtype)
         position = bool(params.mechanisms.get("position", True))
-        return Conditioning(source=source, extra=extra, position=position)
+        return Conditioning(source=source, extra=extra, position=position,
+                            evaluations=2 if guidance > 1.0 else 1)
 
     def time_ids(self, windows: Sequence[Window], position: bool) -> torch.Tensor:
         """SDXL `add_time_ids` per window: (orig_h, orig_w, crop_top, crop_left, target_h, target_w).

@@ -153,3 +153,23 @@ def test_every_memory_mechanism_runs_on_guided_sdxl(mechanisms, sdxl_adapter):
                                         mechanisms=mechanisms), adapter=sdxl_adapter)
     assert result.image.shape == image.shape
     assert result.stats["mechanisms"] == {**result.stats["mechanisms"], **mechanisms}
+
+
+def test_guidance_and_negative_prompt_reach_the_model_and_the_work_count(sd_folder):
+    """A guided render evaluates the UNet twice per window; the counts say so."""
+    import numpy as np
+
+    from engine import api
+    adapter = load(str(sd_folder))
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    base = dict(prompt="the sky", steps=2, strength=0.5, seed=3, tile=32, strategy="naive")
+    off = api.render(img, api.RenderParams(guidance=1.0, **base), adapter=adapter)
+    on = api.render(img, api.RenderParams(guidance=6.0, **base), adapter=adapter)
+    away = api.render(img, api.RenderParams(guidance=6.0, negative_prompt="of the", **base),
+                      adapter=adapter)
+    assert on.stats["token_evals"] == 2 * off.stats["token_evals"]
+    assert on.stats["model_calls"] == 2 * off.stats["model_calls"]
+    assert not np.array_equal(on.image, off.image)
+    assert not np.array_equal(on.image, away.image)
+    cond = adapter.conditioning(api.RenderParams(negative_prompt="of the"), torch.zeros(1, 3, 64, 64))
+    assert cond.evaluations == 2 and cond.extra["guidance"] > 1   # a negative prompt alone guides

@@ -141,3 +141,15 @@ def test_strength_and_steps_default_to_the_models_recommendation(tmp_path):
     assert (p.strength, p.steps) == (0.25, 5)
     p = params("--model", str(tmp_path / "some-sd-folder"))
     assert (p.strength, p.steps) == (GENERIC_STRENGTH, GENERIC_STEPS)
+
+
+def test_guidance_and_negative_prompt_options():
+    from seamwise.cli import build_parser
+    from seamwise.render_command import _params
+    argv = ["render", "in.png", "-o", "out.png", "--prompt", "sky", "--negative-prompt", "haze",
+            "--guidance", "5.5"]
+    p = _params(build_parser().parse_args(argv))
+    assert (p.prompt, p.negative_prompt, p.guidance) == ("sky", "haze", 5.5)
+    assert _params(build_parser().parse_args(argv[:4])).guidance is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*argv[:4], "--guidance", "0.5"])

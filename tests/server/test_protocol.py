@@ -252,7 +252,8 @@ def test_limits_are_checked_before_allocation(server):
                     await c.create(header, {}, **extra)
                 codes.append(err.value.code)
             for params in ({"steps": 0}, {"strength": 2}, {"bogus": 1},
-                           {"mode": "refine", "scale": 2}, {"strategy": "x"}):
+                           {"mode": "refine", "scale": 2}, {"strategy": "x"}, {"guidance": 0.5},
+                           {"negative_prompt": 7}):
                 with pytest.raises(ServerError) as err:
                     await c.create({"width": 8, "height": 8, "channels": 3, "depth": 8}, params)
                 codes.append(err.value.code)
@@ -264,7 +265,7 @@ def test_limits_are_checked_before_allocation(server):
 
     assert run(go()) == ["too_large", "too_large", "unsupported_image", "unsupported_image",
                          "too_large", "bad_request", "bad_params", "bad_params", "bad_params",
-                         "bad_params", "bad_params", "bad_request"]
+                         "bad_params", "bad_params", "bad_params", "bad_params", "bad_request"]
 
 
 def test_oversized_frame_closes_only_that_connection(server):
