@@ -83,7 +83,7 @@ class Panel {
   // ---- settings ------------------------------------------------------------------------
   _loadSettings() {
     // strength/steps null = "what the server's model recommends" until the user picks others.
-    const defaults = { localUrl: LOCAL_URL, serverUrl: LOCAL_URL, mode: "refine", strength: null, steps: null, seed: 0, strategy: "memory", prompt: "" };
+    const defaults = { localUrl: LOCAL_URL, serverUrl: LOCAL_URL, mode: "refine", strength: null, steps: null, seed: 0, strategy: "memory", prompt: "", negativePrompt: "" };
     try {
       return { ...defaults, ...JSON.parse(this.storage.getItem(SETTINGS_KEY) || "{}") };
     } catch (_) {
@@ -116,6 +116,7 @@ class Panel {
     this.el("seed").value = String(s.seed);
     this._select("strategy", STRATEGIES.indexOf(s.strategy));
     this.el("prompt").value = s.prompt;
+    this.el("negative-prompt").value = s.negativePrompt;
   }
 
   /** Read and check the settings the user typed; throws a message naming the bad field. */
@@ -134,6 +135,7 @@ class Panel {
       seed: number("seed", 0, 4294967295, true),
       strategy: STRATEGIES[Math.max(0, this.el("strategy").selectedIndex)],
       prompt: String(this.el("prompt").value || "").slice(0, 2000),
+      negativePrompt: String(this.el("negative-prompt").value || "").slice(0, 2000),
     };
     const rec = this._recommended();
     Object.assign(this.settings, s, {
@@ -141,7 +143,8 @@ class Panel {
       steps: remembered(this.settings.steps, s.steps, rec.steps),
     });
     this._saveSettings();
-    return { ...s, ...(s.mode === "upscale" ? { scale: 2 } : {}) };
+    const { negativePrompt, ...params } = s;
+    return { ...params, ...(negativePrompt ? { negative_prompt: negativePrompt } : {}), ...(s.mode === "upscale" ? { scale: 2 } : {}) };
   }
 
   // ---- server --------------------------------------------------------------------------
@@ -322,7 +325,7 @@ class Panel {
     this._set("enhance", states.enhance);
     this._set("apply", states.apply);
     this._set("cancel", states.cancel);
-    for (const id of ["mode", "strength", "steps", "seed", "seed-random", "strategy", "prompt"]) this._set(id, states.settings);
+    for (const id of ["mode", "strength", "steps", "seed", "seed-random", "strategy", "prompt", "negative-prompt"]) this._set(id, states.settings);
     for (const id of ["server-picker", "server-refresh", "server-address", "server-connect"]) this._set(id, states.server);
     this._set("pair-row", states.pairRow);
     const dot = this.el("status-dot");

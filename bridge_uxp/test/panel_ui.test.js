@@ -24,7 +24,7 @@ const skip = !fs.existsSync(CHROMIUM)
     ? "the Seamwise server (.venv and server/ at the repository root) is not available"
     : false;
 
-const CONTROLS = ["server-picker", "server-refresh", "server-status", "mode", "strength", "steps", "seed", "strategy", "prompt", "enhance", "cancel", "progress", "preview", "message"];
+const CONTROLS = ["server-picker", "server-refresh", "server-status", "mode", "strength", "steps", "seed", "strategy", "prompt", "negative-prompt", "enhance", "cancel", "progress", "preview", "message"];
 
 test("panel in headless Chromium: controls present, enabled by state, a job runs end to end", { skip, timeout: 120000 }, async (t) => {
   const { chromium } = require("playwright-core");
@@ -70,6 +70,8 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   assert.match(await page.evaluate(() => document.getElementById("message").textContent), /Steps must be a whole number between 1 and 200/);
   assert.equal(await page.evaluate(() => localStorage.getItem("seamwise.activeJob")), null);
   await page.evaluate(() => { document.getElementById("steps").value = "12"; });
+  // a negative prompt travels as `negative_prompt` (a server refuses unknown parameters)
+  await page.evaluate(() => { document.getElementById("negative-prompt").value = "haze"; });
 
   // The panel is reloaded while a job renders (a fresh page: the fake document is rebuilt as it was,
   // so this runs first, while the document still has only its background layer).
