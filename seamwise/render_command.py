@@ -80,6 +80,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from server.alloc import tune_allocator
+    # A CPU render allocates and frees tens of MB of activations per tile batch; kept in the heap
+    # they are reused instead of mapped and zeroed afresh (a 4 MP render: 15-17 s -> 13 s).
+    tune_allocator()
     try:
         return _render(args)
     except UserError as exc:

@@ -1,4 +1,5 @@
-"""Allocator tuning for multi-MiB message buffers (Linux/glibc only).
+"""Allocator tuning for multi-MiB buffers (Linux/glibc only): the server's messages, and the
+tile activations of a CPU render (`seamwise serve` and `seamwise render` both call it).
 
 Every 4 MiB chunk passes through several short-lived buffers (WebSocket frame assembly, msgpack).
 glibc serves blocks that large with mmap and returns them with munmap, so each chunk paid for
