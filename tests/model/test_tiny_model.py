@@ -94,7 +94,7 @@ def test_refine_removes_noise_and_jpeg_from_a_heldout_photo(model, heldout):
     s, n = _recommended(model, "refine")
     out = degrade.to_uint8(restore(model, degrade.to_tensor(damaged), s, n, seed=0))
     gain = degrade.psnr(out, heldout) - degrade.psnr(damaged, heldout)
-    # measured +1.08 dB on this crop, face and fur (the held-out benchmark's mean, +2.37 dB, is
+    # measured +1.08 dB on this crop, face and fur (the held-out benchmark's mean, +2.38 dB, is
     # in BENCHMARKS.md); a residual model that learnt nothing gains 0, an untrained network
     # predicting x0 outright loses about 18 dB
     assert gain > 0.7, f"refine gained only {gain:.2f} dB"
