@@ -98,13 +98,15 @@ class RealEngine:
 
     def __init__(self, model: str = "tiny"):
         self.model = model
+        # read once: every job creation and health check asks, and the model is fixed
+        self._recommended = {scale: recommended_settings(model, scale) for scale in (1, 2)}
         self.model_name = "seamwise-tiny" if model == "tiny" else model.rstrip("/\\").split("/")[-1]
         self.device, self.vram_bytes = _device()
         self._adapter = None
         self._lock = threading.Lock()
 
     def recommended(self, scale: int) -> tuple[float, int]:
-        return recommended_settings(self.model, scale)
+        return self._recommended[1 if scale == 1 else 2]
 
     def recommended_map(self) -> dict:
         return _recommended_map(self.recommended)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from engine.api import GENERIC_STEPS, GENERIC_STRENGTH
+from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, STRATEGIES
 
 from .config import Limits
 from .errors import ProtocolError
 
 MODES = ("refine", "upscale")
-STRATEGIES = ("naive", "multidiffusion", "mixture", "spot", "memory")
 DTYPES = {8: "<u1", 16: "<u2", 32: "<f4"}
 PARAM_NAMES = ("mode", "scale", "strength", "steps", "seed", "strategy", "tile", "overlap",
                "prompt", "negative_prompt", "guidance", "peer")
