@@ -19,6 +19,7 @@ from engine.memory import anchor as anchoring
 from engine.memory import thumbnail as thumbs
 from engine.memory.attention import AttentionMemory
 from engine.memory.groupnorm import GroupNormMemory, StopForward
+from engine.memory.layerwise import LayerwiseUNet
 from engine.memory.switches import Mechanisms
 from engine.seam_risk import SeamRisk
 from engine.strategies import Strategy, snap
@@ -61,10 +62,13 @@ class CanvasDenoiser:
         self.counters = counters or Counters()
         self.gn: GroupNormMemory | None = None
         self.kv: AttentionMemory | None = None
+        self.layerwise: LayerwiseUNet | None = None
         self._weights: dict[tuple, torch.Tensor] = {}
 
     # -- installing the memory on the model for the duration of a render -------------------
     def __enter__(self) -> "CanvasDenoiser":
+        if self.mech.layerwise:
+            self.layerwise = LayerwiseUNet(self.adapter.layerwise_unet(), self.strategy.tile)
         if self.mech.groupnorm != "off":
             self.gn = GroupNormMemory(self.adapter.denoiser).__enter__()
         if self.mech.kv_bank:
@@ -76,7 +80,7 @@ class CanvasDenoiser:
             self.gn.__exit__(*exc)
         if self.kv:
             self.kv.__exit__(*exc)
-        self.gn = self.kv = None
+        self.gn = self.kv = self.layerwise = None
 
     # -- one call per scheduler step ------------------------------------------------------------
     def __call__(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, step: int) -> torch.Tensor:
@@ -89,11 +93,12 @@ class CanvasDenoiser:
                 self._shrink(error)
 
     def _shrink(self, error: BaseException) -> None:
-        """Halve the tile batch, then the tile size; give up below one grid cell."""
+        """Halve the tile batch, then the tile size; give up below one grid cell. (Layerwise
+        evaluation runs one tile at a time: only its tile can shrink.)"""
         self.counters.retries += 1
         if self.adapter.device.type == "cuda":
             torch.cuda.empty_cache()
-        if self.batch_size > 1:
+        if self.batch_size > 1 and not self.layerwise:
             self.batch_size //= 2
             return
         s = self.strategy
@@ -116,6 +121,27 @@ class CanvasDenoiser:
         started = time.perf_counter()
         plan = [p for p in self.strategy.plan(h, w, step) if touches(p, self.active)]
         self.counters.tiles = max(self.counters.tiles, len(plan))
+        if self.risk:
+            self.risk.begin_step(c)
+        if self.layerwise:
+            x0, covered = self._layerwise(x, t_dev, alpha_bar, step, plan)
+        else:
+            x0, covered = self._tiles(x, t_dev, alpha_bar, step, plan, stride)
+        if self.mech.anchor != "off":
+            ref = self.reference if self.mech.anchor == "input" else \
+                thumbs.upsample(thumb_x0, stride, h, w)
+            x0 = anchoring.anchor(x0, ref, self.mech.anchor_scale, self.mech.anchor_strength)
+            x0 = torch.where(covered, x0, self.reference)
+        if self.risk:
+            self.risk.end_step(x0, thumb_x0, stride, a.downsample_factor)
+        self.counters.add_seconds("tiles", time.perf_counter() - started)
+        return x0
+
+    def _tiles(self, x: torch.Tensor, t_dev: torch.Tensor, alpha_bar: float, step: int,
+               plan: list[Tile], stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused x0 of the plan's windows, and where they covered the canvas.
+        `stride`: the thumbnail's, for the key/value bank."""
+        _, c, h, w = x.shape
         batches = self._batches(plan)
         if self.gn and self.mech.groupnorm == "thumbnail":
             self.gn.mode = "use"
@@ -133,8 +159,6 @@ class CanvasDenoiser:
 
         num = torch.zeros_like(x)
         den = torch.zeros(1, 1, h, w, dtype=x.dtype)
-        if self.risk:
-            self.risk.begin_step(c)
         done = 0
         for batch in batches:
             if self.gn:
@@ -163,15 +187,42 @@ class CanvasDenoiser:
         del den
         if not bool(covered.all()):
             x0 = torch.where(covered, x0, self.reference)
-        if self.mech.anchor != "off":
-            ref = self.reference if self.mech.anchor == "input" else \
-                thumbs.upsample(thumb_x0, stride, h, w)
-            x0 = anchoring.anchor(x0, ref, self.mech.anchor_scale, self.mech.anchor_strength)
-            x0 = torch.where(covered, x0, self.reference)
+        return x0, covered
+
+    def _layerwise(self, x: torch.Tensor, t_dev: torch.Tensor, alpha_bar: float, step: int,
+                   plan: list[Tile]) -> tuple[torch.Tensor, torch.Tensor]:
+        """x0 of the bounding box of the active windows, evaluated one layer at a time.
+
+        The box, not the plan's windows, is what runs: statistics and attention are those of the
+        box, as an untiled run on that crop would have them. Progress is reported per operation."""
+        a = self.adapter
+        _, _, h, w = x.shape
+        covered = torch.zeros(1, 1, h, w, dtype=torch.bool)
+        if not plan:
+            return self.reference.clone(), covered
+        by0, by1 = min(p.y.start for p in plan), max(p.y.stop for p in plan)
+        bx0, bx1 = min(p.x.start for p in plan), max(p.x.stop for p in plan)
+        lw = self.layerwise
+        lw.tile = self.strategy.tile   # an out-of-memory retry shrinks it
+        lw.on_tile = self._check_cancel
+        lw.on_op = (lambda done, ops: self.on_tile(step, done, ops)) if self.on_tile else None
+        self._check_cancel()
+        window = Window(by0, bx0, by1 - by0, bx1 - bx0, h, w)
+        try:
+            out = a.predict_x0_layerwise(x[:, :, by0:by1, bx0:bx1], t_dev, alpha_bar, window,
+                                         self.cond, lw)
+        finally:
+            self.counters.model_calls += self.cond.evaluations
+            self.counters.token_evals += (by1 - by0) * (bx1 - bx0) * self.cond.evaluations
+        covered[..., by0:by1, bx0:bx1] = True
+        if (by1 - by0, bx1 - bx0) == (h, w):
+            x0 = out.float()
+        else:
+            x0 = self.reference.clone()
+            x0[..., by0:by1, bx0:bx1] = out
         if self.risk:
-            self.risk.end_step(x0, thumb_x0, stride, a.downsample_factor)
-        self.counters.add_seconds("tiles", time.perf_counter() - started)
-        return x0
+            self.risk.add(x0[0, :, by0:by1, bx0:bx1], slice(by0, by1), slice(bx0, bx1))
+        return x0, covered
 
     # -- pieces ---------------------------------------------------------------------------------
     def _thumbnail(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float):

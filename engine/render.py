@@ -18,6 +18,7 @@ from engine import api
 from engine.adapters import ModelAdapter, load_adapter
 from engine.canvas import CancelRequested, CanvasDenoiser, Counters
 from engine.device import make_deterministic, pick_device, pick_dtype
+from engine.layerwise.plan import UnsupportedModel
 from engine.memory.halo import halo_for
 from engine.memory.noise import NoiseField
 from engine.memory.switches import Mechanisms
@@ -134,6 +135,9 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     make_deterministic(adapter.device)
     # Defaults measured for this model (engine.adapters.base), under the caller's switches.
     mech = Mechanisms.from_dict({**getattr(adapter, "default_mechanisms", {}), **params.mechanisms})
+    if params.strategy == "memory" and mech.layerwise and not hasattr(adapter, "predict_x0_layerwise"):
+        raise api.EngineError("mechanisms.layerwise is available for the bundled model's architecture "
+                              "(diffusers UNet2DModel) only")
     seconds["load"] = time.perf_counter() - started
     check_cancel()
 
@@ -178,6 +182,8 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
                                           should_cancel=should_cancel, counters=counters)
     except CancelRequested as e:
         raise api.Cancelled("render cancelled") from e
+    except UnsupportedModel as e:
+        raise api.EngineError(f"mechanisms.layerwise: {e}") from e
     strategy = denoiser.strategy
     seconds["denoise"] = time.perf_counter() - started
     check_cancel()

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.vae.attention import AttentionPolicy
-from engine.vae.fast import _Thumb, make_banks, run_tiles, thumbnail
-from engine.vae.plan import Plan, UnsupportedVAE, decoder_plan, encoder_plan
-from engine.vae.runner import Runner, Stored
-from engine.vae.store import ActivationStore, RamActivation
+from engine.layerwise.attention import AttentionPolicy
+from engine.layerwise.fast import _Thumb, make_banks, run_tiles, thumbnail
+from engine.layerwise.plan import Plan, UnsupportedModel, decoder_plan, encoder_plan
+from engine.layerwise.runner import Runner, Stored
+from engine.layerwise.store import ActivationStore, RamActivation
 
-__all__ = ["tiled_decode", "tiled_decode_into", "tiled_encode", "AttentionPolicy", "UnsupportedVAE", "MODES"]
+__all__ = ["tiled_decode", "tiled_decode_into", "tiled_encode", "AttentionPolicy", "UnsupportedModel", "MODES"]
 
 MODES = ("exact", "fast")
 DEFAULT_TILE = 512

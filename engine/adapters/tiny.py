@@ -6,12 +6,16 @@ thumbnail stride (a clean image may be averaged; only the noisy canvas must be s
 """
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.api import EngineError, RenderParams
 from engine.memory import thumbnail as thumbs
+from engine.tiny_model import ResidualToCondition
 
 
 class TinyAdapter:
@@ -75,6 +79,29 @@ class TinyAdapter:
         c = torch.cat([self._cond_crop(cond, w) for w in windows]).to(x_t.device, x_t.dtype)
         tt = torch.as_tensor(t, device=x_t.device).float().expand(x_t.shape[0])
         out = self.denoiser(torch.cat([x_t, c], 1), tt).sample
+        return x0_from_prediction(out, x_t, alpha_bar, self.prediction_type)
+
+    def layerwise_unet(self) -> nn.Module:
+        """The UNet2DModel that layerwise evaluation unrolls (inside the residual wrapper)."""
+        return self.denoiser.unet if isinstance(self.denoiser, ResidualToCondition) else self.denoiser
+
+    def predict_x0_layerwise(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
+                             window: Window, cond: Conditioning,
+                             run: Callable[[np.ndarray, torch.Tensor], np.ndarray]) -> torch.Tensor:
+        """x0 of one (large) window through `run`, a layerwise evaluation of `layerwise_unet()`.
+
+        x_t: [1, C, h, w] float32 on the host. The model input is assembled straight into the
+        height × width × channels layout the layerwise runner stores, without a concatenated copy.
+        """
+        c = self._cond_crop(cond, window)
+        _, ch, h, w = x_t.shape
+        sample = np.empty((h, w, 2 * ch), np.float32)
+        sample[..., :ch] = x_t[0].permute(1, 2, 0).numpy()
+        sample[..., ch:] = c[0].permute(1, 2, 0).numpy()
+        out = torch.from_numpy(run(sample, t)).permute(2, 0, 1)[None]
+        del sample
+        if isinstance(self.denoiser, ResidualToCondition):   # x0 = cond + net
+            out = out.add_(c)
         return x0_from_prediction(out, x_t, alpha_bar, self.prediction_type)
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:

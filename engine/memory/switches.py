@@ -11,6 +11,8 @@ class Mechanisms:
     groupnorm: str = "off"       # 3: "off" | "thumbnail" | "previous" | "iterate" | "exact"
     gn_passes: int = 2           #    "iterate": passes over the tiles per step (last one fused)
     gn_every: int = 1            #    "iterate": statistics passes visit every n-th tile
+    layerwise: bool = False      # 3, exactly: the whole canvas one layer at a time (exact
+                                 #    statistics, halos and attention; no tile halo needed)
     kv_bank: bool = False        # 4: self-attention also attends to pooled thumbnail keys/values
     kv_pool: int = 2             #    pooling of the bank (tokens per side)
     anchor: str = "off"          # 5: "off" | "input" | "thumbnail": low-frequency reference
@@ -35,6 +37,9 @@ class Mechanisms:
             raise ValueError("mechanisms.gn_passes and gn_every must be >= 1")
         if m.anchor not in ("off", "input", "thumbnail"):
             raise ValueError("mechanisms.anchor must be 'off', 'input' or 'thumbnail'")
+        if m.layerwise and (m.groupnorm != "off" or m.kv_bank):
+            raise ValueError("mechanisms.layerwise already gives every GroupNorm and attention layer the "
+                             "whole canvas: leave groupnorm 'off' and kv_bank false")
         if m.kv_pool < 1 or m.anchor_scale < 1 or not 0 <= m.feather <= 1:
             raise ValueError("mechanisms: kv_pool and anchor_scale must be >= 1, feather in 0..1")
         return m

@@ -173,3 +173,13 @@ def test_guidance_and_negative_prompt_reach_the_model_and_the_work_count(sd_fold
     assert not np.array_equal(on.image, away.image)
     cond = adapter.conditioning(api.RenderParams(negative_prompt="of the"), torch.zeros(1, 3, 64, 64))
     assert cond.evaluations == 2 and cond.extra["guidance"] > 1   # a negative prompt alone guides
+
+
+def test_layerwise_evaluation_is_refused_for_latent_models_with_a_clear_error(sd_folder):
+    import numpy as np
+
+    from engine import api
+    adapter = load(str(sd_folder))
+    with pytest.raises(api.EngineError, match="layerwise"):
+        api.render(np.zeros((64, 64, 3), np.uint8),
+                   RenderParams(steps=1, mechanisms={"layerwise": True}), adapter=adapter)

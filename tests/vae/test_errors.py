@@ -7,7 +7,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from benchmarks.vae import small_vae
-from engine.vae_tiled import UnsupportedVAE, tiled_decode, tiled_decode_into, tiled_encode
+from engine.vae_tiled import UnsupportedModel, tiled_decode, tiled_decode_into, tiled_encode
 
 
 @pytest.fixture(scope="module")
@@ -35,5 +35,5 @@ def test_refuses_layers_it_cannot_reproduce():
     vae = AutoencoderKL(block_out_channels=(16, 16), down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=8).eval()
     vae.decoder.mid_block.resnets[0].conv1.padding_mode = "reflect"
-    with pytest.raises(UnsupportedVAE, match="zero-padded"):
+    with pytest.raises(UnsupportedModel, match="zero-padded"):
         tiled_decode(vae, torch.zeros(1, 4, 8, 8))

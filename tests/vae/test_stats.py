@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.vae.stats import ChannelMoments, NormAffine
-from engine.vae.store import ActivationStore, DiskActivation, RamActivation
+from engine.layerwise.stats import ChannelMoments, NormAffine
+from engine.layerwise.store import ActivationStore, DiskActivation, RamActivation
 
 
 def _tiles(x, ys, xs):

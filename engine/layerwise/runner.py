@@ -43,6 +43,11 @@ def tiles(height: int, width: int, tile: int, align: int = 1) -> Iterator[tuple[
             yield y, min(y + t, height), x, min(x + t, width)
 
 
+def _read_cat(parts: list[Stored], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    blocks = [p.act.read(y0, y1, x0, x1)[0] for p in parts]
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=2)
+
+
 @dataclass
 class Runner:
     device: torch.device
@@ -54,7 +59,9 @@ class Runner:
     norms: dict = field(default_factory=dict)
     attn_hidden: dict = field(default_factory=dict)
     record_attention: bool = False
+    emb: Tensor | None = None  # time embedding of the call, for time-conditioned plans (a UNet's)
     on_tile: Callable[[], None] | None = None
+    on_op: Callable[[int, int], None] | None = None  # (operations done, operations in the plan)
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -70,26 +77,30 @@ class Runner:
     def run(self, plan: Plan, source: Stored, out: Activation | None = None) -> Stored:
         last_use: dict[str, int] = {}
         for i, op in enumerate(plan.ops):
-            last_use[op.src] = i
-            if isinstance(op, ConvOp) and op.res is not None:
-                last_use[op.res] = i
+            for name in op.inputs():
+                last_use[name] = i
         values = {"in": source}
         for i, op in enumerate(plan.ops):
             if isinstance(op, ConvOp):
                 dst = out if op.dst == "out" else None
-                res = values[op.res] if op.res else None
-                values[op.dst] = self.conv(op, values[op.src], res, dst, in_ram=op.dst == "out")
+                srcs = [values[op.src]] + ([values[op.cat]] if op.cat else [])
+                res = [values[n] for n in (op.res, op.res_cat) if n]
+                values[op.dst] = self.conv(op, srcs, res, dst, in_ram=op.dst == "out")
             else:
                 values[op.dst] = self.attn(op, values[op.src])
-            for name in {op.src, getattr(op, "res", None)} - {None, "in"}:
+            for name in set(op.inputs()) - {"in"}:
                 if last_use[name] == i:
                     self.store.release(values.pop(name).act)
+            if self.on_op is not None:
+                self.on_op(i + 1, len(plan.ops))
         return values["out"]
 
     # -- convolution ---------------------------------------------------------------------------
-    def conv(self, op: ConvOp, src: Stored, res: Stored | None, dst: Activation | None, in_ram: bool = False) -> Stored:
-        """`in_ram`: the result is returned to the caller, so it lives in RAM whatever the budget."""
-        h, w, _ = src.act.shape
+    def conv(self, op: ConvOp, srcs: list[Stored], res: list[Stored], dst: Activation | None,
+             in_ram: bool = False) -> Stored:
+        """`srcs`, `res`: activations concatenated on channels (the input, then a skip connection).
+        `in_ram`: the result is returned to the caller, so it lives in RAM whatever the budget."""
+        h, w, _ = srcs[0].act.shape
         f = 2 if op.upsample else 1
         k, s = op.conv.kernel_size[0], op.conv.stride[0]
         pt, pb, pl, pr = op.padding()
@@ -97,8 +108,13 @@ class Runner:
         co = op.post.out_channels if op.post is not None else op.conv.out_channels
         norm = None
         if op.norm is not None:
-            norm = NormAffine.from_moments(op.norm, src.moments)
+            norm = NormAffine.from_moments(op.norm, ChannelMoments.concat([s.moments for s in srcs]))
             self.norms[op.norm] = norm
+        temb = None
+        if op.temb_proj is not None:
+            if self.emb is None:
+                raise ValueError("this plan is time-conditioned: set Runner.emb to the step's embedding")
+            temb = op.temb_proj(op.temb_act(self.emb)).view(1, -1, 1, 1)
         if dst is None:
             dst = RamActivation(ho, wo, co, self.np_dtype) if in_ram else self.store.allocate(ho, wo, co, self.np_dtype)
         elif dst.shape != (ho, wo, co):
@@ -108,7 +124,7 @@ class Runner:
             u0, u1 = y0 * s - pt, (y1 - 1) * s + k - pt  # rows of the (upsampled) unpadded input
             v0, v1 = x0 * s - pl, (x1 - 1) * s + k - pl
             cu0, cu1, cv0, cv1 = max(u0, 0), min(u1, f * h), max(v0, 0), min(v1, f * w)
-            block, _ = src.act.read(cu0 // f, -(-cu1 // f), cv0 // f, -(-cv1 // f))
+            block = _read_cat(srcs, cu0 // f, -(-cu1 // f), cv0 // f, -(-cv1 // f))
             t = self._pointwise(op, norm, self.to_torch(block))
             if f > 1:
                 t = F.interpolate(t, scale_factor=2.0, mode="nearest")
@@ -118,9 +134,10 @@ class Runner:
             y = F.conv2d(t, op.conv.weight, op.conv.bias, stride=s)
             if op.post is not None:
                 y = F.conv2d(y, op.post.weight, op.post.bias)
-            if res is not None:
-                r, _ = res.act.read(y0, y1, x0, x1)
-                r = self.to_torch(r)
+            if temb is not None:
+                y = y + temb
+            if res:
+                r = self.to_torch(_read_cat(res, y0, y1, x0, x1))
                 if op.res_conv is not None:
                     r = F.conv2d(r, op.res_conv.weight, op.res_conv.bias)
                 y = (r + y) / op.scale

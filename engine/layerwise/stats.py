@@ -50,6 +50,15 @@ class ChannelMoments:
         self.m2 = self.m2 + other.m2 + delta.square() * (self.count * other.count / n)
         self.count = n
 
+    @staticmethod
+    def concat(parts: list["ChannelMoments"]) -> "ChannelMoments":
+        """Moments of activations concatenated on channels (same pixels, so the same count)."""
+        if len(parts) == 1:
+            return parts[0]
+        if len({p.count for p in parts}) != 1:
+            raise ValueError("concatenated activations must cover the same pixels")
+        return ChannelMoments(parts[0].count, torch.cat([p.mean for p in parts]), torch.cat([p.m2 for p in parts]))
+
     def add_tile(self, x: Tensor) -> None:
         self.merge(ChannelMoments.of_tile(x))
 

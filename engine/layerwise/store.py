@@ -73,7 +73,7 @@ class RamActivation(Activation):
 class DiskActivation(Activation):
     def __init__(self, height: int, width: int, channels: int, dtype: np.dtype, directory: str | None):
         super().__init__(height, width, channels, dtype)
-        fd, path = tempfile.mkstemp(prefix="vae-act-", suffix=".bin", dir=directory)
+        fd, path = tempfile.mkstemp(prefix="seamwise-act-", suffix=".bin", dir=directory)
         os.unlink(path)  # the file vanishes with the descriptor, even if the process dies
         self.fd = fd
         try:
@@ -129,18 +129,26 @@ class ActivationStore:
     directory: str | None = None
     ram_in_use: int = 0
     spilled_bytes: int = 0
-    _ram: dict = field(default_factory=dict)
+    _live: dict = field(default_factory=dict)  # id → (activation, bytes) of everything not yet released
 
     def allocate(self, height: int, width: int, channels: int, dtype: np.dtype) -> Activation:
         nbytes = height * width * channels * np.dtype(dtype).itemsize
         if self.ram_in_use + nbytes <= self.ram_budget:
             act = RamActivation(height, width, channels, dtype)
             self.ram_in_use += nbytes
-            self._ram[id(act)] = nbytes
-            return act
-        self.spilled_bytes += nbytes
-        return DiskActivation(height, width, channels, dtype, self.directory)
+        else:
+            act = DiskActivation(height, width, channels, dtype, self.directory)
+            self.spilled_bytes += nbytes
+        self._live[id(act)] = (act, nbytes)
+        return act
 
     def release(self, act: Activation) -> None:
-        self.ram_in_use -= self._ram.pop(id(act), 0)
+        _, nbytes = self._live.pop(id(act), (None, 0))
+        if isinstance(act, RamActivation):
+            self.ram_in_use -= nbytes
         act.close()
+
+    def close(self) -> None:
+        """Release whatever a run left behind (a cancelled or failed run): RAM and disk files."""
+        for act, _ in list(self._live.values()):
+            self.release(act)

@@ -1,1 +1,0 @@
-"""Tiled VAE encode/decode that matches the full-frame VAE; the public API is engine.vae_tiled."""

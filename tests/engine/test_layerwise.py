@@ -1,0 +1,144 @@
+"""Layerwise evaluation (mechanism 3, exact): the canvas run one operation at a time over tiles
+gives the untiled result, whatever the tile, on disk or in RAM, within a selection, and cleans up
+after a cancel or an out-of-memory retry."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from engine import api
+from engine.layerwise.plan import UnsupportedModel, unet2d_plan
+from engine.memory.layerwise import LayerwiseUNet
+from engine.memory.switches import Mechanisms
+
+LAYERWISE = {"layerwise": True}
+
+
+def _params(**kw):
+    return api.RenderParams(**{**dict(steps=2, strength=0.5, seed=2), **kw})
+
+
+@pytest.fixture(scope="module")
+def unet(tiny):
+    """The test UNet with every layer randomised (diffusers zero-initialises some output convs)."""
+    u = tiny.layerwise_unet()
+    g = torch.Generator().manual_seed(0)
+    saved = {k: v.clone() for k, v in u.state_dict().items()}
+    with torch.no_grad():
+        for p in u.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * p.std().clamp(min=0.05) + p.mean())
+    yield u
+    u.load_state_dict(saved)
+
+
+@pytest.mark.parametrize("tile", [8, 20, 64])
+@pytest.mark.parametrize("size", [(44, 52), (32, 96)])
+def test_layerwise_unet_equals_the_full_forward(unet, tile, size):
+    x = torch.randn(1, 6, *size, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([400.0])
+    with torch.no_grad():
+        ref = unet(x, t).sample[0].permute(1, 2, 0).numpy()
+        out = LayerwiseUNet(unet, tile)(np.ascontiguousarray(x[0].permute(1, 2, 0).numpy()), t)
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def test_spilling_to_disk_gives_the_same_bits_and_leaves_no_files(unet, tmp_path):
+    x = np.random.default_rng(3).standard_normal((40, 48, 6)).astype(np.float32)
+    t = torch.tensor([100.0])
+    with torch.no_grad():
+        ram = LayerwiseUNet(unet, 16)(x, t)
+        lw = LayerwiseUNet(unet, 16, ram_budget=0, spill_dir=str(tmp_path))
+        disk = lw(x, t)
+    assert lw.spilled_bytes > 0 and np.array_equal(ram, disk)
+    assert os.listdir(tmp_path) == []
+
+
+def test_cancel_mid_evaluation_releases_every_spilled_activation(unet, tmp_path):
+    x = np.zeros((64, 64, 6), np.float32)
+    seen = {"ops": 0}
+
+    def stop_after_a_few(done, total):
+        seen["ops"] = done
+        if done == 12:
+            raise KeyboardInterrupt
+    lw = LayerwiseUNet(unet, 16, ram_budget=0, spill_dir=str(tmp_path), on_op=stop_after_a_few)
+    with pytest.raises(KeyboardInterrupt), torch.no_grad():
+        lw(x, torch.tensor([10.0]))
+    assert seen["ops"] == 12 and os.listdir(tmp_path) == []
+
+
+def test_render_with_layerwise_tiles_equals_the_untiled_render(tiny, photo):
+    full = api.render(photo, _params(strategy="naive", tile=256), adapter=tiny)
+    assert full.stats["tiles"] == 1
+    r = api.render(photo, _params(strategy="memory", tile=32, mechanisms=LAYERWISE), adapter=tiny)
+    assert r.stats["tiles"] > 4
+    assert np.abs(r.image.astype(int) - full.image.astype(int)).max() <= 1
+    # the work is the untiled run's: no window is evaluated twice
+    assert r.stats["token_evals"] == full.stats["token_evals"]
+
+
+def test_layerwise_selection_is_bit_identical_outside_and_costs_its_bounding_box(tiny):
+    img = (np.random.default_rng(4).random((128, 128, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((128, 128), np.uint8)
+    mask[5:20, 70:90] = 255
+    params = _params(strategy="memory", tile=32, mechanisms=LAYERWISE)
+    full = api.render(img, params, adapter=tiny)
+    part = api.render(img, params, mask=mask, adapter=tiny)
+    assert np.array_equal(part.image[mask == 0], img[mask == 0])
+    assert not np.array_equal(part.image[5:20, 70:90], img[5:20, 70:90])
+    assert part.stats["token_evals"] * 4 < full.stats["token_evals"]
+
+
+def test_layerwise_progress_is_per_operation_and_cancel_stops_mid_step(tiny, photo):
+    seen: list[api.Progress] = []
+    params = _params(mechanisms=LAYERWISE, tile=32)
+    api.render(photo, params, progress=seen.append, adapter=tiny)
+    denoise = [p for p in seen if p.phase == "denoise"]
+    ops = len(unet2d_plan(tiny.layerwise_unet()).ops)
+    assert denoise[-1].tile == denoise[-1].tiles == ops
+    seen.clear()
+
+    def after_three_operations():
+        return any(p.phase == "denoise" and p.tile >= 3 for p in seen)
+    with pytest.raises(api.Cancelled):
+        api.render(photo, params, progress=seen.append, should_cancel=after_three_operations,
+                   adapter=tiny)
+    denoise = [p for p in seen if p.phase == "denoise"]
+    assert [p.tile for p in denoise] == [1, 2, 3]     # stopped inside the first step
+
+
+def test_out_of_memory_shrinks_the_layerwise_tile_and_gives_the_same_image(tiny, photo, monkeypatch):
+    from engine.layerwise import runner
+    params = _params(mechanisms=LAYERWISE, tile=64)
+    reference = api.render(photo, params, adapter=tiny)
+    original = runner.Runner.conv
+
+    def small_tiles_only(self, op, *args, **kw):
+        if self.tile > 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(self, op, *args, **kw)
+    monkeypatch.setattr(runner.Runner, "conv", small_tiles_only)
+    r = api.render(photo, params, adapter=tiny, batch_size=4)
+    assert r.stats["oom_retries"] == 1 and r.stats["tile"] == 32
+    assert np.abs(r.image.astype(int) - reference.image.astype(int)).max() <= 1
+
+
+def test_layerwise_excludes_the_approximate_statistics_and_bank():
+    assert Mechanisms.from_dict(LAYERWISE).layerwise
+    for clash in ({"groupnorm": "exact"}, {"kv_bank": True}):
+        with pytest.raises(ValueError, match="layerwise"):
+            Mechanisms.from_dict({**LAYERWISE, **clash})
+
+
+def test_cross_attention_models_are_refused_by_the_plan():
+    from diffusers import UNet2DConditionModel
+    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(8, 16), layers_per_block=1,
+                                norm_num_groups=4, cross_attention_dim=8, attention_head_dim=2,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    with pytest.raises(UnsupportedModel):
+        unet2d_plan(unet)
