@@ -42,7 +42,7 @@ VARIANTS = [
     ("+ GroupNorm iterate, 3 passes", "memory", None, {"groupnorm": "iterate", "gn_passes": 3}),
     ("+ GroupNorm iterate, 2, ¼ tiles", "memory", None, {"groupnorm": "iterate", "gn_every": 4}),
     ("+ GroupNorm exact (bound)", "memory", None, {"groupnorm": "exact"}),
-    ("layerwise (exact, whole canvas)", "memory", None, {"layerwise": True}),
+    ("layerwise (exact, whole canvas)", "memory", None, {"layerwise": "on"}),
     ("+ KV bank", "memory", None, {"kv_bank": True}),
     ("+ anchor input", "memory", None, {"anchor": "input"}),
     ("+ anchor thumbnail", "memory", None, {"anchor": "thumbnail"}),
@@ -79,9 +79,6 @@ def compare(label: str, adapter, reference, tile: int, steps: int, strength: flo
     for name, strategy, overlap, mech in VARIANTS:
         if mech.get("groupnorm") == "exact" and not exact:
             print(f"{name:28s} (not run: one pass per GroupNorm layer; add --exact)")
-            continue
-        if mech.get("layerwise") and not hasattr(adapter, "predict_x0_layerwise"):
-            print(f"{name:28s} (not available: needs a UNet2DModel)")
             continue
         if overlap is not None:      # a multiple of the default halo
             overlap = overlap * default_overlap

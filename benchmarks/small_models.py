@@ -6,6 +6,7 @@ no VAE, so tiled and untiled runs are compared latent to latent, as in the feasi
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
@@ -47,6 +48,14 @@ class LatentUNetAdapter:
     def predict_x0(self, x_t, t, alpha_bar, windows: list[Window], cond: Conditioning):
         tt = torch.as_tensor(t, device=x_t.device).float().expand(x_t.shape[0])
         eps = self.denoiser(x_t, tt, encoder_hidden_states=self.text.expand(x_t.shape[0], -1, -1)).sample
+        return x0_from_prediction(eps, x_t, alpha_bar, "epsilon")
+
+    def layerwise_unet(self) -> torch.nn.Module:
+        return self.denoiser
+
+    def predict_x0_layerwise(self, x_t, t, alpha_bar, window: Window, cond: Conditioning, run):
+        sample = np.ascontiguousarray(x_t[0].permute(1, 2, 0).numpy())
+        eps = torch.from_numpy(run(sample, torch.as_tensor(t).float(), self.text)).permute(2, 0, 1)[None]
         return x0_from_prediction(eps, x_t, alpha_bar, "epsilon")
 
     def encode(self, image):

@@ -5,7 +5,9 @@
 (a) Bundled-model geometry (pixel canvas, grid 8, native 96 px, default tile 192 px): counted by
 real renders (one step; a narrow random-weight network of the same geometry, since the count does
 not depend on the weights). (b) SD geometry (latent canvas ÷8, grid 8, SDXL 1024 px tiles):
-counted from the same window plans the canvas denoiser runs, plus the thumbnail pass.
+counted from the same window plans the canvas denoiser runs, plus the thumbnail pass. `memory`
+runs layerwise (the whole canvas once per evaluation) where its activations fit the RAM budget
+and in tiles with halos beyond; both are listed.
 """
 from __future__ import annotations
 
@@ -32,11 +34,15 @@ def counted(size: tuple[int, int]) -> list[dict]:
     img = (np.random.default_rng(0).random((*size, 3)) * 255).astype(np.uint8)
     mp = size[0] * size[1] / 1e6
     rows = []
+    tiles = {"layerwise": "off"}
     for name in STRATEGIES:
-        for mech in ([{}] if name != "memory" else [{}, {"thumbnail": True}]):
+        for mech in ([{}] if name != "memory" else [{}, tiles, {**tiles, "thumbnail": True}]):
             r = api.render(img, api.RenderParams(strategy=name, steps=1, strength=0.3,
                                                  mechanisms=mech), adapter=adapter)
-            label = name + (" + thumbnail" if mech else "")
+            label = name
+            if name == "memory":
+                label += ", layerwise" if r.stats["layerwise"] else ", tiles"
+                label += " + thumbnail" if mech.get("thumbnail") else ""
             rows.append(dict(strategy=label, tile=r.stats["tile"], overlap=r.stats["overlap"],
                              tiles=r.stats["tiles"],
                              tokens_per_mp=round(r.stats["token_evals"] / mp)))
@@ -55,9 +61,12 @@ def planned(size: tuple[int, int], vae: int = 8, grid: int = 8, tile: int = 128,
         rows.append(dict(strategy=name, tile=tile * vae, overlap=s.overlap * vae, tiles=len(plan),
                          tokens_per_mp=round(tokens / mp)))
         if name == "memory":
+            rows[-1]["strategy"] = "memory, tiles"
+            rows.append(dict(strategy="memory, layerwise", tile=tile * vae, overlap=0, tiles=len(plan),
+                             tokens_per_mp=round(ch * cw / mp)))
             st = stride_for(ch, cw, native)
             th = math.ceil(math.ceil(ch / st) / grid) * grid * math.ceil(math.ceil(cw / st) / grid) * grid
-            rows.append(dict(strategy="memory + thumbnail", tile=tile * vae, overlap=s.overlap * vae,
+            rows.append(dict(strategy="memory, tiles + thumbnail", tile=tile * vae, overlap=s.overlap * vae,
                              tiles=len(plan), tokens_per_mp=round((tokens + th) / mp)))
     return rows
 

@@ -18,6 +18,7 @@ from engine.device import is_out_of_memory
 from engine.memory import anchor as anchoring
 from engine.memory import thumbnail as thumbs
 from engine.memory.attention import AttentionMemory
+from engine.layerwise.runner import storage_dtype
 from engine.memory.groupnorm import GroupNormMemory, StopForward
 from engine.memory.layerwise import LayerwiseUNet
 from engine.memory.switches import Mechanisms
@@ -37,6 +38,7 @@ class Counters:
     token_evals: int = 0      # model input positions evaluated (canvas px), halo, thumbnail and
                               # both guidance branches included
     retries: int = 0          # out-of-memory retries
+    layerwise: bool = False   # the denoiser ran layerwise (whole canvas) rather than in tiles
     seconds: dict = field(default_factory=dict)
 
     def add_seconds(self, phase: str, s: float) -> None:
@@ -67,19 +69,46 @@ class CanvasDenoiser:
 
     # -- installing the memory on the model for the duration of a render -------------------
     def __enter__(self) -> "CanvasDenoiser":
-        if self.mech.layerwise:
-            self.layerwise = LayerwiseUNet(self.adapter.layerwise_unet(), self.strategy.tile)
+        if self.mech.layerwise != "off":
+            self.layerwise = self._layerwise_unet()
+        if self.layerwise:   # it gives every layer the whole canvas: the approximations step aside
+            self.mech = replace(self.mech, groupnorm="off", kv_bank=False)
+            self.counters.layerwise = True
         if self.mech.groupnorm != "off":
             self.gn = GroupNormMemory(self.adapter.denoiser).__enter__()
         if self.mech.kv_bank:
             self.kv = AttentionMemory(self.adapter.denoiser, self.mech.kv_pool).__enter__()
         return self
 
+    def _layerwise_unet(self) -> LayerwiseUNet | None:
+        """"on": always; "auto": when the active box's activations fit the RAM budget."""
+        budget = self.mech.layerwise_ram_bytes
+        lw = LayerwiseUNet(self.adapter.layerwise_unet(), self.strategy.tile, ram_budget=budget)
+        if self.mech.layerwise == "on":
+            return lw
+        _, _, h, w = self.reference.shape
+        box = self._box([p for p in self.strategy.plan(h, w, 0) if touches(p, self.active)])
+        if box is None:
+            return None
+        (by0, by1), (bx0, bx1) = box
+        itemsize = storage_dtype(self.adapter.dtype).itemsize
+        return lw if lw.plan.peak_bytes(by1 - by0, bx1 - bx0, itemsize) <= budget else None
+
+    @staticmethod
+    def _box(plan: list[Tile]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """Rows and columns spanned by the windows of a plan."""
+        if not plan:
+            return None
+        return ((min(p.y.start for p in plan), max(p.y.stop for p in plan)),
+                (min(p.x.start for p in plan), max(p.x.stop for p in plan)))
+
     def __exit__(self, *exc) -> None:
         if self.gn:
             self.gn.__exit__(*exc)
         if self.kv:
             self.kv.__exit__(*exc)
+        if self.layerwise:
+            self.layerwise.close()
         self.gn = self.kv = self.layerwise = None
 
     # -- one call per scheduler step ------------------------------------------------------------
@@ -198,10 +227,10 @@ class CanvasDenoiser:
         a = self.adapter
         _, _, h, w = x.shape
         covered = torch.zeros(1, 1, h, w, dtype=torch.bool)
-        if not plan:
+        box = self._box(plan)
+        if box is None:
             return self.reference.clone(), covered
-        by0, by1 = min(p.y.start for p in plan), max(p.y.stop for p in plan)
-        bx0, bx1 = min(p.x.start for p in plan), max(p.x.stop for p in plan)
+        (by0, by1), (bx0, bx1) = box
         lw = self.layerwise
         lw.tile = self.strategy.tile   # an out-of-memory retry shrinks it
         lw.on_tile = self._check_cancel

@@ -135,9 +135,6 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     make_deterministic(adapter.device)
     # Defaults measured for this model (engine.adapters.base), under the caller's switches.
     mech = Mechanisms.from_dict({**getattr(adapter, "default_mechanisms", {}), **params.mechanisms})
-    if params.strategy == "memory" and mech.layerwise and not hasattr(adapter, "predict_x0_layerwise"):
-        raise api.EngineError("mechanisms.layerwise is available for the bundled model's architecture "
-                              "(diffusers UNet2DModel) only")
     seconds["load"] = time.perf_counter() - started
     check_cancel()
 
@@ -205,6 +202,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     stats = {
         "tiles": counters.tiles, "model_calls": counters.model_calls,
         "token_evals": counters.token_evals, "oom_retries": counters.retries,
+        "layerwise": counters.layerwise,
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "device": str(adapter.device), "dtype": str(adapter.dtype).replace("torch.", ""),
         "strategy": strategy.name, "tile": strategy.tile * adapter.vae_scale,

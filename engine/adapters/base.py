@@ -11,8 +11,9 @@ Window coordinates are canvas pixels. Output pixels = canvas pixels × `vae_scal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:  # engine.api imports the renderer, which imports this package
@@ -86,6 +87,15 @@ class ModelAdapter(Protocol):
         alpha_bar: ᾱ at this step, for converting epsilon / v predictions to x0.
         Returns [len(windows), C, h, w] x0 in canvas units, same device/dtype as x_t.
         """
+
+    def layerwise_unet(self) -> torch.nn.Module:
+        """The diffusers UNet that layerwise evaluation (mechanisms.layerwise) unrolls."""
+
+    def predict_x0_layerwise(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
+                             window: Window, cond: Conditioning, run: Callable[..., np.ndarray]) -> torch.Tensor:
+        """x0 of one window of any size, [1, C, h, w] on the host, through `run`: an
+        `engine.memory.layerwise.LayerwiseUNet` over `layerwise_unet()`, called as
+        run(sample HWC array, timestep, context=None, added_cond_kwargs=None) → HWC array."""
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """[-1, 1] NCHW image at output size → canvas (identity for pixel models)."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
@@ -35,6 +36,9 @@ class StableDiffusionAdapter:
     dtype: torch.dtype
     source: str = ""                     # where the weights came from, for stats and errors
     space: str = field(default="latent", init=False)
+    # Measured on a random-weight SD-layout UNet (BENCHMARKS.md, Engine): layerwise evaluation
+    # gives the untiled result (152 dB vs the halo's 53) at the untiled work, where it fits.
+    default_mechanisms: dict = field(default_factory=lambda: {"layerwise": "auto"}, init=False)
 
     def __post_init__(self) -> None:
         cfg = self.unet.config
@@ -137,6 +141,32 @@ class StableDiffusionAdapter:
             out = branch(0)
         x0 = x0_from_prediction(out, x_t.float(), alpha_bar, self.prediction_type)
         return x0.to(x_t.dtype)
+
+    def layerwise_unet(self) -> torch.nn.Module:
+        return self.unet
+
+    @torch.no_grad()
+    def predict_x0_layerwise(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
+                             window: Window, cond: Conditioning, run: Callable[..., np.ndarray]) -> torch.Tensor:
+        """x0 of one (large) window through `run`, a layerwise evaluation of the UNet: one call
+        per guidance branch, as `predict_x0` makes them."""
+        embeds = cond.extra["embeds"].to(self.device)
+        pooled = cond.extra.get("pooled")
+        ids = self.time_ids([window], cond.position) if self.is_xl else None
+        sample = np.ascontiguousarray(x_t[0].permute(1, 2, 0).numpy())
+        timestep = t.to(self.device, torch.float32).reshape(-1)[:1]
+
+        def branch(i: int) -> torch.Tensor:
+            added = {"text_embeds": pooled[i:i + 1].to(self.device), "time_ids": ids} if self.is_xl else None
+            out = run(sample, timestep, embeds[i:i + 1], added)
+            return torch.from_numpy(out).permute(2, 0, 1)[None].float()
+
+        if embeds.shape[0] == 2:
+            uncond = branch(0)
+            out = uncond + cond.extra["guidance"] * (branch(1) - uncond)
+        else:
+            out = branch(0)
+        return x0_from_prediction(out, x_t.float(), alpha_bar, self.prediction_type).to(x_t.dtype)
 
     # -- latents ------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """A network unrolled into a flat list of whole-image operations: the VAE's encoder or decoder,
-or a diffusers `UNet2DModel`.
+or a diffusers `UNet2DModel` or `UNet2DConditionModel` (SD 1.x/2.x, SDXL).
 
 Each operation reads one stored whole-image activation (plus a skip connection concatenated to it,
 and, for a residual, another one) and produces the next. Every GroupNorm sits at the *input* of an operation, so its statistics are the
@@ -7,13 +7,18 @@ moments of an activation that is already complete when the operation starts: the
 produced it accumulated them. This is the reading of diffusers' `Encoder`, `Decoder`,
 `ResnetBlock2D`, `Upsample2D`, `Downsample2D` and `Attention` (the AttnProcessor2_0 path), and of
 `UNet2DModel` with its `DownBlock2D`, `AttnDownBlock2D`, `UNetMidBlock2D`, `UpBlock2D` and
-`AttnUpBlock2D`; any module outside that vocabulary is refused rather than silently mis-run.
+`AttnUpBlock2D`, and of `UNet2DConditionModel` with its cross-attention blocks, whose
+`Transformer2DModel`s become per-token operations (projections, cross-attention to the prompt,
+feed-forward) around one whole-image self-attention per transformer block; any module outside that
+vocabulary is refused rather than silently mis-run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 
 @dataclass
@@ -53,12 +58,34 @@ class ConvOp:
 
 @dataclass
 class AttnOp:
+    """dst = src + attention(norm(src)) over the whole image: `attn.group_norm` (a mid-block's), or
+    `token_norm`, a per-token LayerNorm (a transformer block's)."""
+
     src: str
     dst: str
     attn: nn.Module
+    token_norm: nn.LayerNorm | None = None
 
     def inputs(self) -> list[str]:
         return [self.src]
+
+
+@dataclass
+class TokenOp:
+    """dst = fn(norm(src) as tokens (1, n, C)[, context]) [+ res]: a per-pixel function, so it
+    runs tile by tile with no halo (a transformer's projections, cross-attention to the prompt's
+    `Runner.context`, feed-forward)."""
+
+    src: str
+    dst: str
+    fn: Callable[..., Tensor]
+    out_channels: int
+    norm: nn.GroupNorm | None = None
+    res: str | None = None
+    context: bool = False
+
+    def inputs(self) -> list[str]:
+        return [n for n in (self.src, self.res) if n is not None]
 
 
 @dataclass
@@ -78,6 +105,30 @@ class Plan:
                 total += max(max(pad), k - 1 - min(pad)) * unit
                 unit *= s
         return total
+
+    def peak_bytes(self, height: int, width: int, itemsize: int) -> int:
+        """Most bytes of stored activations alive at once when `Runner.run` evaluates this plan on
+        an image of height × width (the input and output arrays, which the caller owns, excluded)."""
+        shapes = {"in": (height, width, 0)}
+        last_use = {n: i for i, op in enumerate(self.ops) for n in op.inputs()}
+        live, peak = {}, 0
+        for i, op in enumerate(self.ops):
+            h, w, c = shapes[op.src]
+            if isinstance(op, ConvOp):
+                f, k, s = (2 if op.upsample else 1), op.conv.kernel_size[0], op.conv.stride[0]
+                pt, pb, pl, pr = op.padding()
+                h, w = (f * h + pt + pb - k) // s + 1, (f * w + pl + pr - k) // s + 1
+                c = (op.post or op.conv).out_channels
+            elif isinstance(op, TokenOp):
+                c = op.out_channels
+            shapes[op.dst] = (h, w, c)
+            if op.dst != "out":
+                live[op.dst] = h * w * c * itemsize
+            peak = max(peak, sum(live.values()))
+            for name in set(op.inputs()) - {"in"}:
+                if last_use[name] == i:
+                    live.pop(name, None)
+        return peak
 
     def scale(self) -> float:
         """Output pixels per input pixel (8 for an SD decoder, 1/8 for its encoder)."""
@@ -142,6 +193,8 @@ def _resnet(block: nn.Module, src: str, name: _Namer, ops: list, where: str, cat
 
 
 def _attention(attn: nn.Module, src: str, name: _Namer, ops: list, where: str) -> str:
+    if type(attn).__name__ == "Transformer2DModel":
+        return _transformer(attn, src, name, ops, where)
     if type(attn).__name__ != "Attention":
         raise UnsupportedModel(f"{where}: unsupported attention {type(attn).__name__}")
     if attn.spatial_norm is not None or attn.group_norm is None or attn.norm_q is not None or attn.norm_k is not None:
@@ -152,6 +205,53 @@ def _attention(attn: nn.Module, src: str, name: _Namer, ops: list, where: str) -
         raise UnsupportedModel(f"{where}: attention without residual connection is not supported")
     out = name()
     ops.append(AttnOp(src, out, attn))
+    return out
+
+
+def _per_token(m: nn.Module, what: str) -> Callable[[Tensor], Tensor]:
+    """A transformer's proj_in/proj_out as a function of tokens: Linear, or a 1×1 Conv2d."""
+    if isinstance(m, nn.Linear):
+        return m
+    if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1:
+        weight = m.weight[:, :, 0, 0]
+        return lambda t: F.linear(t, weight, m.bias)
+    raise UnsupportedModel(f"{what}: expected Linear or 1x1 Conv2d, got {m!r}")
+
+
+def _cross_and_feed_forward(block: nn.Module, hidden: Tensor, context: Tensor) -> Tensor:
+    """The per-token rest of a BasicTransformerBlock (norm_type 'layer_norm') after self-attention."""
+    if block.attn2 is not None:
+        hidden = block.attn2(block.norm2(hidden), encoder_hidden_states=context) + hidden
+    return block.ff(block.norm3(hidden)) + hidden
+
+
+def _transformer(tr: nn.Module, src: str, name: _Namer, ops: list, where: str) -> str:
+    """A continuous-input Transformer2DModel: GroupNorm + proj_in, per block one whole-image
+    self-attention and one per-token op (cross-attention, feed-forward), proj_out + residual."""
+    if not getattr(tr, "is_input_continuous", False) or tr.config.norm_type != "layer_norm":
+        raise UnsupportedModel(f"{where}: only continuous-input, layer-norm transformers are supported")
+    inner = tr.proj_in.out_features if isinstance(tr.proj_in, nn.Linear) else tr.proj_in.out_channels
+    cur = name()
+    ops.append(TokenOp(src, cur, _per_token(tr.proj_in, f"{where}.proj_in"), inner,
+                       norm=_check_norm(tr.norm, f"{where}.norm")))
+    for i, block in enumerate(tr.transformer_blocks):
+        w = f"{where}.transformer_blocks.{i}"
+        if type(block).__name__ != "BasicTransformerBlock" or block.norm_type != "layer_norm" \
+                or block.pos_embed is not None or block.only_cross_attention \
+                or getattr(block, "fuser", None) is not None:
+            raise UnsupportedModel(f"{w}: unsupported transformer block")
+        attn = block.attn1
+        if attn.is_cross_attention or attn.norm_q is not None or attn.residual_connection \
+                or attn.rescale_output_factor != 1.0:
+            raise UnsupportedModel(f"{w}.attn1: expected plain self-attention")
+        a, b = name(), name()
+        ops.append(AttnOp(cur, a, attn, token_norm=block.norm1))
+        ops.append(TokenOp(a, b, lambda t, c, block=block: _cross_and_feed_forward(block, t, c),
+                           inner, context=True))
+        cur = b
+    out = name()
+    channels = tr.proj_out.out_features if isinstance(tr.proj_out, nn.Linear) else tr.proj_out.out_channels
+    ops.append(TokenOp(cur, out, _per_token(tr.proj_out, f"{where}.proj_out"), channels, res=src))
     return out
 
 
@@ -177,6 +277,8 @@ def _downsample(d: nn.Module, src: str, name: _Namer, ops: list, where: str) -> 
 
 
 def _mid(mid: nn.Module, cur: str, name: _Namer, ops: list, where: str) -> str:
+    if type(mid).__name__ not in ("UNetMidBlock2D", "UNetMidBlock2DCrossAttn"):
+        raise UnsupportedModel(f"{where}: unsupported {type(mid).__name__}")
     cur = _resnet(mid.resnets[0], cur, name, ops, f"{where}.resnets.0")
     for i, (attn, resnet) in enumerate(zip(mid.attentions, mid.resnets[1:])):
         if attn is not None:
@@ -234,24 +336,40 @@ def encoder_plan(vae: nn.Module) -> Plan:
     return Plan(ops, out_ch)
 
 
-def unet2d_plan(unet: nn.Module) -> Plan:
-    """Operations of a diffusers `UNet2DModel`'s forward after the time embedding; input 'in'
-    (the model's input sample), output 'out'. The resnets' `temb_proj` need the embedding of the
-    call's timestep (`Runner.emb`); skip connections are ordinary stored activations that stay
-    alive until the up path concatenates them."""
+DOWN_BLOCKS = ("DownBlock2D", "AttnDownBlock2D", "CrossAttnDownBlock2D")
+UP_BLOCKS = ("UpBlock2D", "AttnUpBlock2D", "CrossAttnUpBlock2D")
+
+
+def _check_unet(unet: nn.Module) -> None:
     cfg = unet.config
-    if type(unet).__name__ != "UNet2DModel":
-        raise UnsupportedModel(f"layerwise evaluation needs a UNet2DModel, got {type(unet).__name__}")
-    if cfg.center_input_sample or unet.class_embedding is not None or cfg.time_embedding_type != "positional":
-        raise UnsupportedModel("UNet2DModel: centred input, class embeddings and Fourier time embeddings "
-                               "are not supported")
+    kind = type(unet).__name__
+    if kind not in ("UNet2DModel", "UNet2DConditionModel"):
+        raise UnsupportedModel(f"layerwise evaluation needs a UNet2DModel or UNet2DConditionModel, got {kind}")
+    if cfg.center_input_sample or getattr(unet, "class_embedding", None) is not None:
+        raise UnsupportedModel(f"{kind}: centred input and class embeddings are not supported")
+    if kind == "UNet2DModel" and cfg.time_embedding_type != "positional":
+        raise UnsupportedModel("UNet2DModel: Fourier time embeddings are not supported")
+    if kind == "UNet2DConditionModel":
+        if cfg.time_embedding_type != "positional" or unet.encoder_hid_proj is not None \
+                or cfg.addition_embed_type not in (None, "text_time") \
+                or getattr(unet, "position_net", None) is not None:
+            raise UnsupportedModel("UNet2DConditionModel: only SD 1.x/2.x and SDXL conditioning is supported")
+
+
+def unet_plan(unet: nn.Module) -> Plan:
+    """Operations of a diffusers `UNet2DModel`'s or `UNet2DConditionModel`'s forward after the time
+    embedding; input 'in' (the model's input sample), output 'out'. The resnets' `temb_proj` need
+    the embedding of the call's timestep (`Runner.emb`), cross-attention the prompt
+    (`Runner.context`); skip connections are ordinary stored activations that stay alive until the
+    up path concatenates them."""
+    _check_unet(unet)
     name, ops = _Namer(), []
     cur = name()
     ops.append(ConvOp("in", cur, _check_conv(unet.conv_in, "conv_in")))
     skips = [cur]
     for b, block in enumerate(unet.down_blocks):
         kind, where = type(block).__name__, f"down_blocks.{b}"
-        if kind not in ("DownBlock2D", "AttnDownBlock2D") or hasattr(block, "skip_conv"):
+        if kind not in DOWN_BLOCKS or hasattr(block, "skip_conv"):
             raise UnsupportedModel(f"{where}: unsupported {kind}")
         attns = getattr(block, "attentions", None) or [None] * len(block.resnets)
         for r, (resnet, attn) in enumerate(zip(block.resnets, attns)):
@@ -266,8 +384,10 @@ def unet2d_plan(unet: nn.Module) -> Plan:
         cur = _mid(unet.mid_block, cur, name, ops, "mid_block")
     for b, block in enumerate(unet.up_blocks):
         kind, where = type(block).__name__, f"up_blocks.{b}"
-        if kind not in ("UpBlock2D", "AttnUpBlock2D") or hasattr(block, "skip_conv"):
+        if kind not in UP_BLOCKS or hasattr(block, "skip_conv"):
             raise UnsupportedModel(f"{where}: unsupported {kind}")
+        if any(getattr(block, k, None) for k in ("s1", "s2", "b1", "b2")):
+            raise UnsupportedModel(f"{where}: FreeU is not supported")
         if getattr(block, "upsample_type", "conv") != "conv":
             raise UnsupportedModel(f"{where}: upsample_type={block.upsample_type!r} is not supported")
         attns = getattr(block, "attentions", None) or [None] * len(block.resnets)
@@ -277,6 +397,8 @@ def unet2d_plan(unet: nn.Module) -> Plan:
                 cur = _attention(attn, cur, name, ops, f"{where}.attentions.{r}")
         for u in block.upsamplers or []:
             cur = _upsample(u, cur, name, ops, where)
+    if unet.conv_norm_out is None:
+        raise UnsupportedModel("conv_norm_out: a UNet without output norm is not supported")
     ops.append(ConvOp(cur, "out", _check_conv(unet.conv_out, "conv_out"),
                       _check_norm(unet.conv_norm_out, "conv_norm_out"), unet.conv_act))
     return Plan(ops, unet.conv_out.out_channels)

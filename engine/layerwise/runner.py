@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .attention import AttentionPolicy, Bank, attend, finish, project_kv, tokens
-from .plan import AttnOp, ConvOp, Plan
+from .plan import AttnOp, ConvOp, Plan, TokenOp
 from .stats import ChannelMoments, NormAffine
 from .store import Activation, ActivationStore, RamActivation
 
@@ -60,6 +60,7 @@ class Runner:
     attn_hidden: dict = field(default_factory=dict)
     record_attention: bool = False
     emb: Tensor | None = None  # time embedding of the call, for time-conditioned plans (a UNet's)
+    context: Tensor | None = None  # (1, tokens, dim) prompt embeddings, for cross-attention
     on_tile: Callable[[], None] | None = None
     on_op: Callable[[int, int], None] | None = None  # (operations done, operations in the plan)
 
@@ -86,6 +87,8 @@ class Runner:
                 srcs = [values[op.src]] + ([values[op.cat]] if op.cat else [])
                 res = [values[n] for n in (op.res, op.res_cat) if n]
                 values[op.dst] = self.conv(op, srcs, res, dst, in_ram=op.dst == "out")
+            elif isinstance(op, TokenOp):
+                values[op.dst] = self.token(op, values[op.src], values[op.res] if op.res else None)
             else:
                 values[op.dst] = self.attn(op, values[op.src])
             for name in set(op.inputs()) - {"in"}:
@@ -131,16 +134,19 @@ class Runner:
                 oy, ox = cu0 - cu0 // f * f, cv0 - cv0 // f * f
                 t = t[:, :, oy : oy + cu1 - cu0, ox : ox + cv1 - cv0]
             t = F.pad(t, (cv0 - v0, v1 - cv1, cu0 - u0, u1 - cu1))
+            t = t.contiguous(memory_format=torch.channels_last)  # HWC out: stores are plain copies
             y = F.conv2d(t, op.conv.weight, op.conv.bias, stride=s)
             if op.post is not None:
                 y = F.conv2d(y, op.post.weight, op.post.bias)
+            # In place on the fresh conv output, which is channels-last like the stored HWC
+            # arrays: an out-of-place broadcast would return NCHW and make every store a transpose.
             if temb is not None:
-                y = y + temb
+                y.add_(temb)
             if res:
                 r = self.to_torch(_read_cat(res, y0, y1, x0, x1))
                 if op.res_conv is not None:
                     r = F.conv2d(r, op.res_conv.weight, op.res_conv.bias)
-                y = (r + y) / op.scale
+                y = y.add_(r).div_(op.scale)
             moments.add_tile(y)
             dst.write(y0, x0, self.to_numpy(y))
             if self.on_tile is not None:
@@ -156,18 +162,49 @@ class Runner:
             t = op.act(t)
         return t.to(self.dtype)
 
+    # -- per-token operations ----------------------------------------------------------------
+    def token(self, op: TokenOp, src: Stored, res: Stored | None) -> Stored:
+        if op.context and self.context is None:
+            raise ValueError("this plan cross-attends: set Runner.context to the prompt's embeddings")
+        h, w, _ = src.act.shape
+        norm = NormAffine.from_moments(op.norm, src.moments) if op.norm is not None else None
+        dst = self.store.allocate(h, w, op.out_channels, self.np_dtype)
+        moments = ChannelMoments.empty(op.out_channels)
+        for y0, y1, x0, x1 in tiles(h, w, self.tile):
+            x = self.to_torch(src.act.read(y0, y1, x0, x1)[0])
+            if norm is not None:
+                x = norm.apply(x).to(self.dtype)
+            t = tokens(x)
+            y = op.fn(t, self.context) if op.context else op.fn(t)
+            y = y.transpose(1, 2).reshape(1, op.out_channels, y1 - y0, x1 - x0)  # channels-last view
+            if res is not None:
+                y = y + self.to_torch(res.act.read(y0, y1, x0, x1)[0])
+            moments.add_tile(y)
+            dst.write(y0, x0, self.to_numpy(y))
+            if self.on_tile is not None:
+                self.on_tile()
+        return Stored(dst, moments)
+
     # -- attention -----------------------------------------------------------------------------
     def attn(self, op: AttnOp, src: Stored) -> Stored:
         attn = op.attn
         h, w, c = src.act.shape
-        norm = NormAffine.from_moments(attn.group_norm, src.moments)
-        self.norms[attn.group_norm] = norm
+        if op.token_norm is not None:
+            ln = op.token_norm
+
+            def apply(x: Tensor) -> Tensor:
+                return F.layer_norm(x.permute(0, 2, 3, 1), ln.normalized_shape, ln.weight, ln.bias,
+                                    ln.eps).permute(0, 3, 1, 2)
+        else:
+            norm = NormAffine.from_moments(attn.group_norm, src.moments)
+            self.norms[attn.group_norm] = norm
+            apply = norm.apply
         dst = self.store.allocate(h, w, c, self.np_dtype)
         moments = ChannelMoments.empty(c)
 
         def normed(block: np.ndarray) -> tuple[Tensor, Tensor]:
             x = self.to_torch(block)
-            return x, norm.apply(x).to(self.dtype)
+            return x, apply(x).to(self.dtype)
 
         if h * w <= self.attention.max_tokens:
             x, hid = normed(src.act.read(0, h, 0, w)[0])

@@ -50,15 +50,21 @@ class Activation:
 
 
 class RamActivation(Activation):
-    def __init__(self, height: int, width: int, channels: int, dtype: np.dtype, out: np.ndarray | None = None):
+    """`out`: the caller's array to fill; `buffer`: spare bytes (a flat uint8 array at least as
+    large) to lay the activation over instead of allocating."""
+
+    def __init__(self, height: int, width: int, channels: int, dtype: np.dtype, out: np.ndarray | None = None,
+                 buffer: np.ndarray | None = None):
         super().__init__(height, width, channels, dtype)
+        self.buffer = None
         if out is not None:
             if out.shape != self.shape:
                 raise ValueError(f"output array has shape {out.shape}, expected {self.shape}")
             self.array = out
             self.dtype = out.dtype
         else:
-            self.array = np.empty(self.shape, self.dtype)
+            self.buffer = buffer if buffer is not None else np.empty(self.nbytes, np.uint8)
+            self.array = self.buffer[: self.nbytes].view(self.dtype).reshape(self.shape)
 
     def write(self, y0: int, x0: int, block: np.ndarray) -> None:
         self.array[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
@@ -67,7 +73,7 @@ class RamActivation(Activation):
         return np.ascontiguousarray(self.array[y0:y1, x0:x1])
 
     def close(self) -> None:
-        self.array = None
+        self.array = self.buffer = None
 
 
 class DiskActivation(Activation):
@@ -123,17 +129,35 @@ class DiskActivation(Activation):
 
 @dataclass
 class ActivationStore:
-    """Allocates activations in RAM up to `ram_budget` bytes in total, on disk beyond it."""
+    """Allocates activations in RAM up to `ram_budget` bytes in total, on disk beyond it.
+
+    Released RAM is kept as spare buffers (within the same budget) and laid under the next
+    activations: a freshly allocated multi-MiB array costs a page fault per 4 KiB on first write,
+    which measured as long as the convolutions themselves; a network's activations repeat a few
+    sizes, so nearly every allocation after the first few reuses memory already resident."""
 
     ram_budget: int
     directory: str | None = None
     ram_in_use: int = 0
     spilled_bytes: int = 0
     _live: dict = field(default_factory=dict)  # id → (activation, bytes) of everything not yet released
+    _spare: list = field(default_factory=list)  # flat uint8 buffers, released and resident
+
+    @property
+    def spare_bytes(self) -> int:
+        return sum(b.nbytes for b in self._spare)
 
     def allocate(self, height: int, width: int, channels: int, dtype: np.dtype) -> Activation:
         nbytes = height * width * channels * np.dtype(dtype).itemsize
-        if self.ram_in_use + nbytes <= self.ram_budget:
+        fits = [b for b in self._spare if b.nbytes >= nbytes]
+        if fits:
+            buf = min(fits, key=lambda b: b.nbytes)
+            self._spare = [b for b in self._spare if b is not buf]
+            act, nbytes = RamActivation(height, width, channels, dtype, buffer=buf), buf.nbytes
+            self.ram_in_use += nbytes
+        elif self.ram_in_use + nbytes <= self.ram_budget:
+            while self._spare and self.ram_in_use + self.spare_bytes + nbytes > self.ram_budget:
+                self._spare.pop(0)
             act = RamActivation(height, width, channels, dtype)
             self.ram_in_use += nbytes
         else:
@@ -146,9 +170,13 @@ class ActivationStore:
         _, nbytes = self._live.pop(id(act), (None, 0))
         if isinstance(act, RamActivation):
             self.ram_in_use -= nbytes
+            if act.buffer is not None:
+                self._spare.append(act.buffer)
         act.close()
 
     def close(self) -> None:
-        """Release whatever a run left behind (a cancelled or failed run): RAM and disk files."""
+        """Release whatever a run left behind (a cancelled or failed run): RAM and disk files,
+        and the spare buffers."""
         for act, _ in list(self._live.values()):
             self.release(act)
+        self._spare = []

@@ -23,16 +23,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.layerwise.plan import Plan, unet2d_plan
+from engine.layerwise.attention import AttentionPolicy
+from engine.layerwise.plan import Plan, unet_plan
 from engine.layerwise.runner import Runner, Stored
 from engine.layerwise.store import ActivationStore, RamActivation
 
 DEFAULT_RAM_BUDGET = 4 << 30   # bytes of whole-canvas activations in RAM before spilling to disk
+# Exact whole-canvas self-attention up to 128² tokens (1024² px for the bundled model, whose
+# attention runs at 1/8 scale); beyond, each query tile attends to a 64-token window around it
+# and 1024 far-field cell means. Exact attention is quadratic: at 256² tokens it would cost 16×
+# the 128² figure, measured at half the whole layerwise call at 1024² px on a 2-core CPU.
+UNET_ATTENTION = AttentionPolicy(max_tokens=128 * 128, bank_tokens=1024, window=64)
 
 
 @dataclass
 class LayerwiseUNet:
-    """A `UNet2DModel` unrolled once per render, evaluated per call over a whole HWC array."""
+    """A `UNet2DModel` or `UNet2DConditionModel` unrolled once per render, evaluated per call over
+    a whole HWC array."""
 
     unet: nn.Module
     tile: int
@@ -40,23 +47,46 @@ class LayerwiseUNet:
     spill_dir: Optional[str] = None
     on_tile: Optional[Callable[[], None]] = None      # after every tile (cancel checks)
     on_op: Optional[Callable[[int, int], None]] = None  # (operations done, operations)
+    attention: AttentionPolicy = UNET_ATTENTION
     plan: Plan = field(init=False)
-    spilled_bytes: int = 0
+    store: ActivationStore = field(init=False)   # one per render: its spare buffers outlive a call
 
     def __post_init__(self) -> None:
-        self.plan = unet2d_plan(self.unet)
+        self.plan = unet_plan(self.unet)
+        self.store = ActivationStore(self.ram_budget, self.spill_dir)
 
-    def __call__(self, sample: np.ndarray, timestep: torch.Tensor) -> np.ndarray:
-        """sample: (H, W, C_in) float32 host array; returns (H, W, C_out) float32."""
+    @property
+    def spilled_bytes(self) -> int:
+        return self.store.spilled_bytes
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __call__(self, sample: np.ndarray, timestep: torch.Tensor, context: Optional[torch.Tensor] = None,
+                 added_cond_kwargs: Optional[dict] = None) -> np.ndarray:
+        """sample: (H, W, C_in) host array; returns (H, W, C_out). `context`: (1, tokens, dim)
+        prompt embeddings and `added_cond_kwargs` SDXL's pooled embeddings and time ids, as the
+        UNet's forward takes them."""
         p = next(self.unet.parameters())
-        t = torch.as_tensor(timestep, device=p.device).reshape(1)
-        emb = self.unet.time_embedding(self.unet.time_proj(t).to(p.dtype))
-        store = ActivationStore(self.ram_budget, self.spill_dir)
-        runner = Runner(p.device, p.dtype, store, tile=self.tile, emb=emb, on_tile=self.on_tile,
-                        on_op=self.on_op)
+        runner = Runner(p.device, p.dtype, self.store, tile=self.tile, attention=self.attention,
+                        emb=self._embedding(timestep, context, added_cond_kwargs), context=context,
+                        on_tile=self.on_tile, on_op=self.on_op)
         try:
             out = runner.run(self.plan, Stored(RamActivation(*sample.shape, sample.dtype, out=sample)))
-        finally:
-            self.spilled_bytes += store.spilled_bytes
-            store.close()
+        except BaseException:
+            self.store.close()   # a cancel or failure: nothing of this call survives, on disk or in RAM
+            raise
         return out.act.array
+
+    def _embedding(self, timestep: torch.Tensor, context: Optional[torch.Tensor],
+                   added_cond_kwargs: Optional[dict]) -> torch.Tensor:
+        """The time embedding exactly as the UNet's forward builds it (plus SDXL's added one)."""
+        u = self.unet
+        p = next(u.parameters())
+        t = torch.as_tensor(timestep, device=p.device).reshape(1)
+        if not hasattr(u, "get_time_embed"):                     # UNet2DModel
+            return u.time_embedding(u.time_proj(t).to(p.dtype))
+        emb = u.time_embedding(u.get_time_embed(sample=torch.empty(1, dtype=p.dtype), timestep=t), None)
+        aug = u.get_aug_embed(emb=emb, encoder_hidden_states=context, added_cond_kwargs=added_cond_kwargs)
+        emb = emb + aug if aug is not None else emb
+        return u.time_embed_act(emb) if u.time_embed_act is not None else emb

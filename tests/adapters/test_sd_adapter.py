@@ -175,11 +175,23 @@ def test_guidance_and_negative_prompt_reach_the_model_and_the_work_count(sd_fold
     assert cond.evaluations == 2 and cond.extra["guidance"] > 1   # a negative prompt alone guides
 
 
-def test_layerwise_evaluation_is_refused_for_latent_models_with_a_clear_error(sd_folder):
+
+@pytest.mark.parametrize("folder", ["sd_folder", "sdxl_folder"])
+def test_layerwise_tiles_give_the_untiled_render_with_guidance(folder, request):
+    """Layerwise evaluation of SD / SDXL (cross-attention transformers, SDXL's added embeddings):
+    small tiles, the same image as one window over the whole canvas."""
     import numpy as np
 
     from engine import api
-    adapter = load(str(sd_folder))
-    with pytest.raises(api.EngineError, match="layerwise"):
-        api.render(np.zeros((64, 64, 3), np.uint8),
-                   RenderParams(steps=1, mechanisms={"layerwise": True}), adapter=adapter)
+    adapter = load(str(request.getfixturevalue(folder)))
+    image = (np.random.default_rng(2).random((192, 256, 3)) * 255).astype(np.uint8)
+    base = dict(steps=2, strength=0.6, seed=4, prompt="the sky", guidance=5.0)
+    full = api.render(image, api.RenderParams(strategy="naive", tile=256, **base), adapter=adapter)
+    tiled = api.render(image, api.RenderParams(strategy="naive", tile=64, **base), adapter=adapter)
+    layerwise = api.render(image, api.RenderParams(strategy="memory", tile=64, mechanisms={"layerwise": True},
+                                                   **base), adapter=adapter)
+    assert full.stats["tiles"] == 1 and layerwise.stats["tiles"] > 4
+    err = np.abs(layerwise.image.astype(int) - full.image.astype(int)).max()
+    assert err <= 1, err
+    assert np.abs(tiled.image.astype(int) - full.image.astype(int)).max() > 4 * max(err, 1)
+    assert layerwise.stats["token_evals"] == full.stats["token_evals"]

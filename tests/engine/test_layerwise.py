@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine import api
-from engine.layerwise.plan import UnsupportedModel, unet2d_plan
+from engine.layerwise.plan import UnsupportedModel, unet_plan
 from engine.memory.layerwise import LayerwiseUNet
 from engine.memory.switches import Mechanisms
 
@@ -98,7 +98,7 @@ def test_layerwise_progress_is_per_operation_and_cancel_stops_mid_step(tiny, pho
     params = _params(mechanisms=LAYERWISE, tile=32)
     api.render(photo, params, progress=seen.append, adapter=tiny)
     denoise = [p for p in seen if p.phase == "denoise"]
-    ops = len(unet2d_plan(tiny.layerwise_unet()).ops)
+    ops = len(unet_plan(tiny.layerwise_unet()).ops)
     assert denoise[-1].tile == denoise[-1].tiles == ops
     seen.clear()
 
@@ -134,11 +134,39 @@ def test_layerwise_excludes_the_approximate_statistics_and_bank():
             Mechanisms.from_dict({**LAYERWISE, **clash})
 
 
-def test_cross_attention_models_are_refused_by_the_plan():
-    from diffusers import UNet2DConditionModel
-    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(8, 16), layers_per_block=1,
-                                norm_num_groups=4, cross_attention_dim=8, attention_head_dim=2,
-                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
-    with pytest.raises(UnsupportedModel):
-        unet2d_plan(unet)
+def test_layers_it_cannot_reproduce_exactly_are_refused_by_name():
+    from diffusers import UNet2DModel
+    unet = UNet2DModel(sample_size=8, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
+                       down_block_types=("DownBlock2D", "ResnetDownsampleBlock2D"),
+                       up_block_types=("ResnetUpsampleBlock2D", "UpBlock2D"))
+    with pytest.raises(UnsupportedModel, match="down_blocks.1"):
+        unet_plan(unet)
+
+
+def test_auto_runs_layerwise_only_when_the_activations_fit_the_budget(tiny, photo):
+    params = dict(strategy="memory", tile=32)
+    on = api.render(photo, _params(mechanisms=LAYERWISE, **params), adapter=tiny)
+    tiled = api.render(photo, _params(mechanisms={"layerwise": "off"}, **params), adapter=tiny)
+    fits = api.render(photo, _params(**params), adapter=tiny)       # the model's default: auto
+    # this network stores 384 bytes per pixel: 96×120 px need 4.2 MiB, more than 1 MiB
+    small = {"layerwise": "auto", "layerwise_ram_gib": 1 / 1024}
+    over = api.render(photo, _params(mechanisms=small, **params), adapter=tiny)
+    assert on.stats["layerwise"] and fits.stats["layerwise"] and not over.stats["layerwise"]
+    assert not tiled.stats["layerwise"]
+    assert np.array_equal(fits.image, on.image) and np.array_equal(over.image, tiled.image)
+
+
+def test_peak_bytes_predicts_what_the_store_holds(unet, monkeypatch):
+    from engine.layerwise.store import ActivationStore
+    peak = {"bytes": 0}
+    allocate = ActivationStore.allocate
+
+    def tracking(self, *args):
+        act = allocate(self, *args)
+        peak["bytes"] = max(peak["bytes"], self.ram_in_use)
+        return act
+    monkeypatch.setattr(ActivationStore, "allocate", tracking)
+    lw = LayerwiseUNet(unet, 24)
+    with torch.no_grad():
+        lw(np.zeros((72, 40, 6), np.float32), torch.tensor([10.0]))
+    assert peak["bytes"] == lw.plan.peak_bytes(72, 40, 4) > 0

@@ -105,7 +105,9 @@ def test_cancel_between_tiles_raises_cancelled(tiny, photo):
 
 
 def test_out_of_memory_halves_batch_then_tile_and_finishes(tiny, photo, monkeypatch):
-    reference = api.render(photo, _params(strategy="memory"), adapter=tiny, batch_size=1)
+    tiled = {"layerwise": "off"}     # batches of windows (test_layerwise covers the other path)
+    reference = api.render(photo, _params(strategy="memory", mechanisms=tiled), adapter=tiny,
+                           batch_size=1)
     original = type(tiny).predict_x0
 
     def batch_limited(self, x_t, t, alpha_bar, windows, cond):
@@ -113,12 +115,13 @@ def test_out_of_memory_halves_batch_then_tile_and_finishes(tiny, photo, monkeypa
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return original(self, x_t, t, alpha_bar, windows, cond)
     monkeypatch.setattr(type(tiny), "predict_x0", batch_limited)
-    r = api.render(photo, _params(strategy="memory"), adapter=tiny, batch_size=8)
+    r = api.render(photo, _params(strategy="memory", mechanisms=tiled), adapter=tiny, batch_size=8)
     assert r.stats["oom_retries"] == 3          # 8 → 4 → 2 → 1
     assert np.abs(r.image.astype(int) - reference.image.astype(int)).max() <= 1
 
     monkeypatch.setattr(type(tiny), "predict_x0", _fail_large(original, 40 * 40))
-    r = api.render(photo, _params(strategy="memory", tile=64, overlap=8), adapter=tiny, batch_size=1)
+    r = api.render(photo, _params(strategy="memory", tile=64, overlap=8, mechanisms=tiled),
+                   adapter=tiny, batch_size=1)
     assert r.stats["tile"] == 32 and r.stats["oom_retries"] >= 1
 
 
@@ -155,7 +158,8 @@ def test_absurd_size_is_refused_before_allocating():
 
 def test_seam_risk_marks_where_windows_disagreed_and_only_there(tiny):
     img = (np.random.default_rng(1).random((64, 96, 3)) * 255).astype(np.uint8)
-    r = api.render(img, _params(strategy="memory", tile=32, overlap=16), adapter=tiny)
+    r = api.render(img, _params(strategy="memory", tile=32, overlap=16,
+                                mechanisms={"layerwise": "off"}), adapter=tiny)
     risk = r.seam_risk
     # memory: 32 px cores with 8 px halos → windows overlap only within 8 px of x = 32, 64, y = 32
     overlap = np.zeros(risk.shape, bool)
