@@ -2,7 +2,8 @@
 
 An SDXL-architecture UNet (the published config, random weights, fp16) denoises a 40 MP canvas in
 1024² tiles (128 latent px) for 4 steps from pure noise, once per strategy (`naive`, `mixture`,
-`memory` with its default mechanisms), through the engine's own canvas denoiser and lockstep
+`memory` in tiles with halos, and `layerwise`: `memory` evaluating the whole canvas one operation
+at a time, its activations on the GPU), through the engine's own canvas denoiser and lockstep
 sampler — the same code `seamwise render` runs, minus the VAE (`benchmarks.vae` measures that).
 No prompt, so no classifier-free guidance: one UNet evaluation per window.
 
@@ -28,7 +29,7 @@ from engine.canvas import Counters
 from engine.memory.switches import Mechanisms
 from engine.render import denoise_canvas
 
-STRATEGIES = ("naive", "mixture", "memory")
+STRATEGIES = ("naive", "mixture", "memory", "layerwise")
 
 
 def canvas_shape(megapixels: float, grid: int) -> tuple[int, int]:
@@ -47,7 +48,9 @@ def _sync(device: torch.device) -> None:
 
 def run_strategy(adapter, name: str, reference: torch.Tensor, steps: int, tile_px: int,
                  batch_size: int) -> dict:
-    params = RenderParams(strategy=name, steps=steps, strength=1.0, tile=tile_px, seed=0)
+    mechanisms = {"layerwise": "on" if name == "layerwise" else "off"}
+    params = RenderParams(strategy="memory" if name == "layerwise" else name, steps=steps, strength=1.0,
+                          tile=tile_px, seed=0, mechanisms=mechanisms)
     mech = Mechanisms.from_dict(params.mechanisms)
     cond = adapter.conditioning(params, torch.zeros(1, 3, 8, 8))
     cond.position = mech.position

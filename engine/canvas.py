@@ -15,10 +15,11 @@ import torch
 
 from engine.adapters.base import Conditioning, ModelAdapter, Window
 from engine.device import is_out_of_memory
+from engine.layerwise.plan import UnsupportedModel
+from engine.layerwise.runner import storage_dtype
 from engine.memory import anchor as anchoring
 from engine.memory import thumbnail as thumbs
 from engine.memory.attention import AttentionMemory
-from engine.layerwise.runner import storage_dtype
 from engine.memory.groupnorm import GroupNormMemory, StopForward
 from engine.memory.layerwise import LayerwiseUNet
 from engine.memory.switches import Mechanisms
@@ -81,18 +82,28 @@ class CanvasDenoiser:
         return self
 
     def _layerwise_unet(self) -> LayerwiseUNet | None:
-        """"on": always; "auto": when the active box's activations fit the RAM budget."""
-        budget = self.mech.layerwise_ram_bytes
-        lw = LayerwiseUNet(self.adapter.layerwise_unet(), self.strategy.tile, ram_budget=budget)
+        """"on": always; "auto": when the model's layers can be unrolled, the active box's
+        activations fit the device and RAM budgets, and the box is no more work than the tiles
+        (two small selections in opposite corners are cheaper as tiles)."""
+        try:
+            lw = LayerwiseUNet(self.adapter.layerwise_unet(), self.strategy.tile,
+                               ram_budget=self.mech.layerwise_ram_bytes)
+        except UnsupportedModel:
+            if self.mech.layerwise == "on":
+                raise
+            return None
         if self.mech.layerwise == "on":
             return lw
         _, _, h, w = self.reference.shape
-        box = self._box([p for p in self.strategy.plan(h, w, 0) if touches(p, self.active)])
+        plan = [p for p in self.strategy.plan(h, w, 0) if touches(p, self.active)]
+        box = self._box(plan)
         if box is None:
             return None
         (by0, by1), (bx0, bx1) = box
+        tiled_work = sum((p.y.stop - p.y.start) * (p.x.stop - p.x.start) for p in plan)
         itemsize = storage_dtype(self.adapter.dtype).itemsize
-        return lw if lw.plan.peak_bytes(by1 - by0, bx1 - bx0, itemsize) <= budget else None
+        fits = lw.plan.peak_bytes(by1 - by0, bx1 - bx0, itemsize) <= lw.budget
+        return lw if fits and (by1 - by0) * (bx1 - bx0) <= tiled_work else None
 
     @staticmethod
     def _box(plan: list[Tile]) -> tuple[tuple[int, int], tuple[int, int]] | None:

@@ -24,7 +24,9 @@ the mask is black come back bit-identical, grey values blend."""
 
 EPILOG = """\
 strategies:
-  memory          tiles share noise, context and scene memory (default; seamless)
+  memory          the network runs over the whole frame layer by layer where its activations
+                  fit a quarter of RAM, else tiles share noise, context and scene memory
+                  (default; seamless)
   naive           independent feathered tiles (fast, visible seams: for comparison)
   multidiffusion  overlapping tiles averaged uniformly
   mixture         overlapping tiles with Gaussian weights (Mixture of Diffusers)
@@ -73,6 +75,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                         "model evaluations)")
     p.add_argument("--mechanism", action="append", default=[], metavar="NAME=VALUE",
                    help="set one memory mechanism of --strategy memory, for ablations: "
+                        "layerwise = auto|on|off (auto: when the activations fit "
+                        "layerwise_ram_gib = GiB, default a quarter of RAM); "
                         "halo, thumbnail, kv_bank, position = on|off; groupnorm = "
                         "off|thumbnail|previous|iterate|exact; anchor = off|input|thumbnail; "
                         "may be repeated")

@@ -4,10 +4,11 @@ Every operation reads its stored whole-image input through a halo exactly as wid
 kernel needs (one pixel for a 3×3 convolution, at that operation's resolution) and writes its
 output's core, so the tiled result equals the full-frame one up to floating-point summation
 order, whatever the tile size. While writing, it pools the output's GroupNorm moments, which the
-next operation needs; no extra pass is spent on statistics. At most three whole-image
-activations are alive at once (an operation's input, its output and a pending residual); the
-`ActivationStore` keeps them in RAM up to a budget and on disk beyond it. Device memory holds
-one tile's working set, so it is set by `tile` alone.
+next operation needs; no extra pass is spent on statistics. An activation is released after its
+last use: for a VAE at most three are alive at once (an operation's input, its output and a
+pending residual), for a UNet also the skip connections the up path has yet to consume
+(`Plan.peak_bytes`). The `ActivationStore` keeps them on the accelerator or in RAM up to budgets
+and on disk beyond; besides them, device memory holds one tile's working set, set by `tile`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from torch import Tensor
 from .attention import AttentionPolicy, Bank, attend, finish, project_kv, tokens
 from .plan import AttnOp, ConvOp, Plan, TokenOp
 from .stats import ChannelMoments, NormAffine
-from .store import Activation, ActivationStore, RamActivation
+from .store import Activation, ActivationStore, DeviceActivation, RamActivation
 
 
 @dataclass
@@ -41,11 +42,6 @@ def tiles(height: int, width: int, tile: int, align: int = 1) -> Iterator[tuple[
     for y in range(0, height, t):
         for x in range(0, width, t):
             yield y, min(y + t, height), x, min(x + t, width)
-
-
-def _read_cat(parts: list[Stored], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    blocks = [p.act.read(y0, y1, x0, x1)[0] for p in parts]
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=2)
 
 
 @dataclass
@@ -68,11 +64,21 @@ class Runner:
     def np_dtype(self) -> np.dtype:
         return storage_dtype(self.dtype)
 
-    def to_torch(self, block: np.ndarray) -> Tensor:
-        return torch.from_numpy(block).permute(2, 0, 1)[None].to(self.device, self.dtype)
+    def to_torch(self, block: np.ndarray | Tensor) -> Tensor:
+        """An HWC block (an array, or a tensor from a device-resident activation) as NCHW."""
+        t = block if isinstance(block, Tensor) else torch.from_numpy(block)
+        return t.permute(2, 0, 1)[None].to(self.device, self.dtype)
 
     def to_numpy(self, t: Tensor) -> np.ndarray:
         return t[0].permute(1, 2, 0).to("cpu", torch.from_numpy(np.empty(0, self.np_dtype)).dtype).numpy()
+
+    def read(self, parts: list[Stored], y0: int, y1: int, x0: int, x1: int) -> Tensor:
+        """Rows and columns of activations concatenated on channels, NCHW on the device."""
+        blocks = [self.to_torch(p.act.read(y0, y1, x0, x1)[0]) for p in parts]
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+
+    def write(self, dst: Activation, y0: int, x0: int, t: Tensor) -> None:
+        dst.write(y0, x0, t[0].permute(1, 2, 0) if isinstance(dst, DeviceActivation) else self.to_numpy(t))
 
     # -- driver ------------------------------------------------------------------------------
     def run(self, plan: Plan, source: Stored, out: Activation | None = None) -> Stored:
@@ -127,8 +133,7 @@ class Runner:
             u0, u1 = y0 * s - pt, (y1 - 1) * s + k - pt  # rows of the (upsampled) unpadded input
             v0, v1 = x0 * s - pl, (x1 - 1) * s + k - pl
             cu0, cu1, cv0, cv1 = max(u0, 0), min(u1, f * h), max(v0, 0), min(v1, f * w)
-            block = _read_cat(srcs, cu0 // f, -(-cu1 // f), cv0 // f, -(-cv1 // f))
-            t = self._pointwise(op, norm, self.to_torch(block))
+            t = self._pointwise(op, norm, self.read(srcs, cu0 // f, -(-cu1 // f), cv0 // f, -(-cv1 // f)))
             if f > 1:
                 t = F.interpolate(t, scale_factor=2.0, mode="nearest")
                 oy, ox = cu0 - cu0 // f * f, cv0 - cv0 // f * f
@@ -143,12 +148,12 @@ class Runner:
             if temb is not None:
                 y.add_(temb)
             if res:
-                r = self.to_torch(_read_cat(res, y0, y1, x0, x1))
+                r = self.read(res, y0, y1, x0, x1)
                 if op.res_conv is not None:
                     r = F.conv2d(r, op.res_conv.weight, op.res_conv.bias)
                 y = y.add_(r).div_(op.scale)
             moments.add_tile(y)
-            dst.write(y0, x0, self.to_numpy(y))
+            self.write(dst, y0, x0, y)
             if self.on_tile is not None:
                 self.on_tile()
         return Stored(dst, moments)
@@ -171,16 +176,16 @@ class Runner:
         dst = self.store.allocate(h, w, op.out_channels, self.np_dtype)
         moments = ChannelMoments.empty(op.out_channels)
         for y0, y1, x0, x1 in tiles(h, w, self.tile):
-            x = self.to_torch(src.act.read(y0, y1, x0, x1)[0])
+            x = self.read([src], y0, y1, x0, x1)
             if norm is not None:
                 x = norm.apply(x).to(self.dtype)
             t = tokens(x)
             y = op.fn(t, self.context) if op.context else op.fn(t)
             y = y.transpose(1, 2).reshape(1, op.out_channels, y1 - y0, x1 - x0)  # channels-last view
             if res is not None:
-                y = y + self.to_torch(res.act.read(y0, y1, x0, x1)[0])
+                y = y + self.read([res], y0, y1, x0, x1)
             moments.add_tile(y)
-            dst.write(y0, x0, self.to_numpy(y))
+            self.write(dst, y0, x0, y)
             if self.on_tile is not None:
                 self.on_tile()
         return Stored(dst, moments)
@@ -216,7 +221,7 @@ class Runner:
                 y1 = min(y0 + band, h)
                 out = finish(attn, attend(attn, tokens(hid[:, :, y0:y1]), key, value, None), x[:, :, y0:y1])
                 moments.add_tile(out)
-                dst.write(y0, 0, self.to_numpy(out))
+                self.write(dst, y0, 0, out)
             return Stored(dst, moments)
 
         bank = self._cell_bank(attn, src, normed)
@@ -234,7 +239,7 @@ class Runner:
             out = attend(attn, tokens(q), key[None], value[None], bias)
             out = finish(attn, out, x[:, :, qy : qy + y1 - y0, qx : qx + x1 - x0])
             moments.add_tile(out)
-            dst.write(y0, x0, self.to_numpy(out))
+            self.write(dst, y0, x0, out)
         return Stored(dst, moments)
 
     def _cell_bank(self, attn, src: Stored, normed) -> Bank:

@@ -1,4 +1,5 @@
-"""Whole-image activations kept in RAM while they fit a budget, on disk when they do not.
+"""Whole-image activations kept on the accelerator or in RAM while they fit a budget, on disk
+when they do not.
 
 Activations are stored height × width × channels so that a tile's rows are contiguous runs of
 bytes. The disk store uses positioned reads and writes on an unlinked temporary file rather than
@@ -13,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 
 class Activation:
@@ -118,7 +120,7 @@ class DiskActivation(Activation):
         while len(buf):
             n = os.preadv(self.fd, [buf], offset)
             if n <= 0:
-                raise OSError("short read from VAE activation store")
+                raise OSError("short read from the activation store")
             buf, offset = buf[n:], offset + n
 
     def close(self) -> None:
@@ -127,36 +129,78 @@ class DiskActivation(Activation):
             self.fd = -1
 
 
+class DeviceActivation(Activation):
+    """An (H, W, C) tensor on the accelerator: an operation reads and writes it without a round
+    trip through host memory, which for a whole-canvas UNet would move every activation over the
+    bus twice per evaluation. Blocks are tensors, not arrays."""
+
+    def __init__(self, height: int, width: int, channels: int, dtype: torch.dtype, device: torch.device):
+        self.shape = (height, width, channels)
+        self.tensor = torch.empty(self.shape, dtype=dtype, device=device)
+
+    @property
+    def nbytes(self) -> int:
+        return self.tensor.numel() * self.tensor.element_size()
+
+    def write(self, y0: int, x0: int, block: torch.Tensor) -> None:
+        self.tensor[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
+
+    def _read_valid(self, y0, y1, x0, x1):
+        return self.tensor[y0:y1, x0:x1]
+
+    def close(self) -> None:
+        self.tensor = None
+
+
 @dataclass
 class ActivationStore:
-    """Allocates activations in RAM up to `ram_budget` bytes in total, on disk beyond it.
+    """Allocates activations on the accelerator up to `device_budget` bytes, then in RAM up to
+    `ram_budget`, then on disk.
 
-    Released RAM is kept as spare buffers (within the same budget) and laid under the next
+    Released RAM is kept as spare buffers (within the budget, and within `spare_limit`, which a
+    caller that knows its peak sets to it) and laid under the next
     activations: a freshly allocated multi-MiB array costs a page fault per 4 KiB on first write,
     which measured as long as the convolutions themselves; a network's activations repeat a few
     sizes, so nearly every allocation after the first few reuses memory already resident."""
 
     ram_budget: int
     directory: str | None = None
+    device: torch.device | None = None   # with device_budget > 0: activations go there first
+    device_dtype: torch.dtype | None = None
+    device_budget: int = 0
     ram_in_use: int = 0
+    device_in_use: int = 0
     spilled_bytes: int = 0
     _live: dict = field(default_factory=dict)  # id → (activation, bytes) of everything not yet released
+    spare_limit: int | None = None   # RAM (live + spare) above which released buffers are freed
     _spare: list = field(default_factory=list)  # flat uint8 buffers, released and resident
+
+    @property
+    def _held_limit(self) -> int:
+        return self.ram_budget if self.spare_limit is None else min(self.ram_budget, self.spare_limit)
 
     @property
     def spare_bytes(self) -> int:
         return sum(b.nbytes for b in self._spare)
 
     def allocate(self, height: int, width: int, channels: int, dtype: np.dtype) -> Activation:
+        if self.device_budget > 0:
+            on_device = height * width * channels * torch.empty(0, dtype=self.device_dtype).element_size()
+            if self.device_in_use + on_device <= self.device_budget:
+                act = DeviceActivation(height, width, channels, self.device_dtype, self.device)
+                self.device_in_use += on_device
+                self._live[id(act)] = (act, on_device)
+                return act
         nbytes = height * width * channels * np.dtype(dtype).itemsize
-        fits = [b for b in self._spare if b.nbytes >= nbytes]
+        fits = [b for b in self._spare if nbytes <= b.nbytes <= 2 * nbytes
+                and self.ram_in_use + b.nbytes <= self.ram_budget]
         if fits:
             buf = min(fits, key=lambda b: b.nbytes)
             self._spare = [b for b in self._spare if b is not buf]
             act, nbytes = RamActivation(height, width, channels, dtype, buffer=buf), buf.nbytes
             self.ram_in_use += nbytes
         elif self.ram_in_use + nbytes <= self.ram_budget:
-            while self._spare and self.ram_in_use + self.spare_bytes + nbytes > self.ram_budget:
+            while self._spare and self.ram_in_use + self.spare_bytes + nbytes > self._held_limit:
                 self._spare.pop(0)
             act = RamActivation(height, width, channels, dtype)
             self.ram_in_use += nbytes
@@ -168,9 +212,11 @@ class ActivationStore:
 
     def release(self, act: Activation) -> None:
         _, nbytes = self._live.pop(id(act), (None, 0))
+        if isinstance(act, DeviceActivation):
+            self.device_in_use -= nbytes
         if isinstance(act, RamActivation):
             self.ram_in_use -= nbytes
-            if act.buffer is not None:
+            if act.buffer is not None and self.ram_in_use + self.spare_bytes + act.buffer.nbytes <= self._held_limit:
                 self._spare.append(act.buffer)
         act.close()
 

@@ -8,8 +8,9 @@ wide at that operation's resolution, GroupNorm statistics pooled over all tiles'
 between-tile term included) while the previous operation was written, and self-attention over
 the whole canvas while it has at most `AttentionPolicy.max_tokens` tokens (beyond that, a local
 window plus a far-field bank of cell means). Work is the untiled run's plus one-pixel halos per
-convolution; the price is host memory for whole-canvas activations (skip connections included),
-kept in RAM up to `ram_budget` and on disk beyond it. Device memory is set by the tile alone.
+convolution; the price is memory for whole-canvas activations (skip connections included): on
+the accelerator up to `device_budget` (no bus transfer per operation), then in RAM up to
+`ram_budget`, then on disk. Beyond the activations, device memory is set by the tile alone.
 
 The adapter assembles the model input and finishes the output (`predict_x0_layerwise`); this
 module only streams a network over an HWC array.
@@ -25,7 +26,7 @@ from torch import nn
 
 from engine.layerwise.attention import AttentionPolicy
 from engine.layerwise.plan import Plan, unet_plan
-from engine.layerwise.runner import Runner, Stored
+from engine.layerwise.runner import Runner, Stored, storage_dtype
 from engine.layerwise.store import ActivationStore, RamActivation
 
 DEFAULT_RAM_BUDGET = 4 << 30   # bytes of whole-canvas activations in RAM before spilling to disk
@@ -34,6 +35,18 @@ DEFAULT_RAM_BUDGET = 4 << 30   # bytes of whole-canvas activations in RAM before
 # and 1024 far-field cell means. Exact attention is quadratic: at 256² tokens it would cost 16×
 # the 128² figure, measured at half the whole layerwise call at 1024² px on a 2-core CPU.
 UNET_ATTENTION = AttentionPolicy(max_tokens=128 * 128, bank_tokens=1024, window=64)
+
+
+def free_device_memory(device: torch.device) -> int:
+    """Free accelerator memory in bytes; 0 for the CPU, whose activations live in the RAM tier."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "mps":
+        try:
+            return max(0, torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+        except (AttributeError, RuntimeError):   # older torch: keep activations in RAM
+            return 0
+    return 0
 
 
 @dataclass
@@ -48,12 +61,22 @@ class LayerwiseUNet:
     on_tile: Optional[Callable[[], None]] = None      # after every tile (cancel checks)
     on_op: Optional[Callable[[int, int], None]] = None  # (operations done, operations)
     attention: AttentionPolicy = UNET_ATTENTION
+    device_budget: Optional[int] = None   # bytes kept on the accelerator; None: half its free memory
     plan: Plan = field(init=False)
     store: ActivationStore = field(init=False)   # one per render: its spare buffers outlive a call
 
     def __post_init__(self) -> None:
         self.plan = unet_plan(self.unet)
-        self.store = ActivationStore(self.ram_budget, self.spill_dir)
+        p = next(self.unet.parameters())
+        if self.device_budget is None:
+            self.device_budget = free_device_memory(p.device) // 2
+        self.store = ActivationStore(self.ram_budget, self.spill_dir, device=p.device, device_dtype=p.dtype,
+                                     device_budget=self.device_budget)
+
+    @property
+    def budget(self) -> int:
+        """Bytes of activations held without touching the disk."""
+        return self.ram_budget + self.device_budget
 
     @property
     def spilled_bytes(self) -> int:
@@ -68,6 +91,9 @@ class LayerwiseUNet:
         prompt embeddings and `added_cond_kwargs` SDXL's pooled embeddings and time ids, as the
         UNet's forward takes them."""
         p = next(self.unet.parameters())
+        # Spare buffers only up to what this call needs at once: RAM held stays at the plan's peak.
+        self.store.spare_limit = self.plan.peak_bytes(sample.shape[0], sample.shape[1],
+                                                      storage_dtype(p.dtype).itemsize)
         runner = Runner(p.device, p.dtype, self.store, tile=self.tile, attention=self.attention,
                         emb=self._embedding(timestep, context, added_cond_kwargs), context=context,
                         on_tile=self.on_tile, on_op=self.on_op)

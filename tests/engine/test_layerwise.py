@@ -57,6 +57,21 @@ def test_spilling_to_disk_gives_the_same_bits_and_leaves_no_files(unet, tmp_path
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("device_budget", [1 << 30, 300_000])
+def test_device_resident_activations_give_the_same_bits(unet, tmp_path, device_budget):
+    """The accelerator tier (here CPU tensors standing in for it): everything on the device, or
+    split over device, RAM and disk."""
+    x = np.random.default_rng(5).standard_normal((40, 48, 6)).astype(np.float32)
+    t = torch.tensor([700.0])
+    with torch.no_grad():
+        ram = LayerwiseUNet(unet, 16)(x, t)
+        lw = LayerwiseUNet(unet, 16, ram_budget=200_000, spill_dir=str(tmp_path), device_budget=device_budget)
+        tiers = lw(x, t)
+    assert np.array_equal(ram, tiers)
+    assert (lw.spilled_bytes > 0) == (device_budget < 1 << 30)
+    assert lw.store.device_in_use == 0 and os.listdir(tmp_path) == []
+
+
 def test_cancel_mid_evaluation_releases_every_spilled_activation(unet, tmp_path):
     x = np.zeros((64, 64, 6), np.float32)
     seen = {"ops": 0}
@@ -170,3 +185,27 @@ def test_peak_bytes_predicts_what_the_store_holds(unet, monkeypatch):
     with torch.no_grad():
         lw(np.zeros((72, 40, 6), np.float32), torch.tensor([10.0]))
     assert peak["bytes"] == lw.plan.peak_bytes(72, 40, 4) > 0
+
+
+def test_auto_falls_back_to_tiles_for_a_model_it_cannot_unroll_and_on_says_why(tiny, photo, monkeypatch):
+    from engine.layerwise import plan
+
+    def refuse(unet):
+        raise plan.UnsupportedModel("down_blocks.1: unsupported ResnetDownsampleBlock2D")
+    monkeypatch.setattr("engine.memory.layerwise.unet_plan", refuse)
+    r = api.render(photo, _params(tile=32), adapter=tiny)
+    assert not r.stats["layerwise"]
+    with pytest.raises(api.EngineError, match="ResnetDownsampleBlock2D"):
+        api.render(photo, _params(tile=32, mechanisms=LAYERWISE), adapter=tiny)
+
+
+def test_auto_keeps_tiles_for_scattered_selections(tiny):
+    img = (np.random.default_rng(6).random((128, 128, 3)) * 255).astype(np.uint8)
+    compact, scattered = np.zeros((128, 128), np.uint8), np.zeros((128, 128), np.uint8)
+    compact[40:80, 40:80] = 255
+    scattered[2:10, 2:10] = scattered[118:126, 118:126] = 255
+    params = _params(strategy="memory", tile=32)
+    a = api.render(img, params, mask=compact, adapter=tiny)
+    b = api.render(img, params, mask=scattered, adapter=tiny)
+    assert a.stats["layerwise"] and not b.stats["layerwise"]
+    assert b.stats["token_evals"] < 128 * 128 * 2     # two corner windows, not the whole frame
