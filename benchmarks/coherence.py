@@ -43,6 +43,7 @@ VARIANTS = [
     ("+ GroupNorm iterate, 2, ¼ tiles", "memory", None, {"groupnorm": "iterate", "gn_every": 4}),
     ("+ GroupNorm exact (bound)", "memory", None, {"groupnorm": "exact"}),
     ("layerwise (exact, whole canvas)", "memory", None, {"layerwise": "on"}),
+    ("layerwise, float16 activations", "memory", None, {"layerwise": "on", "layerwise_storage": "float16"}),
     ("+ KV bank", "memory", None, {"kv_bank": True}),
     ("+ anchor input", "memory", None, {"anchor": "input"}),
     ("+ anchor thumbnail", "memory", None, {"anchor": "thumbnail"}),

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, ModelAdapter, Window
@@ -40,6 +41,7 @@ class Counters:
                               # both guidance branches included
     retries: int = 0          # out-of-memory retries
     layerwise: bool = False   # the denoiser ran layerwise (whole canvas) rather than in tiles
+    layerwise_storage: str | None = None   # and kept its host activations in this dtype
     seconds: dict = field(default_factory=dict)
 
     def add_seconds(self, phase: str, s: float) -> None:
@@ -75,6 +77,8 @@ class CanvasDenoiser:
         if self.layerwise:   # it gives every layer the whole canvas: the approximations step aside
             self.mech = replace(self.mech, groupnorm="off", kv_bank=False)
             self.counters.layerwise = True
+            self.counters.layerwise_storage = str(self.layerwise.storage or
+                                                  storage_dtype(self.adapter.dtype))
         if self.mech.groupnorm != "off":
             self.gn = GroupNormMemory(self.adapter.denoiser).__enter__()
         if self.mech.kv_bank:
@@ -85,9 +89,11 @@ class CanvasDenoiser:
         """"on": always; "auto": when the model's layers can be unrolled, the active box's
         activations fit the device and RAM budgets, and the box is no more work than the tiles
         (two small selections in opposite corners are cheaper as tiles)."""
+        storage = self.mech.layerwise_storage
         try:
             lw = LayerwiseUNet(self.adapter.layerwise_unet(), self.strategy.tile,
-                               ram_budget=self.mech.layerwise_ram_bytes)
+                               ram_budget=self.mech.layerwise_ram_bytes,
+                               storage=np.dtype(np.float16) if storage == "float16" else None)
         except UnsupportedModel:
             if self.mech.layerwise == "on":
                 raise
@@ -100,10 +106,16 @@ class CanvasDenoiser:
         if box is None:
             return None
         (by0, by1), (bx0, bx1) = box
-        tiled_work = sum((p.y.stop - p.y.start) * (p.x.stop - p.x.start) for p in plan)
-        itemsize = storage_dtype(self.adapter.dtype).itemsize
-        fits = lw.plan.peak_bytes(by1 - by0, bx1 - bx0, itemsize) <= lw.budget
-        return lw if fits and (by1 - by0) * (bx1 - bx0) <= tiled_work else None
+        if (by1 - by0) * (bx1 - bx0) > sum((p.y.stop - p.y.start) * (p.x.stop - p.x.start) for p in plan):
+            return None
+        full = storage_dtype(self.adapter.dtype)
+        choices = {"full": [full], "float16": [np.dtype(np.float16)],
+                   "auto": [full] + ([np.dtype(np.float16)] if full.itemsize > 2 else [])}[storage]
+        for dtype in choices:   # the most precise storage that fits
+            if lw.plan.peak_bytes(by1 - by0, bx1 - bx0, dtype.itemsize) <= lw.budget:
+                lw.storage = None if dtype == full else dtype
+                return lw
+        return None
 
     @staticmethod
     def _box(plan: list[Tile]) -> tuple[tuple[int, int], tuple[int, int]] | None:

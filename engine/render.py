@@ -179,7 +179,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
                                           should_cancel=should_cancel, counters=counters)
     except CancelRequested as e:
         raise api.Cancelled("render cancelled") from e
-    except UnsupportedModel as e:
+    except (UnsupportedModel, OverflowError) as e:
         raise api.EngineError(f"mechanisms.layerwise: {e}") from e
     strategy = denoiser.strategy
     seconds["denoise"] = time.perf_counter() - started
@@ -202,7 +202,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     stats = {
         "tiles": counters.tiles, "model_calls": counters.model_calls,
         "token_evals": counters.token_evals, "oom_retries": counters.retries,
-        "layerwise": counters.layerwise,
+        "layerwise": counters.layerwise, "layerwise_storage": counters.layerwise_storage,
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "device": str(adapter.device), "dtype": str(adapter.dtype).replace("torch.", ""),
         "strategy": strategy.name, "tile": strategy.tile * adapter.vae_scale,

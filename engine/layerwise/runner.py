@@ -60,25 +60,35 @@ class Runner:
     on_tile: Callable[[], None] | None = None
     on_op: Callable[[int, int], None] | None = None  # (operations done, operations in the plan)
 
+    storage: np.dtype | None = None  # stored activations' dtype; None: the compute dtype's
+
     @property
     def np_dtype(self) -> np.dtype:
-        return storage_dtype(self.dtype)
+        return np.dtype(self.storage) if self.storage is not None else storage_dtype(self.dtype)
 
     def to_torch(self, block: np.ndarray | Tensor) -> Tensor:
         """An HWC block (an array, or a tensor from a device-resident activation) as NCHW."""
         t = block if isinstance(block, Tensor) else torch.from_numpy(block)
         return t.permute(2, 0, 1)[None].to(self.device, self.dtype)
 
-    def to_numpy(self, t: Tensor) -> np.ndarray:
-        return t[0].permute(1, 2, 0).to("cpu", torch.from_numpy(np.empty(0, self.np_dtype)).dtype).numpy()
+    def to_numpy(self, t: Tensor, dtype: np.dtype) -> np.ndarray:
+        if dtype == np.float16 and t.dtype != torch.float16 and float(t.abs().max()) > 65504:
+            raise OverflowError("an activation exceeds the float16 range of its storage: "
+                                "give layerwise evaluation more memory, or turn it off")
+        return t[0].permute(1, 2, 0).to("cpu", torch.from_numpy(np.empty(0, dtype)).dtype).numpy()
 
     def read(self, parts: list[Stored], y0: int, y1: int, x0: int, x1: int) -> Tensor:
-        """Rows and columns of activations concatenated on channels, NCHW on the device."""
-        blocks = [self.to_torch(p.act.read(y0, y1, x0, x1)[0]) for p in parts]
-        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+        """Rows and columns of activations concatenated on channels, NCHW on the device.
+        Concatenated while still height × width × channels, so the result stays channels-last."""
+        blocks = [p.act.read(y0, y1, x0, x1)[0] for p in parts]
+        if len(blocks) == 1:
+            return self.to_torch(blocks[0])
+        if all(isinstance(b, np.ndarray) for b in blocks):
+            return self.to_torch(np.concatenate(blocks, axis=2))
+        return self.to_torch(torch.cat([torch.as_tensor(b).to(self.device) for b in blocks], dim=2))
 
     def write(self, dst: Activation, y0: int, x0: int, t: Tensor) -> None:
-        dst.write(y0, x0, t[0].permute(1, 2, 0) if isinstance(dst, DeviceActivation) else self.to_numpy(t))
+        dst.write(y0, x0, t[0].permute(1, 2, 0) if isinstance(dst, DeviceActivation) else self.to_numpy(t, dst.dtype))
 
     # -- driver ------------------------------------------------------------------------------
     def run(self, plan: Plan, source: Stored, out: Activation | None = None) -> Stored:
@@ -125,7 +135,9 @@ class Runner:
                 raise ValueError("this plan is time-conditioned: set Runner.emb to the step's embedding")
             temb = op.temb_proj(op.temb_act(self.emb)).view(1, -1, 1, 1)
         if dst is None:
-            dst = RamActivation(ho, wo, co, self.np_dtype) if in_ram else self.store.allocate(ho, wo, co, self.np_dtype)
+            # the result goes back to the caller: at the compute precision, whatever the storage's
+            dst = RamActivation(ho, wo, co, storage_dtype(self.dtype)) if in_ram else \
+                self.store.allocate(ho, wo, co, self.np_dtype)
         elif dst.shape != (ho, wo, co):
             raise ValueError(f"output array has shape {dst.shape}, expected {(ho, wo, co)}")
         moments = ChannelMoments.empty(co)

@@ -25,6 +25,8 @@ class Mechanisms:
                                  #    when its activations fit layerwise_ram_gib, else tiles
     layerwise_ram_gib: float | None = None  # host RAM for whole-canvas activations ("on"
                                  #    spills beyond); None: a quarter of the machine's RAM
+    layerwise_storage: str = "auto"  # "full" (the model's dtype) | "float16" | "auto": float16
+                                 #    only where full precision would not fit the budget
     kv_bank: bool = False        # 4: self-attention also attends to pooled thumbnail keys/values
     kv_pool: int = 2             #    pooling of the bank (tokens per side)
     anchor: str = "off"          # 5: "off" | "input" | "thumbnail": low-frequency reference
@@ -56,6 +58,8 @@ class Mechanisms:
         if m.layerwise == "on" and (m.groupnorm != "off" or m.kv_bank):
             raise ValueError("mechanisms.layerwise already gives every GroupNorm and attention layer the "
                              "whole canvas: leave groupnorm 'off' and kv_bank false")
+        if m.layerwise_storage not in ("auto", "full", "float16"):
+            raise ValueError("mechanisms.layerwise_storage must be 'auto', 'full' or 'float16'")
         if m.layerwise_ram_gib is not None and not m.layerwise_ram_gib >= 0:
             raise ValueError("mechanisms.layerwise_ram_gib must be >= 0")
         if m.kv_pool < 1 or m.anchor_scale < 1 or not 0 <= m.feather <= 1:

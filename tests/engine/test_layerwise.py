@@ -209,3 +209,25 @@ def test_auto_keeps_tiles_for_scattered_selections(tiny):
     b = api.render(img, params, mask=scattered, adapter=tiny)
     assert a.stats["layerwise"] and not b.stats["layerwise"]
     assert b.stats["token_evals"] < 128 * 128 * 2     # two corner windows, not the whole frame
+
+
+def test_float16_storage_halves_the_activations_and_stays_within_a_level(tiny, photo):
+    full = api.render(photo, _params(tile=32, mechanisms={"layerwise": "on"}), adapter=tiny)
+    half = api.render(photo, _params(tile=32, mechanisms={"layerwise": "on", "layerwise_storage": "float16"}),
+                      adapter=tiny)
+    assert full.stats["layerwise_storage"] == "float32" and half.stats["layerwise_storage"] == "float16"
+    assert np.abs(half.image.astype(int) - full.image.astype(int)).max() <= 1
+    # auto: float16 exactly when float32 would not fit the budget but float16 does
+    peak32 = unet_plan(tiny.layerwise_unet()).peak_bytes(96, 120, 4)
+    between = {"layerwise_ram_gib": 0.75 * peak32 / (1 << 30)}
+    r = api.render(photo, _params(tile=32, mechanisms=between), adapter=tiny)
+    assert r.stats["layerwise"] and r.stats["layerwise_storage"] == "float16"
+    assert np.abs(r.image.astype(int) - full.image.astype(int)).max() <= 1
+
+
+def test_float16_storage_refuses_activations_it_cannot_hold(unet):
+    x = np.full((32, 32, 6), 1e5, np.float32)     # conv_in's output leaves float16's range
+    lw = LayerwiseUNet(unet, 16, storage=np.dtype(np.float16))
+    with pytest.raises(OverflowError, match="float16"), torch.no_grad():
+        lw(x, torch.tensor([10.0]))
+    assert lw.store.ram_in_use == 0
