@@ -40,7 +40,7 @@ mech = {"layerwise": layerwise} if layerwise != "default" else {}
 r = api.render(img, api.RenderParams(strategy=strategy, steps=1, strength=0.3, mechanisms=mech), adapter=adapter)
 print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "base_kb": base,
                   "seconds": round(time.perf_counter() - t, 1), "tiles": r.stats["tiles"],
-                  "layerwise": r.stats["layerwise"]}))
+                  "layerwise": r.stats["layerwise"], "storage": r.stats["layerwise_storage"]}))
 """
 
 
@@ -54,19 +54,20 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [2048] if args.quick else [2048, 4096, 8192] + ([12288] if args.huge else [])
     rows = []
-    print(f"{'MP':>5s} {'path':>9s} {'peak MiB':>9s} {'after load MiB':>15s} {'bytes/px':>9s} {'sec':>7s} {'tiles':>6s}")
+    print(f"{'MP':>5s} {'path':>17s} {'peak MiB':>9s} {'after load MiB':>15s} {'bytes/px':>9s} {'sec':>7s} {'tiles':>6s}")
     for side in sizes:
         for layerwise in ("default", "off") if args.tiles_too else ("default",):
             out = subprocess.run([sys.executable, "-c", CHILD, str(side), "1" if args.trained else "0",
                                   args.strategy, layerwise], capture_output=True, text=True, check=True)
             m = json.loads(out.stdout.strip().splitlines()[-1])
             mp = side * side / 1e6
-            row = dict(megapixels=round(mp, 1), path="layerwise" if m["layerwise"] else "tiles",
+            path = f"layerwise {m['storage']}" if m["layerwise"] else "tiles"
+            row = dict(megapixels=round(mp, 1), path=path,
                        default=layerwise == "default", peak_mib=round(m["peak_kb"] / 1024),
                        base_mib=round(m["base_kb"] / 1024), seconds=m["seconds"], tiles=m["tiles"],
                        bytes_per_pixel=round((m["peak_kb"] - m["base_kb"]) * 1024 / (side * side), 1))
             rows.append(row)
-            print(f"{row['megapixels']:5.1f} {row['path']:>9s} {row['peak_mib']:9d} {row['base_mib']:15d} "
+            print(f"{row['megapixels']:5.1f} {row['path']:>17s} {row['peak_mib']:9d} {row['base_mib']:15d} "
                   f"{row['bytes_per_pixel']:9.1f} {row['seconds']:7.1f} {row['tiles']:6d}", flush=True)
     print(json.dumps({"benchmark": "memory", "quick": args.quick, "machine": "2-core CPU",
                       "trained": args.trained, "strategy": args.strategy, "rows": rows}))

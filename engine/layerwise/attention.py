@@ -33,6 +33,12 @@ class AttentionPolicy:
     def cell(self, height: int, width: int) -> int:
         return max(1, math.ceil(math.sqrt(height * width / self.bank_tokens)))
 
+    def query_tiles(self, cell: int) -> tuple[int, int]:
+        """(query tile side, margin) for banks of `cell`-sized cells: each query tile attends to
+        itself plus `margin` tokens around it exactly, all aligned to the cells."""
+        margin = cell * max(1, -(-self.window // (8 * cell)))
+        return max(cell, (self.window - 2 * margin) // cell * cell), margin
+
 
 @dataclass
 class Bank:

@@ -238,8 +238,7 @@ class Runner:
 
         bank = self._cell_bank(attn, src, normed)
         p = int(bank.row_edges[1])
-        margin = p * max(1, -(-self.attention.window // (8 * p)))
-        qt = max(p, (self.attention.window - 2 * margin) // p * p)
+        qt, margin = self.attention.query_tiles(p)
         for y0, y1, x0, x1 in tiles(h, w, qt, align=p):
             wy0, wy1, wx0, wx1 = max(y0 - margin, 0), min(y1 + margin, h), max(x0 - margin, 0), min(x1 + margin, w)
             x, hid = normed(src.act.read(wy0, wy1, wx0, wx1)[0])
