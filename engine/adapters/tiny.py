@@ -98,7 +98,7 @@ class TinyAdapter:
         sample = np.empty((h, w, 2 * ch), np.float32)
         sample[..., :ch] = x_t[0].permute(1, 2, 0).numpy()
         sample[..., ch:] = c[0].permute(1, 2, 0).numpy()
-        out = torch.from_numpy(run(sample, t)).permute(2, 0, 1)[None]
+        out = torch.from_numpy(run(sample, t)).permute(2, 0, 1)[None].float()
         del sample
         if isinstance(self.denoiser, ResidualToCondition):   # x0 = cond + net
             out = out.add_(c)
