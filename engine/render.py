@@ -181,6 +181,8 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         raise api.Cancelled("render cancelled") from e
     except (UnsupportedModel, OverflowError) as e:
         raise api.EngineError(f"mechanisms.layerwise: {e}") from e
+    except OSError as e:   # the activation store's disk: full, or gone
+        raise api.EngineError(f"cannot keep the render's activations on disk: {e}") from e
     strategy = denoiser.strategy
     seconds["denoise"] = time.perf_counter() - started
     check_cancel()

@@ -88,7 +88,7 @@ class DiskActivation(Activation):
             os.ftruncate(fd, self.nbytes)
         except OSError as exc:
             os.close(fd)
-            raise OSError(f"cannot reserve {self.nbytes / 2**30:.1f} GiB for a VAE activation: {exc}") from exc
+            raise OSError(f"cannot reserve {self.nbytes / 2**30:.1f} GiB for an activation: {exc}") from exc
         self.row_bytes = width * channels * self.dtype.itemsize
         self.px_bytes = channels * self.dtype.itemsize
 

@@ -17,6 +17,14 @@ from engine.memory.switches import Mechanisms
 LAYERWISE = {"layerwise": True}
 
 
+def open_fds() -> int:
+    """Open descriptors of this process: spilled activations are unlinked files, so a leak shows
+    here and not in the directory (Linux; elsewhere the check is skipped)."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    return len(os.listdir("/proc/self/fd"))
+
+
 def _params(**kw):
     return api.RenderParams(**{**dict(steps=2, strength=0.5, seed=2), **kw})
 
@@ -49,12 +57,13 @@ def test_layerwise_unet_equals_the_full_forward(unet, tile, size):
 def test_spilling_to_disk_gives_the_same_bits_and_leaves_no_files(unet, tmp_path):
     x = np.random.default_rng(3).standard_normal((40, 48, 6)).astype(np.float32)
     t = torch.tensor([100.0])
+    before = open_fds()
     with torch.no_grad():
         ram = LayerwiseUNet(unet, 16)(x, t)
         lw = LayerwiseUNet(unet, 16, ram_budget=0, spill_dir=str(tmp_path))
         disk = lw(x, t)
     assert lw.spilled_bytes > 0 and np.array_equal(ram, disk)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == [] and open_fds() == before
 
 
 @pytest.mark.parametrize("device_budget", [1 << 30, 300_000])
@@ -70,6 +79,7 @@ def test_device_resident_activations_give_the_same_bits(unet, tmp_path, device_b
     assert np.array_equal(ram, tiers)
     assert (lw.spilled_bytes > 0) == (device_budget < 1 << 30)
     assert lw.store.device_in_use == 0 and os.listdir(tmp_path) == []
+    lw.close()
 
 
 def test_cancel_mid_evaluation_releases_every_spilled_activation(unet, tmp_path):
@@ -80,10 +90,11 @@ def test_cancel_mid_evaluation_releases_every_spilled_activation(unet, tmp_path)
         seen["ops"] = done
         if done == 12:
             raise KeyboardInterrupt
+    before = open_fds()
     lw = LayerwiseUNet(unet, 16, ram_budget=0, spill_dir=str(tmp_path), on_op=stop_after_a_few)
     with pytest.raises(KeyboardInterrupt), torch.no_grad():
         lw(x, torch.tensor([10.0]))
-    assert seen["ops"] == 12 and os.listdir(tmp_path) == []
+    assert seen["ops"] == 12 and lw.spilled_bytes > 0 and open_fds() == before
 
 
 def test_render_with_layerwise_tiles_equals_the_untiled_render(tiny, photo):
@@ -231,3 +242,19 @@ def test_float16_storage_refuses_activations_it_cannot_hold(unet):
     with pytest.raises(OverflowError, match="float16"), torch.no_grad():
         lw(x, torch.tensor([10.0]))
     assert lw.store.ram_in_use == 0
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_descriptor_open(tiny, photo, monkeypatch):
+    import errno
+
+    def full(fd, buf, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    before = open_fds()
+    monkeypatch.setattr(os, "pwrite", full)
+    spill = {"layerwise": "on", "layerwise_ram_gib": 0}
+    with pytest.raises(api.EngineError, match="No space left"):
+        api.render(photo, _params(tile=32, mechanisms=spill), adapter=tiny)
+    monkeypatch.undo()
+    assert open_fds() == before
+    r = api.render(photo, _params(tile=32), adapter=tiny)      # and the next render is fine
+    assert r.stats["layerwise"]

@@ -1,6 +1,8 @@
 """Tiled encode/decode agree with the full-frame VAE (random-weight small models, float32)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -68,9 +70,12 @@ def test_spilled_to_disk_is_still_exact(vae, tmp_path):
     z = synthetic_latent(vae.config.latent_channels, 16, 12, seed=5)
     with torch.no_grad():
         ref = vae.decode(z).sample
+    fds = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else None
     out = tiled_decode(vae, z, tile=24, ram_budget=0, store=str(tmp_path))
     assert _err(out, ref) < TOL
-    assert list(tmp_path.iterdir()) == []  # spill files never outlive the call
+    # spill files are unlinked at once and never outlive the call: no name, no open descriptor
+    assert list(tmp_path.iterdir()) == []
+    assert fds is None or len(os.listdir("/proc/self/fd")) == len(fds)
 
 
 def test_decode_into_caller_array(vae, tmp_path):
