@@ -29,6 +29,10 @@ def add_commands(commands) -> None:
                    help="'identity' returns the input unchanged (protocol tests, benchmarks)")
     p.add_argument("--identity-delay", type=float, default=0.0, metavar="SECONDS",
                    help="seconds the identity engine waits per step")
+    p.add_argument("--layerwise-ram-gib", type=float, default=None, metavar="GIB",
+                   help="RAM a render may use to evaluate the whole frame layer by layer (exact, "
+                        "seamless); larger frames render in tiles (default: a quarter of RAM; "
+                        "0: always tiles)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="browser Origin allowed to use the server; may be repeated")
     p.add_argument("--no-discovery", action="store_true",
@@ -55,6 +59,9 @@ def add_commands(commands) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     from .app import serve
     host = args.host or ("0.0.0.0" if args.lan else "127.0.0.1")
+    if args.layerwise_ram_gib is not None and not args.layerwise_ram_gib >= 0:
+        print("seamwise serve: error: --layerwise-ram-gib must be >= 0", file=sys.stderr)
+        return 2
     if not args.lan and host not in ("127.0.0.1", "localhost", "::1"):
         print("seamwise serve: error: binding a non-loopback address needs --lan "
               "(which requires paired tokens)", file=sys.stderr)
@@ -62,6 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(host=host, port=args.port, lan=args.lan,
                           data_dir=args.data_dir or default_data_dir(), model=args.model,
                           engine=args.engine, identity_delay=args.identity_delay,
+                          layerwise_ram_gib=args.layerwise_ram_gib,
                           allow_origins=tuple(args.allow_origin),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface)

@@ -96,8 +96,10 @@ class IdentityEngine:
 class RealEngine:
     """Adapter over engine.api.render; the model is loaded once and kept warm between jobs."""
 
-    def __init__(self, model: str = "tiny"):
+    def __init__(self, model: str = "tiny", layerwise_ram_gib: Optional[float] = None):
         self.model = model
+        # The box's owner sizes whole-frame evaluation; clients cannot (no mechanisms on the wire).
+        self.mechanisms = {} if layerwise_ram_gib is None else {"layerwise_ram_gib": layerwise_ram_gib}
         # read once: every job creation and health check asks, and the model is fixed
         self._recommended = {scale: recommended_settings(model, scale) for scale in (1, 2)}
         self.model_name = "seamwise-tiny" if model == "tiny" else model.rstrip("/\\").split("/")[-1]
@@ -136,7 +138,8 @@ class RealEngine:
                               strategy=params["strategy"], tile=params["tile"],
                               overlap=params["overlap"], prompt=params["prompt"],
                               negative_prompt=params.get("negative_prompt", ""),
-                              guidance=params.get("guidance"), model=self.model)
+                              guidance=params.get("guidance"), model=self.model,
+                              mechanisms=self.mechanisms)
         try:
             result = api.render(image, rp, mask=mask, progress=progress,
                                 should_cancel=should_cancel, adapter=adapter)
@@ -157,9 +160,10 @@ def _device() -> tuple[str, Optional[int]]:
     return device.type, vram
 
 
-def make_engine(kind: str, model: str, identity_delay: float = 0.0):
+def make_engine(kind: str, model: str, identity_delay: float = 0.0,
+                layerwise_ram_gib: Optional[float] = None):
     if kind == "identity":
         return IdentityEngine(identity_delay)
     if kind == "real":
-        return RealEngine(model)
+        return RealEngine(model, layerwise_ram_gib)
     raise ValueError(f"unknown engine {kind!r}")

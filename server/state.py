@@ -54,7 +54,8 @@ class ServerState:
         self.store = JobStore(self.db, config.data_dir)
         self.auth = Auth(self.db)
         self.hub = Hub()
-        self.engine = make_engine(config.engine, config.model, config.identity_delay)
+        self.engine = make_engine(config.engine, config.model, config.identity_delay,
+                                  config.layerwise_ram_gib)
         self.server_id = self._server_id()
         self.name = config.name or socket.gethostname() or "seamwise"
         self.discovery: Optional[Discovery] = None

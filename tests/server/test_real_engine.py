@@ -82,3 +82,28 @@ def test_jobs_without_strength_or_steps_get_the_models_recommendation(real_serve
     assert health["recommended"] == rec
     assert recommended_settings("tiny", 1) == (rec["refine"]["strength"], rec["refine"]["steps"])
     assert steps == {"default": rec["refine"]["steps"], "x2": rec["x2"]["steps"], "explicit": 3}
+
+
+@pytest.mark.timeout(600)
+def test_the_box_owner_sizes_whole_frame_evaluation(real_server, server_factory):
+    """By default a small frame renders layerwise (exact); `--layerwise-ram-gib 0` keeps a box on
+    tiles. Clients cannot choose: the wire carries no mechanisms."""
+    image = np.random.default_rng(3).integers(0, 256, (32, 40, 3), np.uint8)
+    tiles_only = server_factory("--layerwise-ram-gib", "0", engine="real")
+
+    async def stats(url):
+        async with WsClient(url) as c:
+            return (await c.render(image, {"steps": 1, "strength": 0.3})).done["stats"]
+
+    default, limited = run(stats(real_server.url)), run(stats(tiles_only.url))
+    assert default["layerwise"] is True and default["layerwise_storage"] == "float32"
+    assert limited["layerwise"] is False and limited["mechanisms"]["layerwise_ram_gib"] == 0
+
+
+def test_a_negative_layerwise_budget_is_refused_at_start(tmp_path):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir",
+                          str(tmp_path), "--engine", "identity", "--no-discovery",
+                          "--layerwise-ram-gib", "-1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--layerwise-ram-gib" in out.stderr
