@@ -37,7 +37,8 @@ img = np.repeat(np.repeat(rng.integers(0, 256, (side // 16 + 1, side // 16 + 1, 
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 mech = {"layerwise": layerwise} if layerwise != "default" else {}
-r = api.render(img, api.RenderParams(strategy=strategy, steps=1, strength=0.3, mechanisms=mech), adapter=adapter)
+params = api.RenderParams(strategy=strategy, steps=1, strength=0.3, mechanisms=mech)
+r = api.render(img, params, adapter=adapter)
 print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "base_kb": base,
                   "seconds": round(time.perf_counter() - t, 1), "tiles": r.stats["tiles"],
                   "layerwise": r.stats["layerwise"], "storage": r.stats["layerwise_storage"]}))
@@ -54,7 +55,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [2048] if args.quick else [2048, 4096, 8192] + ([12288] if args.huge else [])
     rows = []
-    print(f"{'MP':>5s} {'path':>17s} {'peak MiB':>9s} {'after load MiB':>15s} {'bytes/px':>9s} {'sec':>7s} {'tiles':>6s}")
+    print(f"{'MP':>5s} {'path':>17s} {'peak MiB':>9s} {'after load MiB':>15s} {'bytes/px':>9s} "
+          f"{'sec':>7s} {'tiles':>6s}")
     for side in sizes:
         for layerwise in ("default", "off") if args.tiles_too else ("default",):
             out = subprocess.run([sys.executable, "-c", CHILD, str(side), "1" if args.trained else "0",

@@ -92,7 +92,8 @@ class ModelAdapter(Protocol):
         """The diffusers UNet that layerwise evaluation (mechanisms.layerwise) unrolls."""
 
     def predict_x0_layerwise(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
-                             window: Window, cond: Conditioning, run: Callable[..., np.ndarray]) -> torch.Tensor:
+                             window: Window, cond: Conditioning,
+                             run: Callable[..., np.ndarray]) -> torch.Tensor:
         """x0 of one window of any size, [1, C, h, w] on the host, through `run`: an
         `engine.memory.layerwise.LayerwiseUNet` over `layerwise_unet()`, called as
         run(sample HWC array, timestep, context=None, added_cond_kwargs=None) → HWC array."""

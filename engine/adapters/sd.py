@@ -147,7 +147,8 @@ class StableDiffusionAdapter:
 
     @torch.no_grad()
     def predict_x0_layerwise(self, x_t: torch.Tensor, t: torch.Tensor, alpha_bar: float,
-                             window: Window, cond: Conditioning, run: Callable[..., np.ndarray]) -> torch.Tensor:
+                             window: Window, cond: Conditioning,
+                             run: Callable[..., np.ndarray]) -> torch.Tensor:
         """x0 of one (large) window through `run`, a layerwise evaluation of the UNet: one call
         per guidance branch, as `predict_x0` makes them."""
         embeds = cond.extra["embeds"].to(self.device)

@@ -1,16 +1,18 @@
 """A network unrolled into a flat list of whole-image operations: the VAE's encoder or decoder,
 or a diffusers `UNet2DModel` or `UNet2DConditionModel` (SD 1.x/2.x, SDXL).
 
-Each operation reads one stored whole-image activation (plus a skip connection concatenated to it,
-and, for a residual, another one) and produces the next. Every GroupNorm sits at the *input* of an operation, so its statistics are the
-moments of an activation that is already complete when the operation starts: the pass that
-produced it accumulated them. This is the reading of diffusers' `Encoder`, `Decoder`,
-`ResnetBlock2D`, `Upsample2D`, `Downsample2D` and `Attention` (the AttnProcessor2_0 path), and of
-`UNet2DModel` with its `DownBlock2D`, `AttnDownBlock2D`, `UNetMidBlock2D`, `UpBlock2D` and
-`AttnUpBlock2D`, and of `UNet2DConditionModel` with its cross-attention blocks, whose
-`Transformer2DModel`s become per-token operations (projections, cross-attention to the prompt,
-feed-forward) around one whole-image self-attention per transformer block; any module outside that
-vocabulary is refused rather than silently mis-run.
+Each operation reads one stored whole-image activation (plus a skip connection concatenated to
+it, and, for a residual, another one) and produces the next. Every GroupNorm sits at the *input*
+of an operation, so its statistics are the moments of an activation that is already complete
+when the operation starts: the pass that produced it accumulated them.
+
+This is the reading of diffusers' `Encoder`, `Decoder`, `ResnetBlock2D`, `Upsample2D`,
+`Downsample2D` and `Attention` (the AttnProcessor2_0 path); of `UNet2DModel` with its
+`DownBlock2D`, `AttnDownBlock2D`, `UNetMidBlock2D`, `UpBlock2D` and `AttnUpBlock2D`; and of
+`UNet2DConditionModel` with its cross-attention blocks, whose `Transformer2DModel`s become
+per-token operations (projections, cross-attention to the prompt, feed-forward) around one
+whole-image self-attention per transformer block. Any module outside that vocabulary is refused
+rather than silently mis-run.
 """
 from __future__ import annotations
 

@@ -88,7 +88,10 @@ class Runner:
         return self.to_torch(torch.cat([torch.as_tensor(b).to(self.device) for b in blocks], dim=2))
 
     def write(self, dst: Activation, y0: int, x0: int, t: Tensor) -> None:
-        dst.write(y0, x0, t[0].permute(1, 2, 0) if isinstance(dst, DeviceActivation) else self.to_numpy(t, dst.dtype))
+        if isinstance(dst, DeviceActivation):
+            dst.write(y0, x0, t[0].permute(1, 2, 0))
+        else:
+            dst.write(y0, x0, self.to_numpy(t, dst.dtype))
 
     # -- driver ------------------------------------------------------------------------------
     def run(self, plan: Plan, source: Stored, out: Activation | None = None) -> Stored:

@@ -216,7 +216,8 @@ class ActivationStore:
             self.device_in_use -= nbytes
         if isinstance(act, RamActivation):
             self.ram_in_use -= nbytes
-            if act.buffer is not None and self.ram_in_use + self.spare_bytes + act.buffer.nbytes <= self._held_limit:
+            held = self.ram_in_use + self.spare_bytes
+            if act.buffer is not None and held + act.buffer.nbytes <= self._held_limit:
                 self._spare.append(act.buffer)
         act.close()
 
