@@ -25,7 +25,7 @@ from engine.memory.groupnorm import GroupNormMemory, StopForward
 from engine.memory.layerwise import LayerwiseUNet
 from engine.memory.switches import Mechanisms
 from engine.seam_risk import SeamRisk
-from engine.strategies import Strategy, snap
+from engine.strategies import Strategy, make_strategy, snap
 from engine.tiling import Tile, tile_weight, touches
 
 
@@ -42,6 +42,7 @@ class Counters:
     retries: int = 0          # out-of-memory retries
     layerwise: bool = False   # the denoiser ran layerwise (whole canvas) rather than in tiles
     layerwise_storage: str | None = None   # and kept its host activations in this dtype
+    layerwise_window: int | None = None    # canvas px: the frame did not fit, windows this big did
     seconds: dict = field(default_factory=dict)
 
     def add_seconds(self, phase: str, s: float) -> None:
@@ -68,6 +69,7 @@ class CanvasDenoiser:
         self.gn: GroupNormMemory | None = None
         self.kv: AttentionMemory | None = None
         self.layerwise: LayerwiseUNet | None = None
+        self.layerwise_windows = False     # layerwise per large window, fused like tiles
         self._weights: dict[tuple, torch.Tensor] = {}
 
     # -- installing the memory on the model for the duration of a render -------------------
@@ -77,6 +79,8 @@ class CanvasDenoiser:
         if self.layerwise:   # it gives every layer the whole canvas: the approximations step aside
             self.mech = replace(self.mech, groupnorm="off", kv_bank=False)
             self.counters.layerwise = True
+            if self.layerwise_windows:
+                self.counters.layerwise_window = self.strategy.tile
             self.counters.layerwise_storage = str(self.layerwise.storage or
                                                   storage_dtype(self.adapter.dtype))
         if self.mech.groupnorm != "off":
@@ -115,7 +119,28 @@ class CanvasDenoiser:
             if lw.plan.peak_bytes(by1 - by0, bx1 - bx0, dtype.itemsize) <= lw.budget:
                 lw.storage = None if dtype == full else dtype
                 return lw
-        return None
+        return self._layerwise_windows(lw, choices[-1], full)
+
+    def _layerwise_windows(self, lw: LayerwiseUNet, dtype: np.dtype, full: np.dtype) -> LayerwiseUNet | None:
+        """The frame does not fit whole: the largest windows (with their halos) that do, each
+        evaluated layerwise and fused like tiles. Their statistics and attention span megapixels
+        rather than a tile, and their seams are far apart; below four tiles' side, plain tiles."""
+        s = self.strategy
+
+        def fits(tile: int) -> bool:   # the default halo: twice as wide measured +0.26 dB, +18% work
+            side = tile + make_strategy("memory", tile, None, s.grid).overlap
+            return lw.plan.peak_bytes(side, side, dtype.itemsize) <= lw.budget
+        low, high = s.tile, snap(max(self.reference.shape[-2:]), s.grid, minimum=s.grid)
+        if not fits(4 * low):
+            return None
+        while high - low > s.grid:    # the largest fitting window side, on the grid
+            mid = snap((low + high) // 2, s.grid)
+            low, high = (mid, high) if fits(mid) else (low, mid)
+        self.strategy = make_strategy("memory", low, None, s.grid, s.seed, s.feather)
+        self.batch_size = 1
+        self.layerwise_windows = True
+        lw.storage = None if dtype == full else dtype
+        return lw
 
     @staticmethod
     def _box(plan: list[Tile]) -> tuple[tuple[int, int], tuple[int, int]] | None:
@@ -153,6 +178,12 @@ class CanvasDenoiser:
         if self.batch_size > 1 and not self.layerwise:
             self.batch_size //= 2
             return
+        if self.layerwise_windows:   # the windows are what fits RAM: shrink the compute tile
+            smaller = snap(self.layerwise.tile // 2, self.strategy.grid)
+            if smaller < max(self.strategy.grid, 16):
+                raise error
+            self.layerwise.tile = smaller
+            return
         s = self.strategy
         smaller = snap(s.tile // 2, s.grid)
         if smaller < max(s.grid, 2 * s.halo, 16):
@@ -175,7 +206,7 @@ class CanvasDenoiser:
         self.counters.tiles = max(self.counters.tiles, len(plan))
         if self.risk:
             self.risk.begin_step(c)
-        if self.layerwise:
+        if self.layerwise and not self.layerwise_windows:
             x0, covered = self._layerwise(x, t_dev, alpha_bar, step, plan)
         else:
             x0, covered = self._tiles(x, t_dev, alpha_bar, step, plan, stride)
@@ -328,6 +359,14 @@ class CanvasDenoiser:
         a = self.adapter
         windows = [Window(*p.window, h, w) for p in batch]
         xb = torch.cat([x[:, :, p.y.start:p.y.stop, p.x.start:p.x.stop] for p in batch])
+        if self.layerwise_windows:   # batches of one window
+            self.layerwise.on_tile = self._check_cancel
+            try:
+                return a.predict_x0_layerwise(xb, t, alpha_bar, windows[0], self.cond,
+                                              self.layerwise).float()
+            finally:
+                self.counters.model_calls += self.cond.evaluations
+                self.counters.token_evals += xb.shape[-2] * xb.shape[-1] * self.cond.evaluations
         if self.kv:
             self.kv.state.window_hw = xb.shape[-2:]
         try:

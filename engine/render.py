@@ -205,6 +205,8 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         "tiles": counters.tiles, "model_calls": counters.model_calls,
         "token_evals": counters.token_evals, "oom_retries": counters.retries,
         "layerwise": counters.layerwise, "layerwise_storage": counters.layerwise_storage,
+        "layerwise_window": (counters.layerwise_window * adapter.vae_scale
+                             if counters.layerwise_window else None),
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "device": str(adapter.device), "dtype": str(adapter.dtype).replace("torch.", ""),
         "strategy": strategy.name, "tile": strategy.tile * adapter.vae_scale,

@@ -13,6 +13,7 @@ from engine import api
 from engine.layerwise.plan import UnsupportedModel, unet_plan
 from engine.memory.layerwise import LayerwiseUNet
 from engine.memory.switches import Mechanisms
+from engine.strategies import make_strategy
 
 LAYERWISE = {"layerwise": True}
 
@@ -258,3 +259,44 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_descriptor_open(tiny, photo,
     assert open_fds() == before
     r = api.render(photo, _params(tile=32), adapter=tiny)      # and the next render is fine
     assert r.stats["layerwise"]
+
+
+def _windows_case(tiny):
+    """A 256² frame whose budget fits 160 px windows (with halos) but not the frame."""
+    img = (np.random.default_rng(7).random((256, 256, 3)) * 255).astype(np.uint8)
+    side = 160 + make_strategy("memory", 160, None, 4).overlap
+    gib = unet_plan(tiny.layerwise_unet()).peak_bytes(side, side, 2) / (1 << 30) * 1.01
+    return img, {"layerwise_ram_gib": gib}
+
+
+def test_frames_too_large_run_layerwise_in_large_windows_closer_to_untiled(tiny):
+    img, budget = _windows_case(tiny)
+    params = dict(strategy="memory", tile=32)
+    full = api.render(img, _params(strategy="naive", tile=256), adapter=tiny)
+    windows = api.render(img, _params(mechanisms=budget, **params), adapter=tiny)
+    tiles = api.render(img, _params(mechanisms={"layerwise": "off"}, **params), adapter=tiny)
+    assert windows.stats["layerwise"] and windows.stats["layerwise_storage"] == "float16"
+    assert 128 <= windows.stats["layerwise_window"] < 256 and windows.stats["tiles"] == 4
+
+    def err(r):
+        return float(np.abs(r.image.astype(float) - full.image.astype(float)).mean())
+    assert err(windows) < 0.7 * err(tiles), (err(windows), err(tiles))
+    assert windows.stats["token_evals"] < tiles.stats["token_evals"]
+
+
+def test_out_of_memory_in_windows_shrinks_the_compute_tile_not_the_windows(tiny, monkeypatch):
+    from engine.layerwise import runner
+    img, budget = _windows_case(tiny)
+    params = _params(strategy="memory", tile=32, mechanisms=budget)
+    reference = api.render(img, params, adapter=tiny)
+    original = runner.Runner.conv
+
+    def small_tiles_only(self, op, *args, **kw):
+        if self.tile > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(self, op, *args, **kw)
+    monkeypatch.setattr(runner.Runner, "conv", small_tiles_only)
+    r = api.render(img, params, adapter=tiny)
+    assert r.stats["oom_retries"] == 1
+    assert r.stats["layerwise_window"] == reference.stats["layerwise_window"]
+    assert np.abs(r.image.astype(int) - reference.image.astype(int)).max() <= 1
