@@ -5,11 +5,11 @@
 Each size runs in a fresh process; the figure is that process's peak resident set (ru_maxrss),
 with the resident set after imports and model load reported separately. The canvas is float32 on
 the host, so RAM should grow linearly with the pixels (bytes per output pixel), while device
-memory (here: the same host) depends only on tile and batch size. Each size runs at the model's
-default (`memory` evaluates the whole canvas layerwise where its activations fit a quarter of
-RAM; the `path` column says which ran) and with `--tiles-too` also in tiles (layerwise off), for
-the time and memory ratio of the two paths. By default the network
-is a narrow random-weight one of the bundled model's geometry (same tiles and windows, so the same
+memory (here: the same host) depends only on tile and batch size. Each size runs with
+`layerwise=auto` (`memory` evaluates the whole canvas layerwise where its activations fit a
+quarter of RAM; the `path` column says which ran) and with `--tiles-too` also in tiles
+(layerwise off), for the time and memory ratio of the two paths. By default the network is a
+narrow random-weight one of the bundled model's geometry (same tiles and windows, so the same
 canvas buffers) to keep the 64 MP run within minutes on a 2-core CPU; --trained uses the real
 weights.
 """
@@ -36,7 +36,7 @@ rng = np.random.default_rng(0)
 img = np.repeat(np.repeat(rng.integers(0, 256, (side // 16 + 1, side // 16 + 1, 3), dtype=np.uint8), 16, 0), 16, 1)[:side, :side]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
-mech = {"layerwise": layerwise} if layerwise != "default" else {}
+mech = {"layerwise": layerwise}
 params = api.RenderParams(strategy=strategy, steps=1, strength=0.3, mechanisms=mech)
 r = api.render(img, params, adapter=adapter)
 print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "base_kb": base,
@@ -58,14 +58,14 @@ def main() -> None:
     print(f"{'MP':>5s} {'path':>17s} {'peak MiB':>9s} {'after load MiB':>15s} {'bytes/px':>9s} "
           f"{'sec':>7s} {'tiles':>6s}")
     for side in sizes:
-        for layerwise in ("default", "off") if args.tiles_too else ("default",):
+        for layerwise in ("auto", "off") if args.tiles_too else ("auto",):
             out = subprocess.run([sys.executable, "-c", CHILD, str(side), "1" if args.trained else "0",
                                   args.strategy, layerwise], capture_output=True, text=True, check=True)
             m = json.loads(out.stdout.strip().splitlines()[-1])
             mp = side * side / 1e6
             path = f"layerwise {m['storage']}" if m["layerwise"] else "tiles"
             row = dict(megapixels=round(mp, 1), path=path,
-                       default=layerwise == "default", peak_mib=round(m["peak_kb"] / 1024),
+                       layerwise_mode=layerwise, peak_mib=round(m["peak_kb"] / 1024),
                        base_mib=round(m["base_kb"] / 1024), seconds=m["seconds"], tiles=m["tiles"],
                        bytes_per_pixel=round((m["peak_kb"] - m["base_kb"]) * 1024 / (side * side), 1))
             rows.append(row)

@@ -46,10 +46,10 @@ def main() -> None:
     for window in (384,):   # 4 tiles wide, the smallest windows layerwise uses: 2 × 2 of them
         halo_side = window + make_strategy("memory", window, None, adapter.downsample_factor).overlap
         gib = plan.peak_bytes(halo_side, halo_side, 2) / (1 << 30) * 1.01
-        runs.append((f"layerwise windows (budget for {window} px)", {"layerwise_ram_gib": gib}))
+        runs.append((f"layerwise windows (budget for {window} px)", {"layerwise": "auto", "layerwise_ram_gib": gib}))
     runs.append(("tiles, 96 px (layerwise off)", {"layerwise": "off"}))
     if not args.quick:
-        runs.append(("layerwise, whole frame", {}))
+        runs.append(("layerwise, whole frame", {"layerwise": "auto"}))
     print(f"bundled model, {side}² photograph, {tile} px tiles, DDIM 3 steps, strength 0.6; "
           f"PSNR vs the untiled render")
     print(f"{'run':40s} {'window px':>9s} {'tiles':>8s} {'PSNR dB':>8s} {'work':>6s}")

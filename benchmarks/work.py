@@ -36,7 +36,7 @@ def counted(size: tuple[int, int]) -> list[dict]:
     rows = []
     tiles = {"layerwise": "off"}
     for name in STRATEGIES:
-        for mech in ([{}] if name != "memory" else [{}, tiles, {**tiles, "thumbnail": True}]):
+        for mech in ([{}] if name != "memory" else [{"layerwise": "auto"}, tiles, {**tiles, "thumbnail": True}]):
             r = api.render(img, api.RenderParams(strategy=name, steps=1, strength=0.3,
                                                  mechanisms=mech), adapter=adapter)
             label = name

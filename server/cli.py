@@ -29,10 +29,14 @@ def add_commands(commands) -> None:
                    help="'identity' returns the input unchanged (protocol tests, benchmarks)")
     p.add_argument("--identity-delay", type=float, default=0.0, metavar="SECONDS",
                    help="seconds the identity engine waits per step")
+    p.add_argument("--layerwise", choices=("auto", "off"), default=None,
+                   help="evaluate frames that fit --layerwise-ram-gib whole, layer by layer (equal "
+                        "to the untiled model, no seams) or always in tiles (default: the model's "
+                        "choice; the bundled model restores whole frames measurably worse than "
+                        "tiles, so it uses tiles)")
     p.add_argument("--layerwise-ram-gib", type=float, default=None, metavar="GIB",
-                   help="RAM a render may use to evaluate the whole frame layer by layer (exact, "
-                        "seamless); larger frames render in tiles (default: a quarter of RAM; "
-                        "0: always tiles)")
+                   help="RAM a render may use to evaluate the whole frame layer by layer; larger "
+                        "frames render in tiles (default: a quarter of RAM; 0: always tiles)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="browser Origin allowed to use the server; may be repeated")
     p.add_argument("--no-discovery", action="store_true",
@@ -69,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(host=host, port=args.port, lan=args.lan,
                           data_dir=args.data_dir or default_data_dir(), model=args.model,
                           engine=args.engine, identity_delay=args.identity_delay,
-                          layerwise_ram_gib=args.layerwise_ram_gib,
+                          layerwise=args.layerwise, layerwise_ram_gib=args.layerwise_ram_gib,
                           allow_origins=tuple(args.allow_origin),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface)

@@ -44,6 +44,7 @@ class ServerConfig:
     model: str = "tiny"
     engine: str = "real"               # "real" or "identity"
     identity_delay: float = 0.0        # seconds per step of the identity engine
+    layerwise: Optional[str] = None    # whole-frame evaluation: "auto" | "off"; None: the model's
     layerwise_ram_gib: Optional[float] = None   # whole-frame evaluation's RAM; None: a quarter
     allow_origins: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)

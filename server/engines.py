@@ -96,10 +96,13 @@ class IdentityEngine:
 class RealEngine:
     """Adapter over engine.api.render; the model is loaded once and kept warm between jobs."""
 
-    def __init__(self, model: str = "tiny", layerwise_ram_gib: Optional[float] = None):
+    def __init__(self, model: str = "tiny", layerwise: Optional[str] = None,
+                 layerwise_ram_gib: Optional[float] = None):
         self.model = model
-        # The box's owner sizes whole-frame evaluation; clients cannot (no mechanisms on the wire).
-        self.mechanisms = {} if layerwise_ram_gib is None else {"layerwise_ram_gib": layerwise_ram_gib}
+        # The box's owner chooses and sizes whole-frame evaluation; clients cannot (no mechanisms
+        # on the wire).
+        owner = {"layerwise": layerwise, "layerwise_ram_gib": layerwise_ram_gib}
+        self.mechanisms = {k: v for k, v in owner.items() if v is not None}
         # read once: every job creation and health check asks, and the model is fixed
         self._recommended = {scale: recommended_settings(model, scale) for scale in (1, 2)}
         self.model_name = "seamwise-tiny" if model == "tiny" else model.rstrip("/\\").split("/")[-1]
@@ -160,10 +163,10 @@ def _device() -> tuple[str, Optional[int]]:
     return device.type, vram
 
 
-def make_engine(kind: str, model: str, identity_delay: float = 0.0,
+def make_engine(kind: str, model: str, identity_delay: float = 0.0, layerwise: Optional[str] = None,
                 layerwise_ram_gib: Optional[float] = None):
     if kind == "identity":
         return IdentityEngine(identity_delay)
     if kind == "real":
-        return RealEngine(model, layerwise_ram_gib)
+        return RealEngine(model, layerwise, layerwise_ram_gib)
     raise ValueError(f"unknown engine {kind!r}")

@@ -55,7 +55,7 @@ class ServerState:
         self.auth = Auth(self.db)
         self.hub = Hub()
         self.engine = make_engine(config.engine, config.model, config.identity_delay,
-                                  config.layerwise_ram_gib)
+                                  config.layerwise, config.layerwise_ram_gib)
         self.server_id = self._server_id()
         self.name = config.name or socket.gethostname() or "seamwise"
         self.discovery: Optional[Discovery] = None

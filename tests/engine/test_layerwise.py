@@ -16,6 +16,7 @@ from engine.memory.switches import Mechanisms
 from engine.strategies import make_strategy
 
 LAYERWISE = {"layerwise": True}
+AUTO = {"layerwise": "auto"}   # whole frames where they fit (the bundled model's default is tiles)
 
 
 def open_fds() -> int:
@@ -174,7 +175,7 @@ def test_auto_runs_layerwise_only_when_the_activations_fit_the_budget(tiny, phot
     params = dict(strategy="memory", tile=32)
     on = api.render(photo, _params(mechanisms=LAYERWISE, **params), adapter=tiny)
     tiled = api.render(photo, _params(mechanisms={"layerwise": "off"}, **params), adapter=tiny)
-    fits = api.render(photo, _params(**params), adapter=tiny)       # the model's default: auto
+    fits = api.render(photo, _params(mechanisms=AUTO, **params), adapter=tiny)
     # this network stores 384 bytes per pixel: 96×120 px need 4.2 MiB, more than 1 MiB
     small = {"layerwise": "auto", "layerwise_ram_gib": 1 / 1024}
     over = api.render(photo, _params(mechanisms=small, **params), adapter=tiny)
@@ -216,7 +217,7 @@ def test_auto_keeps_tiles_for_scattered_selections(tiny):
     compact, scattered = np.zeros((128, 128), np.uint8), np.zeros((128, 128), np.uint8)
     compact[40:80, 40:80] = 255
     scattered[2:10, 2:10] = scattered[118:126, 118:126] = 255
-    params = _params(strategy="memory", tile=32)
+    params = _params(strategy="memory", tile=32, mechanisms=AUTO)
     a = api.render(img, params, mask=compact, adapter=tiny)
     b = api.render(img, params, mask=scattered, adapter=tiny)
     assert a.stats["layerwise"] and not b.stats["layerwise"]
@@ -231,7 +232,7 @@ def test_float16_storage_halves_the_activations_and_stays_within_a_level(tiny, p
     assert np.abs(half.image.astype(int) - full.image.astype(int)).max() <= 1
     # auto: float16 exactly when float32 would not fit the budget but float16 does
     peak32 = unet_plan(tiny.layerwise_unet()).peak_bytes(96, 120, 4)
-    between = {"layerwise_ram_gib": 0.75 * peak32 / (1 << 30)}
+    between = {**AUTO, "layerwise_ram_gib": 0.75 * peak32 / (1 << 30)}
     r = api.render(photo, _params(tile=32, mechanisms=between), adapter=tiny)
     assert r.stats["layerwise"] and r.stats["layerwise_storage"] == "float16"
     assert np.abs(r.image.astype(int) - full.image.astype(int)).max() <= 1
@@ -257,7 +258,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_descriptor_open(tiny, photo,
         api.render(photo, _params(tile=32, mechanisms=spill), adapter=tiny)
     monkeypatch.undo()
     assert open_fds() == before
-    r = api.render(photo, _params(tile=32), adapter=tiny)      # and the next render is fine
+    r = api.render(photo, _params(tile=32, mechanisms=AUTO), adapter=tiny)   # and the next is fine
     assert r.stats["layerwise"]
 
 
@@ -266,7 +267,7 @@ def _windows_case(tiny):
     img = (np.random.default_rng(7).random((256, 256, 3)) * 255).astype(np.uint8)
     side = 160 + make_strategy("memory", 160, None, 4).overlap
     gib = unet_plan(tiny.layerwise_unet()).peak_bytes(side, side, 2) / (1 << 30) * 1.01
-    return img, {"layerwise_ram_gib": gib}
+    return img, {**AUTO, "layerwise_ram_gib": gib}
 
 
 def test_frames_too_large_run_layerwise_in_large_windows_closer_to_untiled(tiny):

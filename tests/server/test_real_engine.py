@@ -85,18 +85,21 @@ def test_jobs_without_strength_or_steps_get_the_models_recommendation(real_serve
 
 
 @pytest.mark.timeout(600)
-def test_the_box_owner_sizes_whole_frame_evaluation(real_server, server_factory):
-    """By default a small frame renders layerwise (exact); `--layerwise-ram-gib 0` keeps a box on
-    tiles. Clients cannot choose: the wire carries no mechanisms."""
+def test_the_box_owner_chooses_and_sizes_whole_frame_evaluation(real_server, server_factory):
+    """The bundled model renders in tiles by default (it restores whole frames less faithfully);
+    `--layerwise auto` evaluates a frame that fits whole, unless `--layerwise-ram-gib 0` leaves
+    it no room. Clients cannot choose: the wire carries no mechanisms."""
     image = np.random.default_rng(3).integers(0, 256, (32, 40, 3), np.uint8)
-    tiles_only = server_factory("--layerwise-ram-gib", "0", engine="real")
+    whole = server_factory("--layerwise", "auto", engine="real")
+    no_room = server_factory("--layerwise", "auto", "--layerwise-ram-gib", "0", engine="real")
 
     async def stats(url):
         async with WsClient(url) as c:
             return (await c.render(image, {"steps": 1, "strength": 0.3})).done["stats"]
 
-    default, limited = run(stats(real_server.url)), run(stats(tiles_only.url))
-    assert default["layerwise"] is True and default["layerwise_storage"] == "float32"
+    default, layerwise, limited = (run(stats(s.url)) for s in (real_server, whole, no_room))
+    assert default["layerwise"] is False and default["mechanisms"]["layerwise"] == "off"
+    assert layerwise["layerwise"] is True and layerwise["layerwise_storage"] == "float32"
     assert limited["layerwise"] is False and limited["mechanisms"]["layerwise_ram_gib"] == 0
 
 
