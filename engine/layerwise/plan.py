@@ -57,6 +57,13 @@ class ConvOp:
         p = self.conv.padding[0]
         return (p, p, p, p)
 
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """(height, width, channels) of the output for an input of height × width."""
+        f, k, s = (2 if self.upsample else 1), self.conv.kernel_size[0], self.conv.stride[0]
+        pt, pb, pl, pr = self.padding()
+        return (f * height + pt + pb - k) // s + 1, (f * width + pl + pr - k) // s + 1, \
+            (self.post or self.conv).out_channels
+
 
 @dataclass
 class AttnOp:
@@ -108,19 +115,20 @@ class Plan:
                 unit *= s
         return total
 
+    def last_uses(self) -> dict[str, int]:
+        """The index of the last operation that reads each activation, when it can be released."""
+        return {n: i for i, op in enumerate(self.ops) for n in op.inputs()}
+
     def peak_bytes(self, height: int, width: int, itemsize: int) -> int:
         """Most bytes of stored activations alive at once when `Runner.run` evaluates this plan on
         an image of height × width (the input and output arrays, which the caller owns, excluded)."""
         shapes = {"in": (height, width, 0)}
-        last_use = {n: i for i, op in enumerate(self.ops) for n in op.inputs()}
+        last_use = self.last_uses()
         live, peak = {}, 0
         for i, op in enumerate(self.ops):
             h, w, c = shapes[op.src]
             if isinstance(op, ConvOp):
-                f, k, s = (2 if op.upsample else 1), op.conv.kernel_size[0], op.conv.stride[0]
-                pt, pb, pl, pr = op.padding()
-                h, w = (f * h + pt + pb - k) // s + 1, (f * w + pl + pr - k) // s + 1
-                c = (op.post or op.conv).out_channels
+                h, w, c = op.output_shape(h, w)
             elif isinstance(op, TokenOp):
                 c = op.out_channels
             shapes[op.dst] = (h, w, c)

@@ -95,10 +95,7 @@ class Runner:
 
     # -- driver ------------------------------------------------------------------------------
     def run(self, plan: Plan, source: Stored, out: Activation | None = None) -> Stored:
-        last_use: dict[str, int] = {}
-        for i, op in enumerate(plan.ops):
-            for name in op.inputs():
-                last_use[name] = i
+        last_use = plan.last_uses()
         values = {"in": source}
         for i, op in enumerate(plan.ops):
             if isinstance(op, ConvOp):
@@ -125,9 +122,8 @@ class Runner:
         h, w, _ = srcs[0].act.shape
         f = 2 if op.upsample else 1
         k, s = op.conv.kernel_size[0], op.conv.stride[0]
-        pt, pb, pl, pr = op.padding()
-        ho, wo = (f * h + pt + pb - k) // s + 1, (f * w + pl + pr - k) // s + 1
-        co = op.post.out_channels if op.post is not None else op.conv.out_channels
+        pt, _, pl, _ = op.padding()
+        ho, wo, co = op.output_shape(h, w)
         norm = None
         if op.norm is not None:
             norm = NormAffine.from_moments(op.norm, ChannelMoments.concat([s.moments for s in srcs]))

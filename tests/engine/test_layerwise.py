@@ -139,17 +139,22 @@ def test_layerwise_progress_is_per_operation_and_cancel_stops_mid_step(tiny, pho
     assert [p.tile for p in denoise] == [1, 2, 3]     # stopped inside the first step
 
 
-def test_out_of_memory_shrinks_the_layerwise_tile_and_gives_the_same_image(tiny, photo, monkeypatch):
+def _out_of_memory_above(monkeypatch, tile: int) -> None:
+    """Layerwise convolutions run out of device memory while their compute tile exceeds `tile`."""
     from engine.layerwise import runner
-    params = _params(mechanisms=LAYERWISE, tile=64)
-    reference = api.render(photo, params, adapter=tiny)
     original = runner.Runner.conv
 
     def small_tiles_only(self, op, *args, **kw):
-        if self.tile > 32:
+        if self.tile > tile:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return original(self, op, *args, **kw)
     monkeypatch.setattr(runner.Runner, "conv", small_tiles_only)
+
+
+def test_out_of_memory_shrinks_the_layerwise_tile_and_gives_the_same_image(tiny, photo, monkeypatch):
+    params = _params(mechanisms=LAYERWISE, tile=64)
+    reference = api.render(photo, params, adapter=tiny)
+    _out_of_memory_above(monkeypatch, 32)
     r = api.render(photo, params, adapter=tiny, batch_size=4)
     assert r.stats["oom_retries"] == 1 and r.stats["tile"] == 32
     assert np.abs(r.image.astype(int) - reference.image.astype(int)).max() <= 1
@@ -286,17 +291,10 @@ def test_frames_too_large_run_layerwise_in_large_windows_closer_to_untiled(tiny)
 
 
 def test_out_of_memory_in_windows_shrinks_the_compute_tile_not_the_windows(tiny, monkeypatch):
-    from engine.layerwise import runner
     img, budget = _windows_case(tiny)
     params = _params(strategy="memory", tile=32, mechanisms=budget)
     reference = api.render(img, params, adapter=tiny)
-    original = runner.Runner.conv
-
-    def small_tiles_only(self, op, *args, **kw):
-        if self.tile > 16:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(self, op, *args, **kw)
-    monkeypatch.setattr(runner.Runner, "conv", small_tiles_only)
+    _out_of_memory_above(monkeypatch, 16)
     r = api.render(img, params, adapter=tiny)
     assert r.stats["oom_retries"] == 1
     assert r.stats["layerwise_window"] == reference.stats["layerwise_window"]
