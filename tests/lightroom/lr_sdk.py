@@ -86,12 +86,13 @@ class _HttpCall:
     """One request performed on its own thread."""
 
     def __init__(self, request: Request, body: Optional[bytes], timeout: float,
-                 hooks: list[Callable[[Request], None]]):
+                 hooks: list[Callable[[Request], None]], hook_errors: list[BaseException]):
         self.request = request
         self.result: Optional[tuple] = None
         self._body = body
         self._timeout = timeout or 60.0
         self._hooks = hooks
+        self._hook_errors = hook_errors
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -113,8 +114,11 @@ class _HttpCall:
         except Exception as exc:  # every failure becomes LrHttp's "no response" answer
             req.error = _network_error_code(exc)
             result = (None, None, None, None, req.error)
-        for hook in self._hooks:  # before the plugin sees the answer, so tests act at a known point
-            hook(req)
+        try:
+            for hook in self._hooks:  # before the plugin sees the answer, so tests act at a known point
+                hook(req)
+        except BaseException as exc:  # the test's own failure, raised by run_tasks; the plugin goes on
+            self._hook_errors.append(exc)
         self.result = result
 
 
@@ -125,6 +129,7 @@ class LightroomHost:
         self.plugin_dir = plugin_dir
         self.records = HostRecords()
         self.response_hooks: list[Callable[[Request], None]] = []
+        self._hook_errors: list[BaseException] = []
         self.render_seconds = 0.0
         self._cancel = threading.Event()
         self._calls: dict[int, _HttpCall] = {}
@@ -194,6 +199,8 @@ class LightroomHost:
 
     def run_tasks(self, timeout: float = 60.0) -> None:
         finished = self._scheduler[b"run"](time.monotonic() + timeout)
+        if self._hook_errors:
+            raise self._hook_errors[0]
         if not finished:
             raise TimeoutError(f"Lightroom tasks still running after {timeout} s")
 
@@ -225,7 +232,8 @@ class LightroomHost:
             req = Request(method.decode(), url.decode(), headers, len(body or b""))
             rec.requests.append(req)
             self._next_call += 1
-            self._calls[self._next_call] = _HttpCall(req, body, float(timeout), self.response_hooks)
+            self._calls[self._next_call] = _HttpCall(req, body, float(timeout), self.response_hooks,
+                                                       self._hook_errors)
             return self._next_call
 
         def http_poll(call_id):

@@ -337,17 +337,21 @@ def test_job_failing_on_the_server_fails_its_photo_alone(slow_server, tmp_path):
     sizes = [r.path.stat().st_size for r in renditions]  # tells the uploads apart
     host = LightroomHost()
     damaged = {}
+    lock = threading.Lock()  # two uploads are in flight at once: their answers arrive on two threads
 
-    def damage_second_job_on_disk(request):
-        """The stored upload of the second accepted job is lost while it waits (a failing disk)."""
-        if request.method == "POST" and request.status == 202 and len(accepted_jobs(host)) == 2:
-            job = json.loads(request.body)["job"]
-            (job_dir,) = [p for p in server.data_dir.rglob(job) if p.is_dir()]
-            for stored in job_dir.iterdir():
+    def damage_a_queued_job_on_disk(request):
+        """The stored upload of the first job seen waiting in the queue is lost (a failing disk)."""
+        if request.method != "POST" or request.status != 202:
+            return
+        job = json.loads(request.body)["job"]
+        with lock:
+            if damaged or server_state(server, job)["state"] != "queued":
+                return
+            for stored in (server.data_dir / "jobs" / job).iterdir():
                 stored.write_bytes(b"")
             damaged[sizes.index(request.body_bytes) + 1] = job
 
-    host.response_hooks.append(damage_second_job_on_disk)
+    host.response_hooks.append(damage_a_queued_job_on_disk)
     host.run_export(host.property_table({"seamwise_address": server.address}), renditions)
 
     assert_no_task_errors(host)
