@@ -219,13 +219,19 @@ def test_server_restart_resumes_by_job_id(make_server, tmp_path):
     originals = [write_tiff(r.path, random_pixels(rng, 32, 32, np.uint16)) for r in renditions]
     host = LightroomHost()
     restarted = threading.Event()
+    uploads = []
+    lock = threading.Lock()  # the two uploads' answers arrive on two threads
 
     def crash_after_second_upload(request):
-        if (request.method == "POST" and request.status == 202 and not restarted.is_set()
-                and len([r for r in host.records.requests if r.status == 202 and r.method == "POST"]) == 2):
+        if request.method != "POST" or request.status != 202:
+            return
+        with lock:
+            uploads.append(request)
+            if len(uploads) != 2:
+                return
             restarted.set()
-            server.kill()
-            threading.Timer(1.5, server.restart).start()  # down for a while, then back
+        server.kill()
+        threading.Timer(1.5, server.restart).start()  # down for a while, then back
 
     host.response_hooks.append(crash_after_second_upload)
     host.run_export(host.property_table({"seamwise_address": server.address}), renditions, timeout=90)
