@@ -126,6 +126,7 @@ def exactness(quick: bool) -> list[dict]:
             methods = {
                 "exact": lambda: unwrap(tiled_fn(vae, x, tile=tile, mode="exact")),
                 "fast": lambda: unwrap(tiled_fn(vae, x, tile=tile, mode="fast")),
+                "fast, thumb 1/2": lambda: unwrap(tiled_fn(vae, x, tile=tile, mode="fast", thumb=side // 2)),
                 "fast, thumb 1/4": lambda: unwrap(tiled_fn(vae, x, tile=tile, mode="fast", thumb=side // 4)),
                 "exact, approx. attention": lambda: unwrap(tiled_fn(
                     vae, x, tile=tile, attention=AttentionPolicy(max_tokens=1024, bank_tokens=256, window=32))),
