@@ -115,7 +115,7 @@ def test_disconnect_mid_upload_and_mid_download_then_resume(server):
             missing = status["missing"]["image"]
             assert set(range(9, 20)) <= set(missing) <= set(range(7, 20))
             await c2.upload(job, "image", data, 4096, indices=missing)
-            done = await c2.wait(job)
+            await c2.wait(job)
             out = np.zeros_like(image)
             got = await c2.fetch(job, "result", _as_bytes(out), 4096, stop_after=5)
             assert got == 5
