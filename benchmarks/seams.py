@@ -1,6 +1,6 @@
 """Seam visibility on real photographs, grid-agnostic, with the untiled run as the floor.
 
-    python -m benchmarks.seams [--quick]
+    python -m benchmarks.seams [--quick] [--size 768]
 
 Metrics (no knowledge of where tiles were): take the residual R = output − bicubic input (luma),
 split it into tone (Gaussian low-pass, σ = 1.5 px) and grain (R minus its σ = 3 px low-pass; its
@@ -113,12 +113,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one photograph")
     ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--size", type=int, default=384,
+                    help="output side in px (a multiple of 4); 768 gives 6×6 tiles and 4× the lines")
     ap.add_argument("--strength", type=float, default=0.3)
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     from engine.adapters.tiny import TinyAdapter
     adapter = TinyAdapter.load(torch.device("cpu"), torch.float32)
-    out_size, tile = 384, 128
+    out_size, tile = args.size, 128
     photos = PHOTOS[:1] if args.quick else PHOTOS
     results = []
     print(f"bundled model, output {out_size}x{out_size}, tile {tile} px, {args.steps} step(s), "
