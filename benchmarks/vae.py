@@ -1,6 +1,7 @@
 """Tiled VAE: exactness against the full-frame VAE, host memory at 16/64(/150) MP, extra work.
 
     python -m benchmarks.vae [--quick] [--huge] [--no-memory]
+    python -m benchmarks.vae --peak
 
 Exactness: a random-weight AutoencoderKL (small SD-layout config), a synthetic photo-like image,
 tiled vs full-frame decode and encode for exact mode, fast mode and diffusers' own
@@ -8,7 +9,9 @@ tiled vs full-frame decode and encode for exact mode, fast mode and diffusers' o
 FlopCounterMode, tiled ÷ full frame. Memory: each decode runs in its own subprocess, which
 reports its peak resident set (ru_maxrss) and its resident set before decoding; the output is a
 float32 HxWx3 array in RAM, and the activation RAM budget equals the output's size, so everything
-beyond it spills to disk. --huge adds a 150 MP decode.
+beyond it spills to disk. --huge adds a 150 MP decode. --peak: only the activations the real SD
+and SDXL VAEs (published configs, built on the meta device) hold at their peak in exact mode at
+20, 42 and 150 MP, from the plan: what RAM and temporary disk must hold together.
 """
 from __future__ import annotations
 
@@ -205,16 +208,46 @@ def memory(sizes: list[int], tile: int) -> list[dict]:
     return rows
 
 
+def plan_peaks() -> list[dict]:
+    from diffusers import AutoencoderKL
+
+    from engine.layerwise.plan import decoder_plan, encoder_plan
+    from engine.layerwise.runner import storage_dtype
+
+    published = dict(_BASE, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                     norm_num_groups=32, latent_channels=4)
+    rows = []
+    # SD's VAE runs in the pipeline's fp16; SDXL's config forces float32 (force_upcast).
+    for name, dtype in (("SD 1.x/2.x, fp16", torch.float16), ("SDXL, float32 (force_upcast)", torch.float32)):
+        with torch.device("meta"):
+            vae = AutoencoderKL(**published)
+        itemsize = storage_dtype(dtype).itemsize
+        for w, h in ((5472, 3648), (7952, 5304), (15000, 10000)):
+            rows.append(dict(model=name, size=f"{w}x{h}", megapixels=round(w * h / 1e6, 1),
+                             decode_gib=decoder_plan(vae).peak_bytes(-(-h // 8), -(-w // 8), itemsize) / 2**30,
+                             encode_gib=encoder_plan(vae).peak_bytes(h, w, itemsize) / 2**30))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="0.26 MP exactness, 4 and 16 MP memory runs")
     ap.add_argument("--huge", action="store_true", help="add a 150 MP decode to the memory runs")
     ap.add_argument("--no-memory", action="store_true", help="exactness and work only")
+    ap.add_argument("--peak", action="store_true", help="only the real SD/SDXL VAEs' peak activations")
     ap.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if args.child:
         _memory_child(*args.child)
+        return
+    if args.peak:
+        rows = plan_peaks()
+        print("Exact mode: activations alive at the peak (RAM budget + temporary disk), from the plan")
+        print(f"{'VAE':30} {'size':>12} {'MP':>6} {'decode GiB':>11} {'encode GiB':>11}")
+        for r in rows:
+            print(f"{r['model']:30} {r['size']:>12} {r['megapixels']:6.1f} {r['decode_gib']:11.1f} {r['encode_gib']:11.1f}")
+        print(json.dumps(dict(peak=rows)))
         return
 
     ex = exactness(args.quick)

@@ -153,7 +153,11 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     cond = adapter.conditioning(params, source)
     cond.position = mech.position
     report("encode", 0, params.steps, 0, 0, 0.02)
-    reference = adapter.encode(source).float().cpu()
+    try:
+        adapter.check_room(source.shape[-2], source.shape[-1])
+        reference = adapter.encode(source).float().cpu()
+    except OSError as e:   # the tiled VAE's activation store: too little disk, or full
+        raise api.EngineError(f"cannot keep the encoder's and decoder's activations: {e}") from e
     ch, cw = reference.shape[-2:]
     mask_out = _mask_unit(mask)
     if mask_out is not None and s > 1:
@@ -191,7 +195,10 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     started = time.perf_counter()
     report("decode", steps, steps, 0, 0, 0.92)
     with torch.inference_mode():
-        out = adapter.decode(canvas).float().cpu()[..., :oh, :ow]
+        try:
+            out = adapter.decode(canvas).float().cpu()[..., :oh, :ow]
+        except OSError as e:
+            raise api.EngineError(f"cannot keep the decoder's activations: {e}") from e
         del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
         result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s)
         del out

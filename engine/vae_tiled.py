@@ -25,10 +25,11 @@ from torch import Tensor
 from engine.layerwise.attention import AttentionPolicy
 from engine.layerwise.fast import _Thumb, make_banks, run_tiles, thumbnail
 from engine.layerwise.plan import Plan, UnsupportedModel, decoder_plan, encoder_plan
-from engine.layerwise.runner import Runner, Stored
+from engine.layerwise.runner import Runner, Stored, storage_dtype
 from engine.layerwise.store import ActivationStore, RamActivation
 
-__all__ = ["tiled_decode", "tiled_decode_into", "tiled_encode", "AttentionPolicy", "UnsupportedModel", "MODES"]
+__all__ = ["tiled_decode", "tiled_decode_into", "tiled_encode", "check_room", "AttentionPolicy", "UnsupportedModel",
+           "MODES"]
 
 MODES = ("exact", "fast")
 DEFAULT_TILE = 512
@@ -106,6 +107,18 @@ def _fast(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_b
 
 def _to_tensor(arr: np.ndarray, like: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].to(like.device, dtype)
+
+
+def check_room(vae, height: int, width: int, *, store: str | None = None,
+               ram_budget: int = DEFAULT_RAM_BUDGET) -> None:
+    """Raises OSError (ENOSPC) when an exact encode of a height × width image, or the decode of
+    its latents, cannot keep its activations within `ram_budget` and the free disk of `store`, so
+    that a render can refuse a frame before hours of denoising rather than at the decode."""
+    itemsize = storage_dtype(_model_dtype(vae)[1]).itemsize
+    scale = int(decoder_plan(vae).scale())
+    peak = max(encoder_plan(vae).peak_bytes(height, width, itemsize),
+               decoder_plan(vae).peak_bytes(-(-height // scale), -(-width // scale), itemsize))
+    ActivationStore(ram_budget, store).check_room(peak, itemsize)
 
 
 def tiled_decode(

@@ -104,6 +104,10 @@ class ModelAdapter(Protocol):
     def decode(self, canvas: torch.Tensor) -> torch.Tensor:
         """Canvas → [-1, 1] NCHW image at output size (identity for pixel models)."""
 
+    def check_room(self, height: int, width: int) -> None:
+        """Raises OSError when encoding and decoding a height × width output cannot fit the
+        memory and disk they are given; called before any work."""
+
 
 def x0_from_prediction(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: float,
                        prediction_type: str) -> torch.Tensor:

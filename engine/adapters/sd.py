@@ -9,15 +9,15 @@ a large frame rather than a small picture of its own.
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.adapters.prompts import PromptEmbeds, encode_sd, encode_sdxl, zeros_like
+from engine.vae_tiled import DEFAULT_RAM_BUDGET, check_room, tiled_decode, tiled_encode
 
 if TYPE_CHECKING:
     from engine.api import RenderParams
@@ -35,6 +35,10 @@ class StableDiffusionAdapter:
     device: torch.device
     dtype: torch.dtype
     source: str = ""                     # where the weights came from, for stats and errors
+    # The tiled VAE's whole-image activations: this many bytes in RAM, the rest on disk in
+    # `vae_store` (None: the system's temporary directory).
+    vae_ram_budget: int = DEFAULT_RAM_BUDGET
+    vae_store: str | None = None
     space: str = field(default="latent", init=False)
     # Measured on a random-weight SD-layout UNet (BENCHMARKS.md, Engine): layerwise evaluation
     # gives the untiled result (152 dB vs the halo's 53) at the untiled work, where it fits.
@@ -185,11 +189,7 @@ class StableDiffusionAdapter:
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """[-1, 1] image → scaled latent canvas (distribution mean: deterministic img2img)."""
         pixels = image.to(self.device, self.vae_dtype)
-        tiled = _tiled_codec()
-        if tiled is not None:
-            latents = tiled[0](self.vae, pixels)
-        else:
-            latents = self.vae.encode(pixels).latent_dist.mean
+        latents = tiled_encode(self.vae, pixels, store=self.vae_store, ram_budget=self.vae_ram_budget).mean
         latents = latents.float()
         mean, std = self._latent_stats(latents)
         return (latents - mean) / std * self.vae.config.scaling_factor
@@ -199,18 +199,9 @@ class StableDiffusionAdapter:
         latents = canvas.to(self.device, torch.float32)
         mean, std = self._latent_stats(latents)
         latents = (latents / self.vae.config.scaling_factor * std + mean).to(self.vae_dtype)
-        tiled = _tiled_codec()
-        if tiled is not None:
-            image = tiled[1](self.vae, latents)
-        else:
-            image = self.vae.decode(latents).sample
+        image = tiled_decode(self.vae, latents, store=self.vae_store, ram_budget=self.vae_ram_budget)
         return image.float().clamp(-1.0, 1.0)
 
-
-def _tiled_codec() -> Optional[tuple]:
-    """The whole-image-statistics tiled VAE (engine.vae_tiled) when the engine ships it, else
-    None (then the VAE runs full-frame). Only absence falls back: a broken module raises."""
-    if importlib.util.find_spec("engine.vae_tiled") is None:
-        return None
-    from engine.vae_tiled import tiled_decode, tiled_encode
-    return (lambda vae, x: tiled_encode(vae, x).mean), tiled_decode
+    def check_room(self, height: int, width: int) -> None:
+        """The tiled VAE's activations for a height × width output: RAM budget, then free disk."""
+        check_room(self.vae, height, width, store=self.vae_store, ram_budget=self.vae_ram_budget)

@@ -111,3 +111,6 @@ class TinyAdapter:
 
     def decode(self, canvas: torch.Tensor) -> torch.Tensor:
         return canvas
+
+    def check_room(self, height: int, width: int) -> None:
+        """Nothing to check: a pixel model has no VAE, and layerwise evaluation checks its own."""

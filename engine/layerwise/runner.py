@@ -95,6 +95,8 @@ class Runner:
 
     # -- driver ------------------------------------------------------------------------------
     def run(self, plan: Plan, source: Stored, out: Activation | None = None) -> Stored:
+        h, w, _ = source.act.shape
+        self.store.check_room(plan.peak_bytes(h, w, self.np_dtype.itemsize), self.np_dtype.itemsize)
         last_use = plan.last_uses()
         values = {"in": source}
         for i, op in enumerate(plan.ops):

@@ -9,7 +9,9 @@ pwrite is reclaimable and not charged to the process.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 
@@ -182,6 +184,26 @@ class ActivationStore:
     @property
     def spare_bytes(self) -> int:
         return sum(b.nbytes for b in self._spare)
+
+    def check_room(self, peak_bytes: int, itemsize: int) -> None:
+        """Refuses, before any work, a run that cannot fit: `peak_bytes` of activations (of
+        `itemsize` bytes per value) alive at once, of which whatever the accelerator and RAM
+        budgets do not hold goes to disk. The disk files are sparse, so without this check a disk
+        too small would only show as a failed write halfway through a long run. What is checked
+        is a lower bound on the disk a run needs, so a run that could succeed is never refused."""
+        on_device = 0
+        if self.device_budget > self.device_in_use:
+            device_itemsize = torch.empty(0, dtype=self.device_dtype or torch.float32).element_size()
+            on_device = (self.device_budget - self.device_in_use) // device_itemsize * itemsize
+        spill = peak_bytes - on_device - max(0, self.ram_budget - self.ram_in_use)
+        if spill <= 0:
+            return
+        directory = self.directory or tempfile.gettempdir()
+        free = shutil.disk_usage(directory).free
+        if spill > free:
+            raise OSError(errno.ENOSPC, f"the activations need at least {spill / 2**30:.1f} GiB of "
+                          f"temporary disk beyond {self.ram_budget / 2**30:.1f} GiB of RAM, and "
+                          f"{directory} has {free / 2**30:.1f} GiB free")
 
     def allocate(self, height: int, width: int, channels: int, dtype: np.dtype) -> Activation:
         if self.device_budget > 0:

@@ -195,3 +195,30 @@ def test_layerwise_tiles_give_the_untiled_render_with_guidance(folder, request):
     assert err <= 1, err
     assert np.abs(tiled.image.astype(int) - full.image.astype(int)).max() > 4 * max(err, 1)
     assert layerwise.stats["token_evals"] == full.stats["token_evals"]
+
+
+def test_a_frame_whose_vae_activations_cannot_fit_is_refused_before_denoising(sd_folder, monkeypatch):
+    """A frame whose decode would run out of disk fails at once with the reason, not after the
+    denoise; the adapter's budget and directory reach the tiled VAE."""
+    import shutil
+
+    import numpy as np
+
+    from engine.api import EngineError
+    from engine.layerwise import store
+    from engine.render import render
+    adapter = load(str(sd_folder))
+    adapter.vae_ram_budget = 0
+    usage = shutil.disk_usage(".")._replace(free=1 << 10)
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda path: usage)
+    calls = []
+    monkeypatch.setattr(adapter, "predict_x0", lambda *a, **k: calls.append("tiles"))
+    monkeypatch.setattr(adapter, "predict_x0_layerwise", lambda *a, **k: calls.append("layerwise"))
+    image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    with pytest.raises(EngineError, match="temporary disk"):
+        render(image, RenderParams(strategy="memory", steps=2, tile=128), adapter=adapter)
+    assert calls == []
+    monkeypatch.undo()
+    adapter.vae_ram_budget = 1 << 30   # the same frame in RAM
+    result = render(image, RenderParams(strategy="memory", steps=2, tile=128), adapter=adapter)
+    assert result.image.shape == image.shape

@@ -37,3 +37,30 @@ def test_refuses_layers_it_cannot_reproduce():
     vae.decoder.mid_block.resnets[0].conv1.padding_mode = "reflect"
     with pytest.raises(UnsupportedModel, match="zero-padded"):
         tiled_decode(vae, torch.zeros(1, 4, 8, 8))
+
+
+def _free_disk(monkeypatch, free: int) -> None:
+    import shutil
+
+    from engine.layerwise import store
+    usage = shutil.disk_usage(".")._replace(free=free)
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda path: usage)
+
+
+def test_too_little_disk_is_refused_before_any_work(vae, monkeypatch, tmp_path):
+    """The activation files are sparse, so a small disk would only show as a failed write halfway
+    through; the free space is checked first, against the least the decode must put there."""
+    import errno
+
+    from engine.layerwise.runner import Runner
+    z = torch.randn(1, 4, 16, 16)
+    _free_disk(monkeypatch, 64 << 10)
+    with monkeypatch.context() as m:
+        m.setattr(Runner, "conv", lambda *a, **k: pytest.fail("the decode started"))
+        with pytest.raises(OSError, match="temporary disk") as info:
+            tiled_decode(vae, z, store=str(tmp_path), ram_budget=0)
+    assert info.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())
+    # what fits in RAM needs no disk at all: the same decode runs with nothing free
+    _free_disk(monkeypatch, 0)
+    torch.testing.assert_close(tiled_decode(vae, z, store=str(tmp_path)), vae.decode(z).sample,
+                               rtol=1e-4, atol=1e-4)
