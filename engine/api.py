@@ -74,6 +74,8 @@ class Progress:
     tiles: int
     fraction: float     # 0..1 over the whole render
     preview: Optional[Callable[[], np.ndarray]] = None  # lazily builds an HxWx3 uint8 preview
+    unit: str = "tile"  # what tile/tiles count: "tile", or "operation" when the frame is evaluated
+                        # whole, layer by layer
 
 
 class ProgressCallback(Protocol):

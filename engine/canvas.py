@@ -49,7 +49,7 @@ class Counters:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + s
 
 
-TileCallback = Callable[[int, int, int], None]   # (step, tiles done, tiles in step)
+TileCallback = Callable[[int, int, int, str], None]   # (step, done, in the step, "tile" | "operation")
 
 
 class CanvasDenoiser:
@@ -260,7 +260,7 @@ class CanvasDenoiser:
                     self.risk.add(x0, ys, xs)
             done += len(batch)
             if self.on_tile:
-                self.on_tile(step, done, len(plan))
+                self.on_tile(step, done, len(plan), "tile")
         if self.gn:
             if self.gn.mode == "previous":
                 self.gn.finish_step()
@@ -292,7 +292,7 @@ class CanvasDenoiser:
         lw = self.layerwise
         lw.tile = self.strategy.tile   # an out-of-memory retry shrinks it
         lw.on_tile = self._check_cancel
-        lw.on_op = (lambda done, ops: self.on_tile(step, done, ops)) if self.on_tile else None
+        lw.on_op = (lambda done, ops: self.on_tile(step, done, ops, "operation")) if self.on_tile else None
         self._check_cancel()
         window = Window(by0, bx0, by1 - by0, bx1 - bx0, h, w)
         try:

@@ -116,9 +116,10 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     counters = Counters(seconds=seconds)
 
     def report(phase: str, step: int, steps: int, tile: int, tiles: int, fraction: float,
-               preview=None) -> None:
+               preview=None, unit: str = "tile") -> None:
         if progress:
-            progress(api.Progress(phase, step, steps, tile, tiles, float(min(1.0, fraction)), preview))
+            progress(api.Progress(phase, step, steps, tile, tiles, float(min(1.0, fraction)), preview,
+                                  unit))
 
     def check_cancel() -> None:
         if should_cancel and should_cancel():
@@ -173,8 +174,9 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     started = time.perf_counter()
     steps = params.steps
 
-    def on_tile(step: int, done: int, tiles: int) -> None:
-        report("denoise", step, steps, done, tiles, 0.05 + 0.85 * (step + done / max(1, tiles)) / steps)
+    def on_tile(step: int, done: int, tiles: int, unit: str) -> None:
+        report("denoise", step, steps, done, tiles, 0.05 + 0.85 * (step + done / max(1, tiles)) / steps,
+               unit=unit)
 
     risk = SeamRisk(ch, cw)
     try:

@@ -35,6 +35,7 @@ class StepProgress:
     tiles: int
     fraction: float
     preview: Optional[Callable[[], np.ndarray]] = None
+    unit: str = "tile"
 
 
 @dataclass

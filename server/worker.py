@@ -146,7 +146,7 @@ class Worker:
 
     def _progress_event(self, job: Job, p: Optional[dict]) -> dict:
         p = p or {"phase": "queued", "step": 0, "steps": job.params["steps"], "tile": 0,
-                  "tiles": 0, "fraction": 0.0, "eta_s": None}
+                  "tiles": 0, "unit": "tile", "fraction": 0.0, "eta_s": None}
         return dict({"type": "progress", "job": job.id, "state": job.state,
                      "position": self.position(job)}, **p)
 
@@ -200,8 +200,8 @@ class Worker:
             fraction = float(min(max(p.fraction, 0.0), 1.0))
             eta = (now - t0) / fraction * (1 - fraction) if fraction > 0 else None
             fields = {"phase": p.phase, "step": int(p.step), "steps": int(p.steps),
-                      "tile": int(p.tile), "tiles": int(p.tiles), "fraction": fraction,
-                      "eta_s": eta}
+                      "tile": int(p.tile), "tiles": int(p.tiles), "unit": p.unit,
+                      "fraction": fraction, "eta_s": eta}
             self.progress[job.id] = fields
             if now - state["progress_at"] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
                 state["progress_at"] = now

@@ -21,6 +21,16 @@ function indicesOf(count) {
   return Array.from({ length: count }, (_, i) => i);
 }
 
+/** The status line for a progress event: where the job is, its step, and its tile, or its layer
+ * when the server evaluates the frame whole, layer by layer (`unit: "operation"`). */
+function progressCaption(m) {
+  const where = m.state === "queued" ? `Queued (position ${m.position})` : `${m.phase || "Rendering"}`;
+  const detail = m.steps ? ` · step ${m.step}/${m.steps}` : "";
+  const part = m.unit === "operation" ? "layer" : "tile";
+  const tiles = m.tiles ? ` · ${part} ${m.tile}/${m.tiles}` : "";
+  return `${where}${detail}${tiles}`;
+}
+
 function jobName(params, job) {
   const what = params.mode === "upscale" ? `upscale x${params.scale || 2}` : "refine";
   return `Seamwise ${what} ${String(job).slice(0, 8)}`;
@@ -213,10 +223,7 @@ class JobRunner {
       this._update({ preview: `data:image/jpeg;base64,${toBase64(m.jpeg)}` });
       return;
     }
-    const where = m.state === "queued" ? `Queued (position ${m.position})` : `${m.phase || "Rendering"}`;
-    const detail = m.steps ? ` · step ${m.step}/${m.steps}` : "";
-    const tiles = m.tiles ? ` · tile ${m.tile}/${m.tiles}` : "";
-    this._update({ phase: m.state || "running", fraction: m.fraction || 0, message: `${where}${detail}${tiles}` });
+    this._update({ phase: m.state || "running", fraction: m.fraction || 0, message: progressCaption(m) });
   }
 
   async _openSources() {
@@ -420,4 +427,4 @@ class JobRunner {
   }
 }
 
-module.exports = { JobRunner, RECORD_KEY, jobName };
+module.exports = { JobRunner, RECORD_KEY, jobName, progressCaption };

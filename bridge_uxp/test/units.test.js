@@ -7,6 +7,7 @@ const { Mailbox } = require("../src/connection");
 const { websocketUrl, normaliseUrl } = require("../src/address");
 const { BandSource, placeInBand, bufferProfile } = require("../src/photoshop_io");
 const { controlStates, recommendedFor, remembered } = require("../src/panel");
+const { progressCaption } = require("../src/job");
 
 
 test("frames are msgpack maps with bytes as bin", () => {
@@ -130,4 +131,15 @@ test("strength and steps follow the server model's recommendation until the user
   assert.equal(remembered(null, 1, 1), null, "untouched: keeps following the model");
   assert.equal(remembered(null, 4, 1), 4, "changed: the user's value sticks");
   assert.equal(remembered(4, 1, 1), 1, "once chosen, even the recommended value is the user's own");
+});
+
+
+test("the status line names tiles, or layers when the frame is evaluated whole", () => {
+  const running = { state: "running", phase: "denoise", step: 1, steps: 4, tile: 3, tiles: 9 };
+  assert.equal(progressCaption({ ...running, unit: "tile" }), "denoise · step 1/4 · tile 3/9");
+  assert.equal(progressCaption({ ...running, unit: "operation", tile: 37, tiles: 180 }),
+    "denoise · step 1/4 · layer 37/180");
+  assert.equal(progressCaption(running), "denoise · step 1/4 · tile 3/9");   // an older server
+  assert.equal(progressCaption({ state: "queued", phase: "queued", position: 2, step: 0, steps: 4, tile: 0, tiles: 0 }),
+    "Queued (position 2) · step 0/4");
 });

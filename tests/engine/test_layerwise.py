@@ -127,7 +127,7 @@ def test_layerwise_progress_is_per_operation_and_cancel_stops_mid_step(tiny, pho
     api.render(photo, params, progress=seen.append, adapter=tiny)
     denoise = [p for p in seen if p.phase == "denoise"]
     ops = len(unet_plan(tiny.layerwise_unet()).ops)
-    assert denoise[-1].tile == denoise[-1].tiles == ops
+    assert denoise[-1].tile == denoise[-1].tiles == ops and denoise[-1].unit == "operation"
     seen.clear()
 
     def after_three_operations():

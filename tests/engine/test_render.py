@@ -91,6 +91,7 @@ def test_progress_is_reported_per_tile_and_ends_at_one(tiny, photo):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     denoise = [p for p in seen if p.phase == "denoise"]
     assert denoise[-1].tile == denoise[-1].tiles and denoise[-1].tiles > 1
+    assert {p.unit for p in denoise} == {"tile"}
 
 
 def test_cancel_between_tiles_raises_cancelled(tiny, photo):
