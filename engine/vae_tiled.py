@@ -115,9 +115,10 @@ def check_room(vae, height: int, width: int, *, store: str | None = None,
     its latents, cannot keep its activations within `ram_budget` and the free disk of `store`, so
     that a render can refuse a frame before hours of denoising rather than at the decode."""
     itemsize = storage_dtype(_model_dtype(vae)[1]).itemsize
-    scale = int(decoder_plan(vae).scale())
+    decoder = decoder_plan(vae)
+    scale = int(decoder.scale())
     peak = max(encoder_plan(vae).peak_bytes(height, width, itemsize),
-               decoder_plan(vae).peak_bytes(-(-height // scale), -(-width // scale), itemsize))
+               decoder.peak_bytes(-(-height // scale), -(-width // scale), itemsize))
     ActivationStore(ram_budget, store).check_room(peak, itemsize)
 
 

@@ -17,7 +17,7 @@ import torch
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.adapters.prompts import PromptEmbeds, encode_sd, encode_sdxl, zeros_like
-from engine.vae_tiled import DEFAULT_RAM_BUDGET, check_room, tiled_decode, tiled_encode
+from engine import vae_tiled
 
 if TYPE_CHECKING:
     from engine.api import RenderParams
@@ -37,7 +37,7 @@ class StableDiffusionAdapter:
     source: str = ""                     # where the weights came from, for stats and errors
     # The tiled VAE's whole-image activations: this many bytes in RAM, the rest on disk in
     # `vae_store` (None: the system's temporary directory).
-    vae_ram_budget: int = DEFAULT_RAM_BUDGET
+    vae_ram_budget: int = vae_tiled.DEFAULT_RAM_BUDGET
     vae_store: str | None = None
     space: str = field(default="latent", init=False)
     # Measured on a random-weight SD-layout UNet (BENCHMARKS.md, Engine): layerwise evaluation
@@ -189,7 +189,8 @@ class StableDiffusionAdapter:
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """[-1, 1] image → scaled latent canvas (distribution mean: deterministic img2img)."""
         pixels = image.to(self.device, self.vae_dtype)
-        latents = tiled_encode(self.vae, pixels, store=self.vae_store, ram_budget=self.vae_ram_budget).mean
+        latents = vae_tiled.tiled_encode(self.vae, pixels, store=self.vae_store,
+                                         ram_budget=self.vae_ram_budget).mean
         latents = latents.float()
         mean, std = self._latent_stats(latents)
         return (latents - mean) / std * self.vae.config.scaling_factor
@@ -199,9 +200,9 @@ class StableDiffusionAdapter:
         latents = canvas.to(self.device, torch.float32)
         mean, std = self._latent_stats(latents)
         latents = (latents / self.vae.config.scaling_factor * std + mean).to(self.vae_dtype)
-        image = tiled_decode(self.vae, latents, store=self.vae_store, ram_budget=self.vae_ram_budget)
+        image = vae_tiled.tiled_decode(self.vae, latents, store=self.vae_store, ram_budget=self.vae_ram_budget)
         return image.float().clamp(-1.0, 1.0)
 
     def check_room(self, height: int, width: int) -> None:
         """The tiled VAE's activations for a height × width output: RAM budget, then free disk."""
-        check_room(self.vae, height, width, store=self.vae_store, ram_budget=self.vae_ram_budget)
+        vae_tiled.check_room(self.vae, height, width, store=self.vae_store, ram_budget=self.vae_ram_budget)
