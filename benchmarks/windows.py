@@ -22,8 +22,8 @@ import torch
 from benchmarks.coherence import photo
 from engine import api
 from engine.adapters.tiny import TinyAdapter
+from engine.canvas import layerwise_window_bytes
 from engine.layerwise.plan import unet_plan
-from engine.strategies import make_strategy
 
 
 def psnr(out: np.ndarray, ref: np.ndarray) -> float:
@@ -44,8 +44,7 @@ def main() -> None:
     plan = unet_plan(adapter.layerwise_unet())
     runs = []
     for window in (384,):   # 4 tiles wide, the smallest windows layerwise uses: 2 × 2 of them
-        halo_side = window + make_strategy("memory", window, None, adapter.downsample_factor).overlap
-        gib = plan.peak_bytes(halo_side, halo_side, 2) / (1 << 30) * 1.01
+        gib = layerwise_window_bytes(plan, window, adapter.downsample_factor, 2) / (1 << 30) * 1.01
         runs.append((f"layerwise windows (budget for {window} px)", {"layerwise": "auto", "layerwise_ram_gib": gib}))
     runs.append(("tiles, 96 px (layerwise off)", {"layerwise": "off"}))
     if not args.quick:

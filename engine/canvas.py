@@ -16,7 +16,7 @@ import torch
 
 from engine.adapters.base import Conditioning, ModelAdapter, Window
 from engine.device import is_out_of_memory
-from engine.layerwise.plan import UnsupportedModel
+from engine.layerwise.plan import Plan, UnsupportedModel
 from engine.layerwise.runner import storage_dtype
 from engine.memory import anchor as anchoring
 from engine.memory import thumbnail as thumbs
@@ -47,6 +47,14 @@ class Counters:
 
     def add_seconds(self, phase: str, s: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + s
+
+
+def layerwise_window_bytes(plan: Plan, tile: int, grid: int, itemsize: int) -> int:
+    """Activations alive at once while a window of `tile` canvas px, with memory's default halo,
+    is evaluated layerwise: what a budget must hold for windows that big. (The default halo:
+    twice as wide measured +0.26 dB for +18% work.)"""
+    side = tile + make_strategy("memory", tile, None, grid).overlap
+    return plan.peak_bytes(side, side, itemsize)
 
 
 TileCallback = Callable[[int, int, int, str], None]   # (step, done, in the step, "tile" | "operation")
@@ -129,9 +137,8 @@ class CanvasDenoiser:
         rather than a tile, and their seams are far apart; below four tiles' side, plain tiles."""
         s = self.strategy
 
-        def fits(tile: int) -> bool:   # the default halo: twice as wide measured +0.26 dB, +18% work
-            side = tile + make_strategy("memory", tile, None, s.grid).overlap
-            return lw.plan.peak_bytes(side, side, dtype.itemsize) <= lw.budget
+        def fits(tile: int) -> bool:
+            return layerwise_window_bytes(lw.plan, tile, s.grid, dtype.itemsize) <= lw.budget
         low, high = 4 * s.tile, snap(max(self.reference.shape[-2:]), s.grid, minimum=s.grid)
         if not fits(low):
             return None

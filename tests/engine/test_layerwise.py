@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from engine import api
+from engine.canvas import layerwise_window_bytes
 from engine.layerwise.plan import UnsupportedModel, unet_plan
 from engine.memory.layerwise import LayerwiseUNet
 from engine.memory.switches import Mechanisms
-from engine.strategies import make_strategy
 
 LAYERWISE = {"layerwise": True}
 AUTO = {"layerwise": "auto"}   # whole frames where they fit (the bundled model's default is tiles)
@@ -270,8 +270,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_descriptor_open(tiny, photo,
 def _windows_case(tiny):
     """A 256² frame whose budget fits 160 px windows (with halos) but not the frame."""
     img = (np.random.default_rng(7).random((256, 256, 3)) * 255).astype(np.uint8)
-    side = 160 + make_strategy("memory", 160, None, 4).overlap
-    gib = unet_plan(tiny.layerwise_unet()).peak_bytes(side, side, 2) / (1 << 30) * 1.01
+    gib = layerwise_window_bytes(unet_plan(tiny.layerwise_unet()), 160, 4, 2) / (1 << 30) * 1.01
     return img, {**AUTO, "layerwise_ram_gib": gib}
 
 
