@@ -51,6 +51,7 @@ class Fetch:
         self.start = start
         self.header = header
         self.acked: set[int] = set()
+        self.sent = start            # chunks below this index have been queued for the client
         self.changed = asyncio.Event()
         self.task: Optional[asyncio.Task] = None
 
@@ -242,6 +243,8 @@ class Session:
         index = msg.get("index")
         if fetch is None or isinstance(index, bool) or not isinstance(index, int):
             raise ProtocolError("bad_chunk", "ack for a download that is not in progress")
+        if not fetch.start <= index < fetch.sent:
+            return      # not a chunk this download sent: counting it would open the window
         fetch.acked.add(index)
         fetch.changed.set()
 
@@ -285,6 +288,7 @@ class Session:
                         raise OSError("result file is shorter than recorded")
                     await self._send_now({"type": "chunk", "job": job.id,
                                           "stream": fetch.stream, "index": index, "data": data})
+                    fetch.sent = index + 1
                     del data
                 while len(fetch.acked) < header["chunks"] - fetch.start:
                     fetch.changed.clear()
