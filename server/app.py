@@ -11,6 +11,7 @@ from aiohttp import web
 from .auth import bearer
 from .config import ServerConfig
 from .errors import ProtocolError
+from .hosts import HostCheck
 from .http_api import add_routes
 from .peers import add_routes as add_peer_routes
 from .state import ServerState
@@ -28,6 +29,9 @@ WS_PATH = "/v1/ws"
 async def guard(request: web.Request, handler):
     state: ServerState = request.app["state"]
     try:
+        if not request.app["hosts"].allowed(request.headers.get("Host")):
+            raise ProtocolError("forbidden_host", "this server does not answer to that Host name "
+                                                  "(see --allow-host)")
         origin = request.headers.get("Origin")
         if origin is not None and origin != "null" and origin not in state.config.allow_origins:
             raise ProtocolError("forbidden_origin", f"requests from {origin[:100]} are not allowed")
@@ -59,6 +63,7 @@ def build_app(config: ServerConfig, state: Optional[ServerState] = None) -> web.
     app = web.Application(middlewares=[guard],
                           client_max_size=config.limits.max_http_body_bytes)
     app["state"] = state
+    app["hosts"] = HostCheck(config.lan, config.allow_hosts)
     app.router.add_get(WS_PATH, websocket_handler)
     add_routes(app)
     add_peer_routes(app)

@@ -39,6 +39,9 @@ def add_commands(commands) -> None:
                         "frames render in tiles (default: a quarter of RAM; 0: always tiles)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="browser Origin allowed to use the server; may be repeated")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="in LAN mode, a DNS name clients use to reach this box (besides its IP "
+                        "addresses and host name); may be repeated")
     p.add_argument("--no-discovery", action="store_true",
                    help="neither advertise nor browse for other render boxes")
     p.add_argument("--name", default=None, help="name advertised to other machines")
@@ -75,6 +78,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           engine=args.engine, identity_delay=args.identity_delay,
                           layerwise=args.layerwise, layerwise_ram_gib=args.layerwise_ram_gib,
                           allow_origins=tuple(args.allow_origin),
+                          allow_hosts=tuple(args.allow_host),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

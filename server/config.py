@@ -47,6 +47,7 @@ class ServerConfig:
     layerwise: Optional[str] = None    # whole-frame evaluation: "auto" | "off"; None: the model's
     layerwise_ram_gib: Optional[float] = None   # whole-frame evaluation's RAM; None: a quarter
     allow_origins: tuple[str, ...] = ()
+    allow_hosts: tuple[str, ...] = ()  # names clients may use in Host in LAN mode (--allow-host)
     limits: Limits = field(default_factory=Limits)
     discovery: bool = True             # advertise (LAN mode) and browse with zeroconf
     discovery_interfaces: Optional[list[str]] = None

@@ -11,6 +11,7 @@ HTTP_STATUS = {
     "unsupported_image": 415,
     "unauthorized": 401,
     "forbidden_origin": 403,
+    "forbidden_host": 403,
     "not_found": 404,
     "not_ready": 409,
     "protocol_version": 400,
