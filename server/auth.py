@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import sqlite3
 import time
+from collections import OrderedDict
 from typing import Optional
 
+from .errors import ProtocolError
+
 CODE_TTL_S = 600.0
-MAX_FAILURES = 5
+FREE_FAILURES = 5            # wrong codes an address may send before it has to wait
+MAX_BACKOFF_S = 3600.0
+THROTTLED_ADDRESSES = 4096   # remembered guessers; the oldest are forgotten first
 LAST_USED_RESOLUTION_S = 60.0
 
 
@@ -23,9 +29,49 @@ def _digest(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode("utf-8")).digest()
 
 
+class PairThrottle:
+    """Per-address backoff for wrong pairing codes: after FREE_FAILURES, each further wrong code
+    doubles the wait (1 s, 2 s, 4 s ... up to an hour). IPv6 clients count per /64, since one
+    host can use a whole /64."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()   # key -> (fails, until)
+
+    @staticmethod
+    def _key(client: Optional[str]) -> str:
+        try:
+            ip = ipaddress.ip_address(client or "")
+        except ValueError:
+            return client or "?"
+        if ip.version == 6:
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
+
+    def check(self, client: Optional[str], now: float) -> None:
+        until = self._seen.get(self._key(client), (0, 0.0))[1]
+        if now < until:
+            raise ProtocolError("too_many_attempts",
+                                f"too many wrong pairing codes from this address; try again in "
+                                f"{until - now:.0f} s")
+
+    def failed(self, client: Optional[str], now: float) -> None:
+        key = self._key(client)
+        fails = self._seen.pop(key, (0, 0.0))[0] + 1
+        wait = 0.0 if fails < FREE_FAILURES else min(2.0 ** (fails - FREE_FAILURES), MAX_BACKOFF_S)
+        self._seen[key] = (fails, now + wait)
+        while len(self._seen) > THROTTLED_ADDRESSES:
+            self._seen.popitem(last=False)
+
+    def succeeded(self, client: Optional[str]) -> None:
+        self._seen.pop(self._key(client), None)
+
+
 class Auth:
     def __init__(self, db: sqlite3.Connection):
         self.db = db
+        self.throttle = PairThrottle()
 
     # ---- pairing codes -------------------------------------------------------------------
     def new_code(self, now: Optional[float] = None) -> str:
@@ -35,12 +81,17 @@ class Auth:
         self.db.execute("DELETE FROM pair_codes WHERE expires < ?", (now,))
         self.db.execute("INSERT INTO pair_codes (hash, salt, created, expires) VALUES (?,?,?,?)",
                         (_digest(salt, code), salt, now, now + CODE_TTL_S))
-        self._set_failures(0)
         return code
 
-    def redeem(self, code: object, name: object) -> Optional[tuple[str, str]]:
-        """Exchange a one-time code for a new token; None if the code is not valid."""
+    def redeem(self, code: object, name: object,
+               client: Optional[str] = None) -> Optional[tuple[str, str]]:
+        """Exchange a one-time code for a new token; None if the code is not valid.
+
+        Wrong codes slow down only the address that sent them (too_many_attempts), so a guesser
+        on the LAN cannot make the owner's code useless for the owner's own client.
+        """
         now = time.time()
+        self.throttle.check(client, now)
         if not isinstance(code, str) or not isinstance(name, str):
             return None
         self.db.execute("BEGIN IMMEDIATE")
@@ -49,29 +100,17 @@ class Auth:
                                    (now,)).fetchall()
             match = next((h for h, s in rows if hmac.compare_digest(h, _digest(s, code))), None)
             if match is None:
-                failures = self._failures() + 1
-                if failures >= MAX_FAILURES:
-                    self.db.execute("DELETE FROM pair_codes")
-                    failures = 0
-                self._set_failures(failures)
                 self.db.execute("COMMIT")
+                self.throttle.failed(client, now)
                 return None
             self.db.execute("DELETE FROM pair_codes WHERE hash = ?", (match,))
-            self._set_failures(0)
             result = self._new_token(name[:100] or "unnamed", now)
             self.db.execute("COMMIT")
+            self.throttle.succeeded(client)
             return result
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-
-    def _failures(self) -> int:
-        row = self.db.execute("SELECT value FROM settings WHERE key='pair_failures'").fetchone()
-        return int(row[0]) if row else 0
-
-    def _set_failures(self, n: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('pair_failures', ?)",
-                        (str(n),))
 
     # ---- tokens --------------------------------------------------------------------------
     def _new_token(self, name: str, now: float) -> tuple[str, str]:

@@ -12,6 +12,7 @@ HTTP_STATUS = {
     "unauthorized": 401,
     "forbidden_origin": 403,
     "forbidden_host": 403,
+    "too_many_attempts": 429,
     "not_found": 404,
     "not_ready": 409,
     "protocol_version": 400,

@@ -240,7 +240,7 @@ async def job_delete(request: web.Request) -> web.Response:
 async def pair(request: web.Request) -> web.Response:
     s = _state(request)
     body = await json_object_body(request)
-    got = s.auth.redeem(body.get("code"), body.get("name", "unnamed"))
+    got = s.auth.redeem(body.get("code"), body.get("name", "unnamed"), request.remote)
     if got is None:
         raise ProtocolError("unauthorized", "the pairing code is wrong or expired")
     token, token_id = got

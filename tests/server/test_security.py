@@ -1,6 +1,7 @@
 """LAN mode, pairing, token revocation and the Origin check, on real server subprocesses."""
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -84,21 +85,30 @@ def test_pairing_tokens_and_revocation(server_factory):
     run(after_revoke())
 
 
-def test_pair_command_and_five_wrong_codes(server_factory):
+def test_wrong_codes_slow_down_the_guesser_not_the_owner(server_factory):
+    """Five wrong codes from one LAN host used to void the owner's code; now only that host
+    waits (doubling backoff) and the right client still pairs with the printed code."""
     srv = server_factory("--lan", "--host", "127.0.0.1")
     code = cli("pair", "--data-dir", str(srv.data_dir)).rsplit(":", 1)[1].strip()
 
+    async def pair_from(address: str, guess: str):
+        connector = aiohttp.TCPConnector(local_addr=(address, 0))
+        async with aiohttp.ClientSession(connector=connector) as s:
+            async with s.post(srv.url + "/v1/pair", json={"code": guess, "name": address}) as r:
+                return r.status, await r.json()
+
     async def go():
-        async with HttpClient(srv.url) as h:
-            wrong = [c for c in ("123456", "234567", "345678", "456789", "567890", "678901")
-                     if c != code][:5]
-            for c in wrong:
-                with pytest.raises(ServerError):
-                    await h.pair(c, "guesser")
-            with pytest.raises(ServerError):   # invalidated after five wrong codes in a row
-                await h.pair(code, "too late")
-            fresh = cli("pair", "--data-dir", str(srv.data_dir)).rsplit(":", 1)[1].strip()
-            assert (await h.pair(fresh, "ok"))["token"]
+        wrong = [c for c in ("123456", "234567", "345678", "456789", "567890", "678901")
+                 if c != code]
+        for c in wrong[:5]:
+            assert (await pair_from("127.0.0.2", c))[0] == 401
+        status, body = await pair_from("127.0.0.2", code)      # even the right code must wait
+        assert status == 429 and body["code"] == "too_many_attempts"
+        status, body = await pair_from("127.0.0.1", code)      # the owner's client is unaffected
+        assert status == 200 and body["token"]
+        await asyncio.sleep(1.1)                               # the guesser's first wait is 1 s
+        assert (await pair_from("127.0.0.2", wrong[5]))[0] == 401
+        assert (await pair_from("127.0.0.2", wrong[0]))[0] == 429   # now 2 s
 
     run(go())
 
