@@ -8,11 +8,13 @@ from typing import Optional
 
 from aiohttp import web
 
-from .auth import bearer
+from .auth import bearer, needs_token
 from .config import ServerConfig
 from .errors import ProtocolError
 from .hosts import HostCheck
 from .http_api import add_routes
+from .owner import ADMIN_PREFIX, OwnerKey
+from .owner import add_routes as add_owner_routes
 from .peers import add_routes as add_peer_routes
 from .state import ServerState
 from .ws import websocket_handler
@@ -33,11 +35,17 @@ async def guard(request: web.Request, handler):
             raise ProtocolError("forbidden_host", "this server does not answer to that Host name "
                                                   "(see --allow-host)")
         origin = request.headers.get("Origin")
-        if origin is not None and origin != "null" and origin not in state.config.allow_origins:
+        # "null" is what sandboxed frames and file:// pages send: as foreign as any other
+        if origin is not None and origin not in state.config.allow_origins:
             raise ProtocolError("forbidden_origin", f"requests from {origin[:100]} are not allowed")
-        if state.config.lan and request.path not in OPEN_PATHS and request.path != WS_PATH:
-            if state.auth.check(bearer(request.headers.get("Authorization"))) is None:
-                raise ProtocolError("unauthorized", "a valid bearer token is required (pair first)")
+        if request.path.startswith(ADMIN_PREFIX):
+            request.app["owner"].check(request)
+            return await handler(request)
+        token = bearer(request.headers.get("Authorization"))
+        request["token_id"] = state.auth.check(token) if token else None
+        if needs_token(state.config.lan, origin) and request["token_id"] is None and \
+                request.path not in OPEN_PATHS and request.path != WS_PATH:
+            raise ProtocolError("unauthorized", "a valid bearer token is required (pair first)")
         return await handler(request)
     except ProtocolError as err:
         return web.json_response(err.body(), status=err.http_status)
@@ -64,9 +72,11 @@ def build_app(config: ServerConfig, state: Optional[ServerState] = None) -> web.
                           client_max_size=config.limits.max_http_body_bytes)
     app["state"] = state
     app["hosts"] = HostCheck(config.lan, config.allow_hosts)
+    app["owner"] = OwnerKey(config.data_dir)
     app.router.add_get(WS_PATH, websocket_handler)
     add_routes(app)
     add_peer_routes(app)
+    add_owner_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         await state.start()
@@ -90,11 +100,13 @@ async def serve(config: ServerConfig, announce=print) -> None:
     port = site._server.sockets[0].getsockname()[1]
     state.port = port
     await state.after_listen(port)
-    if config.lan:
-        code = state.auth.new_code()
-        announce(f"Pairing code (valid 10 minutes, once): {code}", file=sys.stderr)
+    app["owner"].publish(config.host, port)
+    # LAN clients and panels (whose host sends an Origin) pair with it, on loopback too
+    code = state.auth.new_code()
+    announce(f"Pairing code (valid 10 minutes, once): {code}", file=sys.stderr)
     announce(f"Seamwise listening on http://{config.host}:{port}")
     try:
         await asyncio.Event().wait()
     finally:
+        app["owner"].withdraw()
         await runner.cleanup()

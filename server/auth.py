@@ -144,6 +144,12 @@ class Auth:
         return cur.rowcount > 0
 
 
+def needs_token(lan: bool, origin: Optional[str]) -> bool:
+    """LAN mode always; on loopback whenever the client's host sent an Origin: a web page, or a
+    panel whose host adds one (PROTOCOL.md section 2)."""
+    return lan or origin is not None
+
+
 def bearer(header: Optional[str]) -> Optional[str]:
     if not header:
         return None

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_PORT, ServerConfig, default_data_dir
+from .config import DEFAULT_PORT, Limits, ServerConfig, default_data_dir
 
 
 def add_commands(commands) -> None:
@@ -39,6 +39,10 @@ def add_commands(commands) -> None:
                         "frames render in tiles (default: a quarter of RAM; 0: always tiles)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="browser Origin allowed to use the server; may be repeated")
+    p.add_argument("--upload-timeout", type=float, default=Limits.upload_idle_s,
+                   metavar="SECONDS",
+                   help="fail an upload (and free its disk) after this long without a chunk "
+                        "(default %(default)g)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="in LAN mode, a DNS name clients use to reach this box (besides its IP "
                         "addresses and host name); may be repeated")
@@ -62,12 +66,33 @@ def add_commands(commands) -> None:
     q.add_argument("--data-dir", type=Path, default=None)
     q.set_defaults(func=run_pair)
 
+    j = commands.add_parser(
+        "jobs", help="list or cancel the jobs of the running server (its owner only)",
+        description="List or cancel every job the server on this data directory holds, from any "
+                    "client. Only the account that runs the server can: it reads the secret the "
+                    "server keeps in its data directory.")
+    j.add_argument("--data-dir", type=Path, default=None)
+    jsub = j.add_subparsers(dest="jobs_command", metavar="ACTION")
+    jsub.required = True
+    jsub.add_parser("list", help="list all jobs, oldest first")
+    c = jsub.add_parser("cancel", help="cancel unfinished jobs (uploads free their disk at once)")
+    c.add_argument("job_ids", nargs="*", metavar="JOB")
+    c.add_argument("--all", action="store_true", help="cancel every unfinished job")
+    j.set_defaults(func=run_jobs)
+
 
 def run_serve(args: argparse.Namespace) -> int:
     from .app import serve
     host = args.host or ("0.0.0.0" if args.lan else "127.0.0.1")
     if args.layerwise_ram_gib is not None and not args.layerwise_ram_gib >= 0:
         print("seamwise serve: error: --layerwise-ram-gib must be >= 0", file=sys.stderr)
+        return 2
+    if "null" in args.allow_origin:
+        print("seamwise serve: error: the origin 'null' (sandboxed frames, local files) cannot "
+              "be allowed", file=sys.stderr)
+        return 2
+    if not args.upload_timeout > 0:
+        print("seamwise serve: error: --upload-timeout must be > 0", file=sys.stderr)
         return 2
     if not args.lan and host not in ("127.0.0.1", "localhost", "::1"):
         print("seamwise serve: error: binding a non-loopback address needs --lan "
@@ -79,6 +104,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           layerwise=args.layerwise, layerwise_ram_gib=args.layerwise_ram_gib,
                           allow_origins=tuple(args.allow_origin),
                           allow_hosts=tuple(args.allow_host),
+                          limits=Limits(upload_idle_s=args.upload_timeout),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -131,6 +157,50 @@ def _when(ts: float) -> str:
 def run_pair(args: argparse.Namespace) -> int:
     code = _auth(args.data_dir).new_code()
     print(f"Pairing code (valid 10 minutes, once): {code}")
+    return 0
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from .owner import HEADER, read_owner_file
+    data_dir = args.data_dir or default_data_dir()
+    owner = read_owner_file(data_dir)
+    if owner is None:
+        print(f"seamwise jobs: error: no server is running on {data_dir}", file=sys.stderr)
+        return 1
+
+    def call(method: str, path: str) -> dict:
+        import json
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(owner["url"] + path, method=method,
+                                     headers={HEADER: owner["secret"]})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"seamwise jobs: error: {json.loads(exc.read()).get('message')}")
+        except OSError:
+            raise SystemExit(f"seamwise jobs: error: no server is running on {data_dir} (the "
+                             f"last one, at {owner['url']}, does not answer)") from None
+
+    jobs = call("GET", "/v1/admin/jobs")["jobs"]
+    if args.jobs_command == "list":
+        if not jobs:
+            print("no jobs")
+        for job in jobs:
+            progress = job["progress"] or {}
+            done = f" {progress['fraction']:.0%}" if progress.get("fraction") is not None else ""
+            print(f"{job['job']}  {job['state']}{done}  {job['width']}x{job['height']}  "
+                  f"{job['source']}  by {job['owner'] or 'this computer'}  "
+                  f"created {_when(job['created'])}")
+        return 0
+    unfinished = [j["job"] for j in jobs if j["state"] in ("uploading", "queued", "running")]
+    targets = unfinished if args.all else args.job_ids
+    if not targets:
+        print("seamwise jobs: error: name the jobs to cancel, or --all", file=sys.stderr)
+        return 2
+    for job_id in targets:
+        print(f"{job_id}  {call('POST', f'/v1/admin/jobs/{job_id}/cancel')['state']}")
     return 0
 
 

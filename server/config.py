@@ -20,6 +20,8 @@ class Limits:
     message_overhead: int = 64 * 1024
     window: int = 4
     max_queued: int = 64
+    max_queued_per_client: int = 16    # unfinished jobs of one token, or of one tokenless socket
+    upload_idle_s: float = 600.0       # an upload without a chunk for this long fails
     retention_s: float = 24 * 3600.0
     max_http_body_bytes: int = 4096 * MiB
     max_icc_bytes: int = 4 * MiB
@@ -32,7 +34,9 @@ class Limits:
         return {"max_pixels": self.max_pixels, "max_side": self.max_side,
                 "max_chunk_bytes": self.max_chunk_bytes,
                 "max_message_bytes": self.max_message_bytes, "window": self.window,
-                "max_queued": self.max_queued, "retention_s": self.retention_s}
+                "max_queued": self.max_queued,
+                "max_queued_per_client": self.max_queued_per_client,
+                "upload_idle_s": self.upload_idle_s, "retention_s": self.retention_s}
 
 
 @dataclass

@@ -19,6 +19,7 @@ HTTP_STATUS = {
     "busy": 503,
     "disk_full": 507,
     "render_failed": 500,
+    "upload_timeout": 408,
     "internal": 500,
 }
 

@@ -159,7 +159,7 @@ async def create_job(request: web.Request) -> web.Response:
         mask_header = validate_mask_header({"width": mask.shape[1], "height": mask.shape[0]},
                                            header)
     job = s.create_job(params, header, mask_header, s.config.limits.max_chunk_bytes,
-                       picture.format)
+                       picture.format, owner=request.get("token_id"))
     try:
         await asyncio.to_thread(s.store.write_whole, job, "image",
                                 px.astype(DTYPES[header["depth"]], copy=False))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from . import __version__
 from .auth import Auth
@@ -121,12 +121,29 @@ class ServerState:
         self.db.close()
 
     async def _sweep_expired(self) -> None:
+        limits = self.config.limits
+        # often enough that a stalled upload is failed within a quarter of its timeout
+        interval = min(EXPIRY_SWEEP_S, max(0.5, limits.upload_idle_s / 4))
         while True:
-            for job in self.store.expired(self.config.limits.retention_s):
+            for job in self.store.stalled(limits.upload_idle_s):
+                self.fail_stalled_upload(job)
+            for job in self.store.expired(limits.retention_s):
                 log.info("job %s expired", job.id)
                 self.store.delete(job)
                 self.hub.forget(job.id)
-            await asyncio.sleep(EXPIRY_SWEEP_S)
+            await asyncio.sleep(interval)
+
+    def fail_stalled_upload(self, job: Job) -> None:
+        """An abandoned upload must not hold a queue place or its disk until it expires."""
+        if job.id in self._flushing:
+            return
+        idle = self.config.limits.upload_idle_s
+        message = f"no upload chunk arrived for {idle:g} s; the upload was discarded"
+        log.info("job %s: upload stalled, failed", job.id)
+        self.store.set_state(job, "failed", error=("upload_timeout", message))
+        self.store.drop_upload(job)
+        self.hub.publish(job.id, {"type": "job.failed", "job": job.id, "code": "upload_timeout",
+                                  "message": message})
 
     # ---- identity ------------------------------------------------------------------------
     def identity(self) -> dict:
@@ -135,17 +152,28 @@ class ServerState:
 
     # ---- jobs ----------------------------------------------------------------------------
     def create_job(self, params: dict, image: dict, mask: Optional[dict], chunk_bytes: int,
-                   source: str, req: Any = None) -> Job:
+                   source: str, req: Any = None, owner: Optional[str] = None,
+                   siblings: Iterable[str] = ()) -> Job:
+        """Record a new job. `owner` is the creating token's id; `siblings` the ids of jobs the
+        same tokenless connection created: either is held to `max_queued_per_client`."""
         if params.get("peer") and (self.peers is None or not self.peers.is_paired(params["peer"])):
             raise ProtocolError("bad_params", "peer is not a paired render box", req=req)
-        unfinished = sum(1 for j in self.store.jobs.values() if j.state in UNFINISHED)
-        if unfinished >= self.config.limits.max_queued:
-            raise ProtocolError("busy", f"the server already holds {unfinished} unfinished jobs",
-                                req=req)
+        limits = self.config.limits
+        unfinished = [j for j in self.store.jobs.values() if j.state in UNFINISHED]
+        if len(unfinished) >= limits.max_queued:
+            raise ProtocolError("busy", f"the server already holds {len(unfinished)} unfinished "
+                                        f"jobs", req=req)
+        siblings = set(siblings)
+        mine = sum(1 for j in unfinished
+                   if (owner is not None and j.owner == owner) or j.id in siblings)
+        if mine >= limits.max_queued_per_client:
+            raise ProtocolError("busy", f"this client already holds {mine} unfinished jobs; "
+                                        f"finish, cancel or release some first", req=req)
         scale = params["scale"]
         extra = image["bytes"] * scale * scale + image["width"] * image["height"] * scale * scale
         try:
-            return self.store.create(params, image, mask, chunk_bytes, source, extra_bytes=extra)
+            return self.store.create(params, image, mask, chunk_bytes, source, extra_bytes=extra,
+                                     owner=owner)
         except ProtocolError as err:
             err.req = req
             raise
@@ -170,6 +198,13 @@ class ServerState:
         self.hub.publish(job.id, {"type": "job.queued", "job": job.id,
                                   "position": self.worker.position(job)})
         self.worker.submit(job)
+
+    def cancel_job(self, job: Job) -> None:
+        """Cancel an unfinished job; an upload's files are freed at once."""
+        was_uploading = job.state == "uploading"
+        self.worker.cancel(job)
+        if was_uploading:
+            self.store.drop_upload(job)
 
     def release(self, job: Job) -> None:
         if job.state == "running":

@@ -85,6 +85,9 @@ def open_db(data_dir: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(SCHEMA)
+    columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+    if "owner" not in columns:          # data directories from before per-client limits
+        db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
     return db
 
 
@@ -129,6 +132,8 @@ class Job:
     error_code: Optional[str] = None
     error_message: Optional[str] = None
     streams: dict = field(default_factory=dict)   # upload streams, only while uploading
+    owner: Optional[str] = None  # id of the token that created it, if any
+    active: float = field(default_factory=time.monotonic)   # last upload activity (this process)
 
     def header(self) -> dict:
         return dict(self.image, icc=self.icc)
@@ -148,14 +153,15 @@ class JobStore:
     def _load(self) -> None:
         rows = self.db.execute(
             "SELECT id, seq, state, created, updated, params, image, icc, mask, chunk_bytes, "
-            "source, result, stats, error_code, error_message FROM jobs ORDER BY seq").fetchall()
+            "source, result, stats, error_code, error_message, owner FROM jobs ORDER BY seq"
+        ).fetchall()
         for r in rows:
             job = Job(id=r[0], seq=r[1], state=r[2], created=r[3], updated=r[4],
                       params=json.loads(r[5]), image=json.loads(r[6]), icc=r[7],
                       mask=json.loads(r[8]) if r[8] else None, chunk_bytes=r[9], source=r[10],
                       result=json.loads(r[11]) if r[11] else None,
                       stats=json.loads(r[12]) if r[12] else None,
-                      error_code=r[13], error_message=r[14])
+                      error_code=r[13], error_message=r[14], owner=r[15])
             if job.state == "running":   # interrupted by a crash: run it again
                 job.state = "queued"
                 self._save_state(job)
@@ -186,7 +192,7 @@ class JobStore:
 
     # ---- creation ------------------------------------------------------------------------
     def create(self, params: dict, image: dict, mask: Optional[dict], chunk_bytes: int,
-               source: str, extra_bytes: int = 0) -> Job:
+               source: str, extra_bytes: int = 0, owner: Optional[str] = None) -> Job:
         """Record a new job and preallocate its upload files; disk_full if they cannot fit.
 
         `extra_bytes` is what the job will still need later (its result and seam map): it is
@@ -203,7 +209,7 @@ class JobStore:
         header = {k: v for k, v in image.items() if k != "icc"}
         job = Job(id=job_id, seq=0, state="uploading", created=now, updated=now, params=params,
                   image=header, icc=image.get("icc"), mask=mask, chunk_bytes=chunk_bytes,
-                  source=source)
+                  source=source, owner=owner)
         try:
             jdir.mkdir(parents=True)
             for name, h in (("image", image), ("mask", mask)):
@@ -217,9 +223,9 @@ class JobStore:
             job.seq = seq
             self.db.execute(
                 "INSERT INTO jobs (id, seq, state, created, updated, params, image, icc, mask, "
-                "chunk_bytes, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "chunk_bytes, source, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job.id, seq, job.state, now, now, json.dumps(params), json.dumps(header),
-                 job.icc, json.dumps(mask) if mask else None, chunk_bytes, source))
+                 job.icc, json.dumps(mask) if mask else None, chunk_bytes, source, owner))
         except OSError as exc:
             shutil.rmtree(jdir, ignore_errors=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -255,6 +261,7 @@ class JobStore:
                                     job=job.id) from None
             raise
         stream.got[index] = 1
+        job.active = time.monotonic()
         return True
 
     def write_whole(self, job: Job, name: str, array) -> None:
@@ -323,6 +330,13 @@ class JobStore:
         except FileNotFoundError:
             return {}
 
+    def drop_upload(self, job: Job) -> None:
+        """Free the disk of an upload that will never complete (the job row stays)."""
+        job.streams = {}
+        for name in UPLOAD_STREAMS:
+            for suffix in (".raw", ".got"):
+                self.path(job.id, name + suffix).unlink(missing_ok=True)
+
     def delete(self, job: Job) -> None:
         self.db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
         self.jobs.pop(job.id, None)
@@ -339,6 +353,11 @@ class JobStore:
     def in_order(self, states: Iterable[str]) -> list[Job]:
         states = tuple(states)
         return sorted((j for j in self.jobs.values() if j.state in states), key=lambda j: j.seq)
+
+    def stalled(self, idle_s: float) -> list[Job]:
+        """Uploads that received no chunk for `idle_s` (counted from this process's start)."""
+        now = time.monotonic()
+        return [j for j in self.jobs.values() if j.state == "uploading" and now - j.active > idle_s]
 
     def expired(self, retention_s: float, now: Optional[float] = None) -> list[Job]:
         now = time.time() if now is None else now

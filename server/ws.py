@@ -8,6 +8,7 @@ from typing import Optional
 import msgpack
 from aiohttp import WSMsgType, web
 
+from .auth import needs_token
 from .config import PROTOCOL_VERSION
 from .errors import ProtocolError
 from .state import ServerState
@@ -57,13 +58,16 @@ class Fetch:
 
 
 class Session:
-    def __init__(self, state: ServerState, ws: web.WebSocketResponse):
+    def __init__(self, state: ServerState, ws: web.WebSocketResponse, token_required: bool):
         self.state = state
         self.ws = ws
         self.out: asyncio.Queue = asyncio.Queue()
         self.watching: set[str] = set()
         self.fetches: dict[tuple[str, str], Fetch] = {}
+        self.token_required = token_required
         self.token: Optional[str] = None
+        self.token_id: Optional[str] = None
+        self.created: set[str] = set()      # jobs this connection created (tokenless limit)
 
     # ---- plumbing ------------------------------------------------------------------------
     def send(self, msg: dict) -> None:
@@ -151,16 +155,18 @@ class Session:
         if hello.get("protocol") != PROTOCOL_VERSION:
             raise ProtocolError("protocol_version",
                                 f"this server speaks protocol {PROTOCOL_VERSION}", fatal=True)
-        if self.state.config.lan:
-            if self.state.auth.check(hello.get("token")) is None:
-                raise ProtocolError("unauthorized", "a valid token is required (pair first)",
-                                    fatal=True)
-            self.token = hello.get("token")
+        token = hello.get("token")
+        self.token_id = self.state.auth.check(token) if token is not None else None
+        if self.token_required and self.token_id is None:
+            raise ProtocolError("unauthorized", "a valid token is required (pair first)",
+                                fatal=True)
+        if self.token_id is not None:
+            self.token = token
         self.send(dict({"type": "welcome"}, **self.state.identity(),
                        limits=self.state.config.limits.public()))
 
     def _check_token(self) -> None:
-        if self.state.config.lan and self.state.auth.check(self.token) is None:
+        if self.token_id is not None and self.state.auth.check(self.token) is None:
             raise ProtocolError("unauthorized", "the token was revoked", fatal=True)
 
     # ---- dispatch ------------------------------------------------------------------------
@@ -197,7 +203,10 @@ class Session:
         except ProtocolError as err:
             err.req = req
             raise
-        job = self.state.create_job(params, image, mask, chunk_bytes, "raw", req=req)
+        job = self.state.create_job(params, image, mask, chunk_bytes, "raw", req=req,
+                                    owner=self.token_id,
+                                    siblings=() if self.token_id else self.created)
+        self.created.add(job.id)
         self.watch(job.id)
         streams = {name: {"bytes": s.bytes, "chunks": s.chunks}
                    for name, s in job.streams.items()}
@@ -226,8 +235,8 @@ class Session:
                                              f"bytes, got {len(data)}", job=job.id)
         ack = {"type": "ack", "job": job.id, "stream": name, "index": index}
         if job.state != "uploading":
-            if job.state in ("cancelled",):
-                raise ProtocolError("bad_chunk", "the job was cancelled", job=job.id)
+            if job.state in ("cancelled", "failed"):
+                raise ProtocolError("bad_chunk", f"the job was {job.state}", job=job.id)
             self.send(ack)        # a late duplicate of a chunk that is already stored
             return
         stream = job.streams[name]
@@ -347,5 +356,5 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_message_bytes,
                                compress=False, heartbeat=HEARTBEAT_S)
     await ws.prepare(request)
-    await Session(state, ws).run()
+    await Session(state, ws, needs_token(state.config.lan, request.headers.get("Origin"))).run()
     return ws

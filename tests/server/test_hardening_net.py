@@ -5,15 +5,19 @@ Each test here states the attack it replays; docs/SECURITY.md names them per def
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 
 import aiohttp
 import msgpack
 import numpy as np
 import pytest
 
-from server.client import HttpClient, WsClient
+from server.client import HttpClient, ServerError, WsClient
 
-from .conftest import run
+from .conftest import REPO, run
 
 pack = msgpack.packb
 
@@ -99,3 +103,131 @@ def test_dns_rebinding_host_names_are_refused(server_factory):
                 (403, "forbidden_host")
 
     run(go())
+
+
+HEADER = {"width": 64, "height": 64, "channels": 3, "depth": 8}
+
+
+def jobs_cli(data_dir, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", "jobs", "--data-dir", str(data_dir),
+                           *args], cwd=REPO, capture_output=True, text=True, check=check,
+                          timeout=60)
+
+
+def test_abandoned_uploads_are_capped_per_client_then_fail_and_free_their_disk(server_factory,
+                                                                             tmp_path):
+    """64 job.creates that never upload used to answer busy to everyone for 24 h."""
+    data = tmp_path / "data"
+    srv = server_factory("--upload-timeout", "3", data_dir=data)
+
+    async def go():
+        async with WsClient(srv.url) as greedy, WsClient(srv.url) as other:
+            cap = greedy.welcome["limits"]["max_queued_per_client"]
+            assert greedy.welcome["limits"]["upload_idle_s"] == 3
+            held = [(await greedy.create(HEADER, req=f"r{i}"))["job"] for i in range(cap)]
+            with pytest.raises(ServerError) as err:
+                await greedy.create(HEADER, req="one-too-many")
+            assert err.value.code == "busy" and "this client" in err.value.body["message"]
+            mine = (await other.create(HEADER, req="x"))["job"]     # others are still served
+            await other.upload(mine, "image", memoryview(bytes(64 * 64 * 3)), 4 * 1024 * 1024)
+            assert (await other.wait(mine))["type"] == "job.done"
+            assert (data / "jobs" / held[0] / "image.raw").exists()
+            failed = await greedy.expect("job.failed", job=held[0], timeout=10)
+            assert failed["code"] == "upload_timeout"
+            assert not (data / "jobs" / held[0] / "image.raw").exists()
+            status = await greedy.watch(held[-1])
+            assert status["state"] == "failed" and status["error"]["code"] == "upload_timeout"
+            await greedy.send({"type": "chunk", "job": held[0], "stream": "image", "index": 0,
+                               "data": bytes(64 * 64 * 3)})
+            with pytest.raises(ServerError) as err:
+                await greedy.expect("ack", job=held[0], timeout=10)
+            assert err.value.code == "bad_chunk"
+            assert (await greedy.create(HEADER, req="again"))["job"]   # the cap is free again
+
+    run(go())
+
+
+def test_stalled_uploads_are_failed_after_a_restart_too(server_factory, tmp_path):
+    data = tmp_path / "data"
+    srv = server_factory(data_dir=data)
+
+    async def create():
+        async with WsClient(srv.url) as c:
+            return [(await c.create(HEADER, req=f"r{i}"))["job"] for i in range(3)]
+
+    held = run(create())
+    srv.stop(signal.SIGKILL)
+    srv = server_factory("--upload-timeout", "2", data_dir=data)
+
+    async def check():
+        async with WsClient(srv.url) as c:
+            for _ in range(100):
+                states = [(await c.watch(j))["state"] for j in held]
+                if states == ["failed"] * 3:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(states)
+
+    run(check())
+    assert not any((data / "jobs" / j / "image.raw").exists() for j in held)
+
+
+def test_paired_token_is_capped_across_connections(server_factory):
+    srv = server_factory("--lan", "--host", "127.0.0.1")
+
+    async def go():
+        async with HttpClient(srv.url) as h:
+            token = (await h.pair(srv.pairing_code(), "web"))["token"]
+        async with WsClient(srv.url, token=token) as a, WsClient(srv.url, token=token) as b:
+            cap = a.welcome["limits"]["max_queued_per_client"]
+            for i in range(cap):
+                await (a if i % 2 else b).create(HEADER, req=f"r{i}")
+            with pytest.raises(ServerError) as err:
+                await a.create(HEADER, req="more")
+            assert err.value.code == "busy"
+
+    run(go())
+
+
+def test_owner_lists_and_cancels_any_job(server_factory, tmp_path):
+    data = tmp_path / "data"
+    srv = server_factory("--identity-delay", "0.2", data_dir=data)
+
+    async def create():
+        async with WsClient(srv.url) as c:
+            stuck = (await c.create(HEADER, req="a"))["job"]
+            running = await c.submit(np.zeros((8, 8, 3), np.uint8), {"steps": 100})
+            await c.expect("progress", job=running)
+            return stuck, running
+
+    stuck, running = run(create())
+    listed = jobs_cli(data, "list").stdout
+    assert stuck in listed and running in listed and "uploading" in listed
+    assert "this computer" in listed
+    out = jobs_cli(data, "cancel", "--all").stdout
+    assert stuck in out and running in out
+    assert not (data / "jobs" / stuck / "image.raw").exists()
+
+    async def after():
+        async with WsClient(srv.url) as c:
+            assert (await c.watch(stuck))["state"] == "cancelled"
+            for _ in range(100):
+                if (await c.watch(running))["state"] == "cancelled":
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("running job not cancelled")
+        async with aiohttp.ClientSession() as s:     # no secret, or a web page: refused
+            async with s.get(srv.url + "/v1/admin/jobs") as r:
+                assert r.status == 401
+            secret = json.loads((data / "owner.json").read_text())["secret"]
+            async with s.get(srv.url + "/v1/admin/jobs",
+                             headers={"X-Seamwise-Owner": secret,
+                                      "Origin": "https://evil.example"}) as r:
+                assert r.status == 403
+
+    run(after())
+    assert oct((data / "owner.json").stat().st_mode & 0o777) == "0o600"
+    srv.stop(signal.SIGKILL)             # even a server that could not clean up
+    p = jobs_cli(data, "list", check=False)
+    assert p.returncode == 1 and "no server is running" in p.stderr

@@ -118,27 +118,45 @@ def test_foreign_origin_is_refused(server_factory):
 
     async def go():
         async with aiohttp.ClientSession() as s:
-            async with s.get(srv.url + "/v1/health",
-                             headers={"Origin": "https://evil.example"}) as r:
-                assert r.status == 403
-                assert (await r.json())["code"] == "forbidden_origin"
-            async with s.post(srv.url + "/v1/jobs", data=b"x",
-                              headers={"Origin": "https://evil.example",
-                                       "Content-Type": "image/png", "X-Seamwise": "1"}) as r:
-                assert r.status == 403
-                await r.read()
-            with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-                await s.ws_connect(srv.url.replace("http", "ws") + "/v1/ws",
-                                   headers={"Origin": "https://evil.example"})
-            assert err.value.status == 403
-            for origin in ("https://allowed.example", "null"):
+            for origin in ("https://evil.example", "null"):
                 async with s.get(srv.url + "/v1/health", headers={"Origin": origin}) as r:
-                    assert r.status == 200
+                    assert r.status == 403, origin
+                    assert (await r.json())["code"] == "forbidden_origin"
+                async with s.post(srv.url + "/v1/jobs", data=b"x",
+                                  headers={"Origin": origin, "Content-Type": "image/png",
+                                           "X-Seamwise": "1"}) as r:
+                    assert r.status == 403
                     await r.read()
-        async with WsClient(srv.url, origin="https://allowed.example") as c:
-            assert c.welcome["type"] == "welcome"
+                with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+                    await s.ws_connect(srv.url.replace("http", "ws") + "/v1/ws",
+                                       headers={"Origin": origin})
+                assert err.value.status == 403
+            # an allowed origin still needs a paired token, on loopback too
+            async with s.get(srv.url + "/v1/health",
+                             headers={"Origin": "https://allowed.example"}) as r:
+                assert r.status == 401
+                assert (await r.json())["code"] == "unauthorized"
+        with pytest.raises(ServerError) as err:
+            async with WsClient(srv.url, origin="https://allowed.example"):
+                pass
+        assert err.value.code == "unauthorized"
+        async with HttpClient(srv.url) as h:
+            token = (await h.pair(srv.pairing_code(), "panel"))["token"]
+            h.token = token
+            assert (await h.request("GET", "/v1/health",
+                                    headers={"Origin": "https://allowed.example"}))["ok"]
+        async with WsClient(srv.url, token=token, origin="https://allowed.example") as c:
+            r = await c.render(np.zeros((8, 8, 3), np.uint8), {"steps": 1})
+            assert r.image.shape == (8, 8, 3)
 
     run(go())
+
+
+def test_null_origin_cannot_be_allowed(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir",
+                        str(tmp_path), "--allow-origin", "null"], cwd=REPO, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and "null" in p.stderr
 
 
 def test_simple_cors_requests_cannot_create_jobs(server):
