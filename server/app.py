@@ -93,7 +93,10 @@ async def serve(config: ServerConfig, announce=print) -> None:
     """Run until cancelled; prints one line `Seamwise listening on http://HOST:PORT`."""
     state = ServerState(config)
     app = build_app(config, state)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # keepalive_timeout closes a connection that has not sent a complete request header within
+    # that time of opening or of its last response: idle and half-sent-header sockets alike
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=config.limits.idle_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

@@ -43,6 +43,10 @@ def add_commands(commands) -> None:
                    metavar="SECONDS",
                    help="fail an upload (and free its disk) after this long without a chunk "
                         "(default %(default)g)")
+    p.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout_s,
+                   metavar="SECONDS",
+                   help="close a connection that sends no complete request header for this long "
+                        "(default %(default)g)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="in LAN mode, a DNS name clients use to reach this box (besides its IP "
                         "addresses and host name); may be repeated")
@@ -91,8 +95,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print("seamwise serve: error: the origin 'null' (sandboxed frames, local files) cannot "
               "be allowed", file=sys.stderr)
         return 2
-    if not args.upload_timeout > 0:
-        print("seamwise serve: error: --upload-timeout must be > 0", file=sys.stderr)
+    if not (args.upload_timeout > 0 and args.idle_timeout > 0):
+        print("seamwise serve: error: --upload-timeout and --idle-timeout must be > 0",
+              file=sys.stderr)
         return 2
     if not args.lan and host not in ("127.0.0.1", "localhost", "::1"):
         print("seamwise serve: error: binding a non-loopback address needs --lan "
@@ -104,7 +109,8 @@ def run_serve(args: argparse.Namespace) -> int:
                           layerwise=args.layerwise, layerwise_ram_gib=args.layerwise_ram_gib,
                           allow_origins=tuple(args.allow_origin),
                           allow_hosts=tuple(args.allow_host),
-                          limits=Limits(upload_idle_s=args.upload_timeout),
+                          limits=Limits(upload_idle_s=args.upload_timeout,
+                                        idle_timeout_s=args.idle_timeout),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -112,6 +118,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from .alloc import tune_allocator
     tune_allocator()
+    raise_fd_limit()
 
     def announce(line: str, file=sys.stdout) -> None:
         print(line, file=file, flush=True)
@@ -124,6 +131,28 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"seamwise serve: error: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def raise_fd_limit() -> None:
+    """Every client costs a file descriptor; macOS starts processes with a soft limit of 256."""
+    try:
+        import resource
+    except ImportError:          # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinity = resource.RLIM_INFINITY
+    # macOS refuses an unlimited soft limit (and anything above OPEN_MAX): fall back to 10240
+    for target in (hard, 10240):
+        if soft == infinity or target == infinity or target <= soft or \
+                (hard != infinity and target > hard):
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            continue
+        logging.getLogger("seamwise.server").info("open file limit raised from %d to %d",
+                                                  soft, target)
+        return
 
 
 def _auth(data_dir):

@@ -22,6 +22,7 @@ class Limits:
     max_queued: int = 64
     max_queued_per_client: int = 16    # unfinished jobs of one token, or of one tokenless socket
     upload_idle_s: float = 600.0       # an upload without a chunk for this long fails
+    idle_timeout_s: float = 30.0       # a connection without a complete request header is closed
     retention_s: float = 24 * 3600.0
     max_http_body_bytes: int = 4096 * MiB
     max_icc_bytes: int = 4 * MiB
@@ -36,7 +37,8 @@ class Limits:
                 "max_message_bytes": self.max_message_bytes, "window": self.window,
                 "max_queued": self.max_queued,
                 "max_queued_per_client": self.max_queued_per_client,
-                "upload_idle_s": self.upload_idle_s, "retention_s": self.retention_s}
+                "upload_idle_s": self.upload_idle_s, "idle_timeout_s": self.idle_timeout_s,
+                "retention_s": self.retention_s}
 
 
 @dataclass

@@ -52,14 +52,14 @@ class ServerProc:
 
 
 def start_server(data_dir: Path, *extra: str, engine: str = "identity",
-                 port: int = 0, discovery: bool = False) -> ServerProc:
+                 port: int = 0, discovery: bool = False, preexec_fn=None) -> ServerProc:
     args = [sys.executable, "-m", "server", "serve", "--port", str(port), "--data-dir",
             str(data_dir), "--engine", engine, *extra]
     if not discovery:
         args.append("--no-discovery")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
     sp = ServerProc(proc, "", data_dir, args)
 
     def drain_stderr() -> None:

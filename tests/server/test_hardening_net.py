@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import signal
 import subprocess
 import sys
@@ -231,3 +232,33 @@ def test_owner_lists_and_cancels_any_job(server_factory, tmp_path):
     srv.stop(signal.SIGKILL)             # even a server that could not clean up
     p = jobs_cli(data, "list", check=False)
     assert p.returncode == 1 and "no server is running" in p.stderr
+
+
+def test_idle_and_half_sent_connections_time_out_and_300_fit_a_256_fd_limit(server_factory):
+    """300 silent sockets made a server with macOS's default soft limit (256) unreachable."""
+    def mac_default_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    srv = server_factory("--idle-timeout", "6", preexec_fn=mac_default_limit)
+
+    async def go():
+        socks = []
+        for i in range(300):
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", srv.port), 2)
+            except (OSError, asyncio.TimeoutError):
+                continue
+            if i % 2:       # half a request header, never finished
+                writer.write(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            socks.append((reader, writer))
+        assert len(socks) == 300
+        async with HttpClient(srv.url) as h:           # still serving, before any timeout
+            assert (await asyncio.wait_for(h.health(), 2))["ok"]
+        closed = await asyncio.gather(*(asyncio.wait_for(r.read(), 20) for r, _ in socks))
+        assert all(data == b"" for data in closed)     # the server hung up on every one
+        for _, w in socks:
+            w.close()
+
+    run(go())
