@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
 from typing import Optional
 
@@ -20,6 +22,9 @@ from .state import ServerState
 from .ws import websocket_handler
 
 log = logging.getLogger("seamwise.server")
+
+DRAIN_TIMEOUT_S = 8.0   # for the render to reach a safe point and sockets to close on a signal
+CLOSE_TIMEOUT_S = 2.0   # then for HTTP requests still in flight
 
 # Reachable without a token in LAN mode: pairing itself.
 OPEN_PATHS = {"/v1/pair"}
@@ -90,13 +95,15 @@ def build_app(config: ServerConfig, state: Optional[ServerState] = None) -> web.
 
 
 async def serve(config: ServerConfig, announce=print) -> None:
-    """Run until cancelled; prints one line `Seamwise listening on http://HOST:PORT`."""
+    """Run until SIGINT or SIGTERM (then drain) or cancelled; prints one line
+    `Seamwise listening on http://HOST:PORT`."""
     state = ServerState(config)
     app = build_app(config, state)
     # keepalive_timeout closes a connection that has not sent a complete request header within
     # that time of opening or of its last response: idle and half-sent-header sockets alike
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           keepalive_timeout=config.limits.idle_timeout_s)
+                           keepalive_timeout=config.limits.idle_timeout_s,
+                           shutdown_timeout=CLOSE_TIMEOUT_S)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
@@ -108,8 +115,41 @@ async def serve(config: ServerConfig, announce=print) -> None:
     code = state.auth.new_code()
     announce(f"Pairing code (valid 10 minutes, once): {code}", file=sys.stderr)
     announce(f"Seamwise listening on http://{config.host}:{port}")
-    try:
-        await asyncio.Event().wait()
-    finally:
-        app["owner"].withdraw()
+    received = await _until_signal()
+    app["owner"].withdraw()
+    if received is None:        # cancelled (no signal handlers on this platform)
         await runner.cleanup()
+        return
+    log.info("%s: shutting down (no new connections; the running job pauses and resumes "
+             "after a restart)", received)
+    await site.stop()
+    stopped = await state.drain(DRAIN_TIMEOUT_S)
+    await runner.cleanup()
+    if not stopped:
+        # a render step longer than the drain: its job is queued again at the next start, and
+        # waiting for the thread would make the shutdown unbounded
+        log.warning("the render did not reach a safe point within %g s; exiting anyway",
+                    DRAIN_TIMEOUT_S)
+        logging.shutdown()
+        os._exit(0)
+    log.info("stopped")
+
+
+async def _until_signal() -> Optional[str]:
+    """Wait for SIGINT or SIGTERM; its name, or None if cancelled first."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future = loop.create_future()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, lambda s=sig: got.done() or got.set_result(s.name))
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):     # Windows: KeyboardInterrupt instead
+            pass
+    try:
+        return await got
+    except asyncio.CancelledError:
+        return None
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -64,6 +64,7 @@ class ServerState:
         self._sweeper: Optional[asyncio.Task] = None
         self.port: Optional[int] = None
         self._flushing: set[str] = set()
+        self.sessions: set = set()          # open WebSocket sessions (ws.Session)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,6 +112,17 @@ class ServerState:
             return
         self.discovery = discovery
         self.peers.discovery = discovery
+
+    async def drain(self, timeout: float) -> bool:
+        """Shutdown on a signal: the render reaches a safe point and goes back to the queue, and
+        every WebSocket is closed with 1001 (going away), all within `timeout`. True when the
+        render thread stopped in time."""
+        sessions = [s.going_away() for s in list(self.sessions)]
+        stopped, _ = await asyncio.gather(
+            self.worker.drain(timeout),
+            asyncio.wait_for(asyncio.gather(*sessions, return_exceptions=True), timeout),
+            return_exceptions=True)
+        return stopped is True
 
     async def stop(self) -> None:
         if self.discovery is not None:

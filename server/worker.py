@@ -40,6 +40,7 @@ class Worker:
         self._release_after: set[str] = set()
         self._task: Optional[asyncio.Task] = None
         self._forwards: set[asyncio.Task] = set()
+        self.draining = False
 
     # ---- control -------------------------------------------------------------------------
     def start(self) -> None:
@@ -56,6 +57,22 @@ class Worker:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+
+    async def drain(self, timeout: float) -> bool:
+        """Shut down at a safe point: start nothing new, let the running render stop at its next
+        cancellation check and put it back in the queue (it runs again after a restart).
+        Forwarded jobs stay `running` in the store and are queued again at the next start.
+        True when the render thread stopped within `timeout`."""
+        self.draining = True
+        for task in list(self._forwards):
+            task.cancel()
+        for flag in self._cancels.values():
+            flag.set()
+        self._wake.set()
+        if self._task is None:
+            return True
+        done, _ = await asyncio.wait([self._task], timeout=timeout)
+        return bool(done)
 
     def wake(self) -> None:
         self._wake.set()
@@ -103,7 +120,7 @@ class Worker:
 
     # ---- the loop ------------------------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self.draining:
             queued = self.local_queue()
             if not queued:
                 self._wake.clear()
@@ -160,6 +177,10 @@ class Worker:
         else:
             outcome = await loop.run_in_executor(None, self._render_in_thread, job, cancel, loop)
         kind, payload = outcome
+        if kind == "cancelled" and self.draining:     # stopped for shutdown, not by a client
+            self.store.set_state(job, "queued")
+            log.info("job %s paused for shutdown; it resumes after a restart", job.id)
+            return
         if kind == "done":
             result, seams, stats = payload
             self.store.set_state(job, "done", result=dict(result, seams=seams), stats=stats)

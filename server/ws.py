@@ -91,8 +91,13 @@ class Session:
             self.watching.add(job_id)
             self.state.hub.subscribe(job_id, self._deliver)
 
+    async def going_away(self) -> None:
+        """The server is shutting down: close with 1001 so the client reconnects later."""
+        await self.ws.close(code=1001, message=b"server shutting down")
+
     async def run(self) -> None:
         sender = asyncio.create_task(self._sender())
+        self.state.sessions.add(self)
         try:
             await self._hello()
             async for msg in self.ws:
@@ -124,6 +129,7 @@ class Session:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
+            self.state.sessions.discard(self)
             for job_id in self.watching:
                 self.state.hub.unsubscribe(job_id, self._deliver)
             for fetch in self.fetches.values():

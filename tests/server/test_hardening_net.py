@@ -262,3 +262,48 @@ def test_idle_and_half_sent_connections_time_out_and_300_fit_a_256_fd_limit(serv
             w.close()
 
     run(go())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signals_drain_close_sockets_with_1001_and_jobs_resume_after_restart(server_factory,
+                                                                            tmp_path, sig):
+    """SIGINT never exited while a WebSocket was open; SIGTERM died at once, logging nothing."""
+    data = tmp_path / "data"
+    srv = server_factory("--identity-delay", "0.1", data_dir=data)
+    image = np.random.default_rng(5).integers(0, 65536, (16, 16, 3), dtype=np.uint16)
+
+    async def before():
+        async with WsClient(srv.url) as c:
+            running = await c.submit(image, {"steps": 20})
+            queued = await c.submit(image[:8], {"steps": 1})
+            uploading = (await c.create({"width": 16, "height": 16, "channels": 3,
+                                         "depth": 16}, req="u", chunk_bytes=4096))["job"]
+            await c.expect("progress", job=running)
+            srv.proc.send_signal(sig)
+            while True:
+                msg = await c.ws.receive(timeout=10)
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+            assert c.ws.close_code == 1001
+            return running, queued, uploading
+
+    running, queued, uploading = run(before())
+    assert srv.proc.wait(15) == 0
+    log = "".join(srv.stderr_lines)
+    assert f"{sig.name}: shutting down" in log and "stopped" in log
+    assert not (data / "owner.json").exists()
+
+    srv = server_factory(data_dir=data)
+
+    async def after():
+        async with WsClient(srv.url) as c:
+            status = await c.watch(uploading)
+            assert status["state"] == "uploading" and status["missing"]["image"] == [0]
+            await c.upload(uploading, "image", memoryview(image).cast("B"), 4096)
+            for job, want in ((running, image), (queued, image[:8]), (uploading, image)):
+                status = await c.watch(job)
+                done = status if status["state"] == "done" else await c.wait(job)
+                result, _ = await c.download(dict(done, job=job))
+                assert np.array_equal(result, want), job
+
+    run(after())
