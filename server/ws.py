@@ -20,6 +20,10 @@ log = logging.getLogger("seamwise.ws")
 
 HELLO_TIMEOUT_S = 30.0
 MAX_QUEUED_EVENTS = 256
+# Frames other than download chunks (which wait for room) that may wait for a client that does
+# not read; beyond this the connection is dropped. Larger than the largest legitimate frame: a
+# job.status listing every missing chunk of a 200 MP float upload in 4 KiB chunks is ~4 MiB.
+MAX_UNSENT_BYTES = 16 * 1024 * 1024
 HEARTBEAT_S = 60.0   # WebSocket ping interval; no pong within half of it closes the connection
 DOWNLOAD_STREAMS = ("result", "seams")
 
@@ -58,10 +62,13 @@ class Fetch:
 
 
 class Session:
-    def __init__(self, state: ServerState, ws: web.WebSocketResponse, token_required: bool):
+    def __init__(self, state: ServerState, ws: web.WebSocketResponse, token_required: bool,
+                 transport: Optional[asyncio.BaseTransport] = None):
         self.state = state
         self.ws = ws
-        self.out: asyncio.Queue = asyncio.Queue()
+        self.transport = transport
+        self.out: asyncio.Queue = asyncio.Queue()    # (frame, bytes counted in unsent) or None
+        self.unsent = 0
         self.watching: set[str] = set()
         self.fetches: dict[tuple[str, str], Fetch] = {}
         self.token_required = token_required
@@ -71,14 +78,29 @@ class Session:
 
     # ---- plumbing ------------------------------------------------------------------------
     def send(self, msg: dict) -> None:
-        self.out.put_nowait(pack(msg))
+        frame = pack(msg)
+        if self.unsent + len(frame) > MAX_UNSENT_BYTES:
+            self._drop()
+            return
+        self.unsent += len(frame)
+        self.out.put_nowait((frame, len(frame)))
+
+    def _drop(self) -> None:
+        """The client stopped reading: hang up rather than hoard its frames. Its jobs stay, to be
+        watched and fetched from a new connection."""
+        if self.transport is not None and not self.transport.is_closing():
+            log.warning("dropping a WebSocket client that does not read (%d bytes unsent)",
+                        self.unsent)
+            self.transport.abort()
 
     async def _sender(self) -> None:
         while True:
-            frame = await self.out.get()
-            if frame is None:
+            item = await self.out.get()
+            if item is None:
                 return
+            frame, counted = item
             await self.ws.send_bytes(frame)
+            self.unsent -= counted
 
     def _deliver(self, event: dict) -> None:
         # A client that stops reading must not make the server hoard its progress events.
@@ -323,7 +345,7 @@ class Session:
         """Queue a large frame, waiting while the send queue is long (memory stays bounded)."""
         while self.out.qsize() > 2 * self.state.config.limits.window:
             await asyncio.sleep(0.001)
-        self.out.put_nowait(pack(msg))
+        self.out.put_nowait((pack(msg), 0))
 
     def on_release(self, msg: dict) -> None:
         self._check_token()
@@ -362,5 +384,6 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_message_bytes,
                                compress=False, heartbeat=HEARTBEAT_S)
     await ws.prepare(request)
-    await Session(state, ws, needs_token(state.config.lan, request.headers.get("Origin"))).run()
+    await Session(state, ws, needs_token(state.config.lan, request.headers.get("Origin")),
+                  request.transport).run()
     return ws

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 
@@ -307,3 +309,66 @@ def test_signals_drain_close_sockets_with_1001_and_jobs_resume_after_restart(ser
                 assert np.array_equal(result, want), job
 
     run(after())
+
+
+def _client_frame(payload: bytes) -> bytes:
+    """One masked binary WebSocket frame, as a client must send it (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x82, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x82, 0x80 | 127]) + n.to_bytes(8, "big")
+    key = os.urandom(4)
+    body = (np.frombuffer(payload, np.uint8) ^ np.resize(np.frombuffer(key, np.uint8), n))
+    return head + key + body.tobytes()
+
+
+def test_websocket_client_that_never_reads_is_dropped_and_its_job_kept(server):
+    """Each `watch` of a big upload answers ~12 KB; a client that never reads used to grow the
+    server's outgoing queue without bound."""
+    async def create():
+        async with WsClient(server.url) as c:
+            return (await c.create({"width": 2048, "height": 2048, "channels": 4, "depth": 8},
+                                   req="big", chunk_bytes=4096))["job"]
+
+    job = run(create())
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += sock.recv(1)
+    assert reply.startswith(b"HTTP/1.1 101")
+    sock.sendall(_client_frame(pack({"type": "hello", "protocol": 1})))
+    watch = _client_frame(pack({"type": "watch", "job": job}))
+    dropped = False
+    try:
+        for _ in range(6000):                      # ~70 MB of answers, none of them read
+            sock.sendall(watch)
+    except (BrokenPipeError, ConnectionResetError):
+        dropped = True
+    sock.settimeout(10)
+    try:
+        while sock.recv(1 << 20):                  # read what was sent before the hang-up
+            pass
+        dropped = True
+    except ConnectionResetError:
+        dropped = True
+    except socket.timeout:
+        pass
+    sock.close()
+    assert dropped, "the server kept the connection of a client that does not read"
+    assert any("does not read" in line for line in server.stderr_lines)
+
+    async def later():
+        async with WsClient(server.url) as c:
+            status = await c.watch(job)
+            assert status["state"] == "uploading" and len(status["missing"]["image"]) == 4096
+
+    run(later())
