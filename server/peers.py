@@ -38,26 +38,34 @@ class Peers:
         return self.db.execute("SELECT 1 FROM peers WHERE id=?", (peer_id,)).fetchone() is not None
 
     def listing(self) -> list[dict]:
+        """Discovered and paired boxes. A paired box is always shown at the address it was
+        paired at; an advertisement of its id from anywhere else is reported as `conflict`,
+        never followed (anyone on the LAN can advertise any id)."""
         found = dict(self.discovery.found) if self.discovery else {}
         paired = self.paired()
         out = []
         for peer_id, peer in found.items():
-            out.append(dict(peer, paired=peer_id in paired, online=True))
+            if peer_id not in paired:
+                out.append(dict(peer, paired=False, online=True))
         for peer_id, peer in paired.items():
-            if peer_id not in found:
-                out.append({"id": peer_id, "name": peer["name"], "address": peer["address"],
-                            "port": peer["port"], "protocol": None, "model": None,
-                            "device": None, "version": None, "paired": True, "online": False})
+            entry = {"id": peer_id, "name": peer["name"], "address": peer["address"],
+                     "port": peer["port"], "protocol": None, "model": None, "device": None,
+                     "version": None, "paired": True, "online": False}
+            live = found.get(peer_id)
+            if live and (live["address"], live["port"]) == (peer["address"], peer["port"]):
+                entry.update({k: live[k] for k in ("name", "protocol", "model", "device",
+                                                   "version")}, online=True)
+            elif live:
+                entry["conflict"] = {"address": live["address"], "port": live["port"]}
+            out.append(entry)
         return out
 
     def address(self, peer_id: str) -> dict:
-        """Where to reach a peer: the live advertisement wins over the stored address."""
+        """Where to reach a paired peer: the address it was paired at, whatever is advertised
+        now. Its token and the user's pixels go nowhere else."""
         paired = self.paired().get(peer_id)
         if paired is None:
             raise ProtocolError("bad_params", "peer is not a paired render box")
-        live = self.discovery.found.get(peer_id) if self.discovery else None
-        if live:
-            paired = dict(paired, address=live["address"], port=live["port"])
         return paired
 
     async def pair(self, peer_id: str, code: object) -> dict:

@@ -68,3 +68,81 @@ def test_discovery_pairing_and_forwarding(server_factory):
     assert np.array_equal(r.image, image)
     assert r.done["stats"]["forwarded_to"] == peer["id"]
     assert r.done["stats"]["engine"] == "identity"
+
+
+def test_forged_advertisement_of_a_paired_id_does_not_redirect_forwarding(server_factory):
+    """A LAN neighbour advertises the paired box's public id at its own address: the token and
+    the pixels must still go to the box the user paired with."""
+    import socket
+
+    import msgpack
+    from aiohttp import WSMsgType, web
+    from zeroconf import IPVersion
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+    from server.discovery import SERVICE_TYPE
+
+    box = server_factory("--lan", "--host", "127.0.0.1", "--discovery-interface", "127.0.0.1",
+                         "--name", "render-box", discovery=True)
+    desk = server_factory("--discovery-interface", "127.0.0.1", "--name", "desk",
+                          discovery=True)
+    peer = wait_for_peer(desk.url, box.port)
+    image = np.random.default_rng(2).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    stolen: list = []
+
+    async def impostor_ws(request):
+        stolen.append(("connection", request.path))
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        msg = await ws.receive(timeout=10)
+        if msg.type == WSMsgType.BINARY:
+            stolen.append(("hello", msgpack.unpackb(msg.data).get("token")))
+        await ws.close()
+        return ws
+
+    async def go():
+        async with HttpClient(desk.url) as h:
+            assert (await h.pair_peer(peer["id"], box.pairing_code()))["paired"] is True
+        app = web.Application()
+        app.router.add_get("/v1/ws", impostor_ws)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        evil_port = site._server.sockets[0].getsockname()[1]
+        zc = AsyncZeroconf(ip_version=IPVersion.V4Only, interfaces=["127.0.0.1"])
+        info = AsyncServiceInfo(
+            SERVICE_TYPE, f"render-box ({peer['id'][:6]}).{SERVICE_TYPE}".replace(
+                "render-box", "render-box-2"),
+            addresses=[socket.inet_aton("127.0.0.1")], port=evil_port,
+            properties={"id": peer["id"], "protocol": "1", "model": "identity",
+                        "device": "cpu", "version": "0.1.0"},
+            server="impostor.local.")
+        await (await zc.async_register_service(info))
+        try:
+            async with HttpClient(desk.url) as h:     # until the desk has seen the forgery
+                for _ in range(200):
+                    entry = next(p for p in (await h.peers())["peers"] if p["id"] == peer["id"])
+                    if entry["port"] == evil_port or \
+                            (entry.get("conflict") or {}).get("port") == evil_port:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the forged advertisement never arrived")
+            async with WsClient(desk.url) as c:
+                try:
+                    r = await c.render(image, {"peer": peer["id"], "steps": 1})
+                except Exception as exc:
+                    r = exc
+        finally:
+            await zc.async_unregister_service(info)
+            await zc.async_close()
+            await runner.cleanup()
+        return entry, r
+
+    entry, r = run(go())
+    assert stolen == []
+    assert entry["address"] == "127.0.0.1" and entry["port"] == box.port and entry["paired"]
+    assert entry["conflict"]["port"] != box.port
+    assert np.array_equal(r.image, image)
+    assert r.done["stats"]["forwarded_to"] == peer["id"]
