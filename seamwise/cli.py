@@ -26,6 +26,7 @@ examples:
   seamwise render photo.png -o photo-x2.png --scale 2 --seam-mask seams.png
   seamwise serve                      # for the Photoshop panel and the Lightroom plugin
   seamwise serve --lan                # render box for other machines (paired tokens)
+  seamwise jobs list                  # every job the running server holds; `jobs cancel`
 
 Run `seamwise COMMAND --help` for each command's options."""
 
