@@ -40,7 +40,7 @@ class OwnerKey:
         tmp.unlink(missing_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"url": url, "secret": self.secret, "pid": os.getpid()}, f)
+            json.dump({"url": url, "secret": self.secret}, f)
         os.replace(tmp, self.path)
 
     def withdraw(self) -> None:
