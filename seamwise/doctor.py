@@ -146,7 +146,9 @@ def advise(f: dict) -> list[str]:
         out.append(f"the server runs {running} but the default model is {default}: restart the "
                    "server to switch")
     for name, label in (("photoshop", "Photoshop panel"), ("lightroom", "Lightroom plugin")):
-        plugin = f.get("plugins", {}).get(name, {})
+        if name not in f.get("plugins", {}):
+            continue
+        plugin = f["plugins"][name]
         if plugin.get("state") == "opened":
             out.append(f"the {label} was handed to Creative Cloud: {plugin.get('next', '')}")
         elif not plugin.get("installed") and plugin.get("state") != "packaged" \

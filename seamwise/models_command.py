@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             if not path.exists():
                 return fail(f"{path} does not exist")
             added = list(mm.scan(path, "added"))
-            if path.is_file() and not added:
+            if path.is_file() and not any(m.family for m in added):
                 kind = mm.classify(path)
                 return fail(f"{path.name} is not a recognised diffusion model"
                             + (f" ({kind.note})" if kind.note else ""))

@@ -83,8 +83,9 @@ def extra_model_paths(yaml_file: Path) -> Iterator[Root]:
             for line in value.splitlines():
                 if line.strip():
                     folder = Path(os.path.expanduser(line.strip()))
+                    full = folder if folder.is_absolute() else base / folder
                     yield Root(f"ComfyUI extra_model_paths ({section})",
-                               folder if folder.is_absolute() else base / folder)
+                               Path(os.path.normpath(full)))
 
 
 def _comfy_root(install: Path, source: str) -> Iterator[Root]:
@@ -138,12 +139,16 @@ TOOLS = (comfyui, automatic1111, invokeai, krita, stability_matrix)
 
 
 def known_roots(p: Places) -> list[Root]:
-    """Every folder the known tools may keep models in, existing or not, without duplicates."""
+    """Every folder the known tools may keep models in, existing or not, without duplicates.
+
+    A tool's own folders come before the folders mapped in from elsewhere, so a model that
+    extra_model_paths.yaml borrows from A1111 is listed as A1111's.
+    """
     seen, roots = set(), []
-    for tool in TOOLS:
-        for root in tool(p):
-            key = os.path.normcase(os.path.abspath(root.path))
-            if key not in seen:
-                seen.add(key)
-                roots.append(root)
+    found = [root for tool in TOOLS for root in tool(p)]
+    for root in sorted(found, key=lambda r: r.source.startswith("ComfyUI extra_model_paths")):
+        key = os.path.normcase(os.path.abspath(root.path))
+        if key not in seen:
+            seen.add(key)
+            roots.append(root)
     return roots
