@@ -19,6 +19,11 @@ UV_VERSION=0.13.10
 PYTHON_VERSION=3.11
 
 say() { printf '%s\n' "Seamwise: $*"; }
+newest() {  # the last of the files a glob matched (versions sort), or nothing
+  local f last=""
+  for f in "$@"; do [ -e "$f" ] && last=$f; done
+  printf '%s' "$last"
+}
 die() { printf '%s\n' "Seamwise installer: error: $*" >&2; exit 1; }
 
 system=$(uname -s)
@@ -29,6 +34,7 @@ case "$system" in
 esac
 
 prefix="$data_dir/app"
+UPIA="/Library/Application Support/Adobe/Adobe Desktop Common/RemoteComponents/UPI/UnifiedPluginInstallerAgent/UnifiedPluginInstallerAgent.app/Contents/MacOS/UnifiedPluginInstallerAgent"
 backend=""
 python=""
 service=1
@@ -76,6 +82,9 @@ if [ "$uninstall" = 1 ]; then
     case "$kind" in
       file) rm -rf -- "$path" && say "removed $path" ;;
       dir) rmdir -- "$path" 2>/dev/null || true ;;  # only if nothing else lives there now
+      upia) if "$UPIA" --remove "$path" >/dev/null 2>&1; then say "removed the Photoshop panel"
+            else say "remove the Photoshop panel in Creative Cloud (Stock & Marketplace > Plugins)"
+            fi ;;
     esac
   done
   rm -rf -- "$prefix"
@@ -166,7 +175,7 @@ vpy="$venv.new/bin/python"
 # -- 3. backend and the pinned packages ------------------------------------------------------------
 choice=$("$vpy" "$HERE/backend.py" --format shell ${backend:+--backend "$backend"} \
          --find-links "$find_links") || die "no PyTorch build fits this machine (above)"
-BACKEND="" VARIANT="" PLATFORM="" LOCK="" TORCH="" INDEX_URL="" REASON="" NOTES=""
+BACKEND="" VARIANT="" LOCK="" TORCH="" INDEX_URL="" REASON="" NOTES=""
 eval "$choice"
 say "backend: $BACKEND ($REASON)"
 [ -z "$NOTES" ] || say "note: $NOTES"
@@ -176,7 +185,7 @@ say "installing the packages pinned in locks/$LOCK"
 UV_FIND_LINKS="$(echo "$find_links" | tr ' ' '\n' | sed '/^$/d' | paste -sd, -)" \
   "$uv" pip install --quiet --python "$vpy" ${INDEX_URL:+--extra-index-url "$INDEX_URL"} \
     --index-strategy unsafe-best-match -r "$lock"
-wheel=$(ls "$SRC"/dist/seamwise-*.whl 2>/dev/null | tail -n 1 || true)
+wheel=$(newest "$SRC"/dist/seamwise-*.whl)
 "$uv" pip install --quiet --python "$vpy" --no-deps --reinstall-package seamwise "${wheel:-$SRC}"
 
 rm -rf "$venv"
@@ -198,8 +207,8 @@ service_json=null
 if [ "$plugins" = 1 ]; then
   dist="$prefix/plugins"
   mkdir -p "$dist"
-  ccx=$(ls "$SRC"/dist/seamwise-photoshop-*.ccx 2>/dev/null | tail -n 1 || true)
-  lrzip=$(ls "$SRC"/dist/seamwise-lightroom-*.zip 2>/dev/null | tail -n 1 || true)
+  ccx=$(newest "$SRC"/dist/seamwise-photoshop-*.ccx)
+  lrzip=$(newest "$SRC"/dist/seamwise-lightroom-*.zip)
   if [ -z "$ccx" ] && [ -d "$SRC/bridge_uxp" ]; then
     ccx=$(SEAMWISE_DIST="$dist" npm_config_cache="$prefix/cache/npm" \
           npm_config_update_notifier=false bash "$HERE/package_uxp.sh" | tail -n 1) ||
@@ -207,7 +216,7 @@ if [ "$plugins" = 1 ]; then
   fi
   if [ -z "$lrzip" ] && [ -d "$SRC/bridge_lightroom" ]; then
     DIST="$dist" PY="$vpy" bash "$HERE/package_lightroom.sh" >/dev/null
-    lrzip=$(ls "$dist"/seamwise-lightroom-*.zip | tail -n 1)
+    lrzip=$(newest "$dist"/seamwise-lightroom-*.zip)
   fi
   [ "$(dirname "$ccx")" = "$dist" ] || cp "$ccx" "$dist/"
   ccx="$dist/$(basename "$ccx")"
@@ -217,8 +226,8 @@ if [ "$plugins" = 1 ]; then
   lr_version=$(basename "$lrzip" .zip); lr_version=${lr_version#seamwise-lightroom-}
 
   if [ "$system" = Darwin ]; then
-    upia="/Library/Application Support/Adobe/Adobe Desktop Common/RemoteComponents/UPI/UnifiedPluginInstallerAgent/UnifiedPluginInstallerAgent.app/Contents/MacOS/UnifiedPluginInstallerAgent"
-    if [ -x "$upia" ] && "$upia" --install "$ccx"; then
+    if [ -x "$UPIA" ] && "$UPIA" --install "$ccx"; then
+      printf 'upia %s\n' Seamwise >> "$manifest.new"
       ps_json="{\"installed\": true, \"version\": \"$ps_version\", \"via\": \"UnifiedPluginInstallerAgent\"}"
       say "Photoshop panel $ps_version installed (Plugins > Seamwise in Photoshop)"
     else

@@ -6,7 +6,8 @@ user, bound to 127.0.0.1 unless --lan made this machine a render box, restart it
 and leave it stopped when it exits cleanly (the user stopped it on purpose). Standard library only:
 the installers run this with the private Python before anything else is installed.
 
-    python service.py systemd|launchd|schtasks --exe PREFIX/bin/seamwise [--lan] [--log FILE]
+    python service.py systemd|launchd|schtasks --exe PREFIX/bin/seamwise [--lan] [--log FILE] -o OUT
+    python service.py schtasks --exe PREFIX/venv/Scripts/pythonw.exe --module [--lan] -o OUT
 """
 from __future__ import annotations
 
@@ -55,13 +56,14 @@ def launchd(exe: str, lan: bool = False, log: Optional[str] = None) -> bytes:
     return plistlib.dumps(agent)
 
 
-def schtasks(exe: str, lan: bool = False) -> str:
+def schtasks(exe: str, lan: bool = False, module: bool = False) -> str:
     """Task Scheduler XML: at the user's logon, as the user, restarted after a failure.
 
     No execution time limit (the default stops a task after 72 hours) and no battery conditions
-    (a laptop on battery still renders).
+    (a laptop on battery still renders). `module`: `exe` is the environment's pythonw.exe, run as
+    `pythonw -m seamwise serve`, so that no console window opens at every login.
     """
-    args = " ".join(serve_args(lan))
+    args = " ".join((["-m", "seamwise"] if module else []) + serve_args(lan))
     scope = "LAN render box" if lan else "127.0.0.1 only"
     return f"""<?xml version="1.0" encoding="UTF-16"?>
 <Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
@@ -87,6 +89,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--exe", required=True, help="the installed seamwise command")
     parser.add_argument("--lan", action="store_true")
     parser.add_argument("--log", default=None, help="launchd: file for the server's output")
+    parser.add_argument("--module", action="store_true",
+                        help="schtasks: --exe is pythonw.exe, run with -m seamwise")
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args(argv)
     if args.kind == "systemd":
@@ -94,7 +98,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif args.kind == "launchd":
         data = launchd(args.exe, args.lan, args.log)
     else:
-        data = schtasks(args.exe, args.lan).encode("utf-16")
+        data = schtasks(args.exe, args.lan, args.module).encode("utf-16")
     with open(args.output, "wb") as f:
         f.write(data)
     return 0
