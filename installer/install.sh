@@ -287,19 +287,7 @@ awk '!seen[$0]++' "$manifest.new" > "$manifest" && rm -f "$manifest.new"
 PREFIX="$prefix" DATA_DIR="$data_dir" UPGRADE="$upgrade" PYTHON="$python" LAN="$lan" \
 SERVICE_JSON="$service_json" PS_JSON="$ps_json" LR_JSON="$lr_json" \
 BACKEND="$BACKEND" VARIANT="$VARIANT" REASON="$REASON" LOCK="$LOCK" TORCH="$TORCH" \
-"$vpy" - "$prefix/install.json" <<'EOF'
-import json, os, sys, time
-from seamwise import __version__
-e = os.environ
-json.dump({"version": __version__, "prefix": e["PREFIX"], "data_dir": e["DATA_DIR"],
-           "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "upgrade": e["UPGRADE"] == "1", "python": e["PYTHON"], "backend": e["BACKEND"],
-           "variant": e["VARIANT"], "reason": e["REASON"], "lock": e["LOCK"], "torch": e["TORCH"],
-           "service": json.loads(e["SERVICE_JSON"]), "lan": e["LAN"] == "1",
-           "plugins": {"photoshop": json.loads(e["PS_JSON"]),
-                       "lightroom": json.loads(e["LR_JSON"])}},
-          open(sys.argv[1], "w"), indent=2)
-EOF
+"$vpy" "$HERE/write_record.py" "$prefix/install.json"
 say "installed in $prefix"
 if [ "$lan" = 1 ]; then
   "$exe" pair

@@ -69,9 +69,9 @@ def test_launchd_agent_is_a_valid_plist(tmp_path, exe, lan):
 
 def test_windows_task_is_well_formed_task_scheduler_xml(tmp_path):
     out = tmp_path / "task.xml"
-    exe = r"C:\Users\Ana & Bo\AppData\Local\Seamwise\app\bin\seamwise.cmd"
+    exe = r"C:\Users\Ana & Bo\AppData\Local\Seamwise\app\venv\Scripts\pythonw.exe"
     subprocess.run([sys.executable, INSTALLER / "service.py", "schtasks", "--exe", exe, "--lan",
-                    "-o", out], check=True)
+                    "--module", "-o", out], check=True)
     raw = out.read_bytes()
     assert raw[:2] == b"\xff\xfe"   # UTF-16 with a byte-order mark, as schtasks /XML reads it
     task = ET.fromstring(raw.decode("utf-16").split("?>", 1)[1])
@@ -79,5 +79,6 @@ def test_windows_task_is_well_formed_task_scheduler_xml(tmp_path):
     assert task.find(f"{TASK_NS}Triggers/{TASK_NS}LogonTrigger") is not None
     command = task.find(f"{TASK_NS}Actions/{TASK_NS}Exec/{TASK_NS}Command").text
     assert command == exe     # escaped in the XML, exact once parsed
-    assert task.find(f"{TASK_NS}Actions/{TASK_NS}Exec/{TASK_NS}Arguments").text == "serve --lan"
+    assert task.find(f"{TASK_NS}Actions/{TASK_NS}Exec/{TASK_NS}Arguments").text == \
+        "-m seamwise serve --lan"
     assert task.find(f"{TASK_NS}Settings/{TASK_NS}ExecutionTimeLimit").text == "PT0S"
