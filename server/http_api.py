@@ -55,7 +55,11 @@ def _health_facts(s: ServerState) -> dict:
              "backend": m.get("backend"), "device_name": m.get("device_name"),
              "vram_free_bytes": m.get("vram_free_bytes"), "ram_free_bytes": m["ram_free_bytes"],
              "disk_free_bytes": m["disk_free_bytes"]}
-    return {**facts, "advice": advise({"machine": m})}
+    advice = advise({"machine": m})
+    if s.model_error:
+        advice.append(f"the model did not load ({s.model_error}): pick another with "
+                      "`seamwise models default` and restart the server")
+    return {**facts, "model_error": s.model_error, "advice": advice}
 
 
 async def models(request: web.Request) -> web.Response:

@@ -64,6 +64,7 @@ class ServerState:
         self._sweeper: Optional[asyncio.Task] = None
         self.port: Optional[int] = None
         self._flushing: set[str] = set()
+        self.model_error: Optional[str] = None   # why the model did not load (/v1/info)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -94,6 +95,7 @@ class ServerState:
             self.engine.warm_up()
             log.info("model %s loaded on %s", self.engine.model_name, self.engine.device)
         except Exception as exc:       # the first job will report it as render_failed
+            self.model_error = str(exc)
             log.warning("model not loaded: %s", exc)
 
     async def after_listen(self, port: int) -> None:

@@ -8,12 +8,12 @@ Nothing here loads a weight.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from seamwise.models.header import HeaderError, read_shapes
+from seamwise.models.sources import read_json
 
 FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "flux1": "FLUX.1",
                 "flux2": "FLUX.2", "sd3": "SD 3.x", "qwen-image": "Qwen-Image",
@@ -85,25 +85,17 @@ def is_diffusers_folder(path: Path) -> bool:
     return (path / "model_index.json").is_file()
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def classify_folder(path: Path) -> Kind:
     """The family of a diffusers folder, from model_index.json and the component configs."""
-    index = _read_json(path / "model_index.json")
+    index = read_json(path / "model_index.json")
     pipeline = str(index.get("_class_name", ""))
     family = _PIPELINES.get(pipeline)
     if family is None and pipeline.startswith("StableDiffusion") and "XL" not in pipeline:
-        width = _read_json(path / "text_encoder" / "config.json").get("hidden_size")
+        width = read_json(path / "text_encoder" / "config.json").get("hidden_size")
         family = {768: "sd1", 1024: "sd2"}.get(width)
         if family is None:
             return Kind("diffusers", None, f"{pipeline} with a text encoder of width {width}")
-        channels = _read_json(path / "unet" / "config.json").get("in_channels", 4)
+        channels = read_json(path / "unet" / "config.json").get("in_channels", 4)
         if channels != 4:
             return Kind("diffusers", family, f"a {channels}-channel UNet (inpainting or "
                                              "upscaler); only 4-channel models are supported")

@@ -48,7 +48,8 @@ class Places:
         return Path(self.env.get("XDG_DATA_HOME") or self.home / ".local" / "share")
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object from a tool's settings file; {} when it is missing or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -100,7 +101,7 @@ def comfyui(p: Places) -> Iterator[Root]:
                     p.home / "Documents" / "ComfyUI"):
         yield from _comfy_root(install, "ComfyUI")
     desktop = p.app_data() / "ComfyUI"
-    base = _read_json(desktop / "config.json").get("basePath")
+    base = read_json(desktop / "config.json").get("basePath")
     if isinstance(base, str) and base:
         yield from _comfy_root(Path(base), "ComfyUI Desktop")
     yield from extra_model_paths(desktop / "extra_models_config.yaml")
@@ -129,7 +130,7 @@ def krita(p: Places) -> Iterator[Root]:
 def stability_matrix(p: Places) -> Iterator[Root]:
     """Stability Matrix's shared Models folder (its library from library.json)."""
     data = p.app_data() / "StabilityMatrix"
-    library = _read_json(data / "library.json").get("LibraryPath")
+    library = read_json(data / "library.json").get("LibraryPath")
     base = Path(library) if isinstance(library, str) and library else data
     for kind in ("StableDiffusion", "DiffusionModels", "Unet"):
         yield Root("Stability Matrix", base / "Models" / kind)

@@ -134,3 +134,21 @@ def test_plugins_are_found_where_photoshop_and_lightroom_load_them(tmp_path):
     assert plugins.find_lightroom(win)["version"] == "0.1.0"
     assert plugins.find_photoshop(win)["version"] == "0.1.0"
     assert plugins.lightroom_modules(Places(tmp_path, {}, "linux")) is None
+
+
+def test_info_says_why_the_model_did_not_load(tmp_path):
+    import time
+
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    server = start_server(tmp_path / "data", "--model", str(bad), engine="real")
+    try:
+        deadline = time.monotonic() + 120
+        info = get(server.url + "/v1/info")
+        while info["model_error"] is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            info = get(server.url + "/v1/info")
+        assert "broken.safetensors" in info["model_error"]
+        assert any("the model did not load" in line for line in info["advice"])
+    finally:
+        server.stop()
