@@ -52,8 +52,16 @@ function Invoke-Native {
     if ($LASTEXITCODE -ne 0) { throw "$Exe $($Arguments -join ' ') failed (exit $LASTEXITCODE)" }
 }
 
+function Invoke-Quiet {
+    # Runs a program whose failure is expected and handled by the caller ($LASTEXITCODE): with
+    # "Stop", Windows PowerShell 5.1 turns any line it writes to stderr into a terminating error.
+    param([string]$Exe, [string[]]$Arguments)
+    $ErrorActionPreference = "Continue"
+    & $Exe @Arguments 2>$null
+}
+
 function Stop-SeamwiseTask {
-    schtasks.exe /End /TN $TaskName 2>$null | Out-Null
+    Invoke-Quiet "schtasks.exe" @("/End", "/TN", $TaskName) | Out-Null
 }
 
 function Add-Manifest([string]$Kind, [string]$Path) {
@@ -74,9 +82,9 @@ if ($Uninstall) {
             switch ($kind) {
                 "file" { Remove-Item -Recurse -Force -LiteralPath $path -ErrorAction SilentlyContinue; Write-Step "removed $path" }
                 "dir" { if (-not (Get-ChildItem -Force -LiteralPath $path -ErrorAction SilentlyContinue)) { Remove-Item -Force -LiteralPath $path -ErrorAction SilentlyContinue } }
-                "task" { schtasks.exe /Delete /TN $path /F 2>$null | Out-Null; Write-Step "removed the scheduled task $path" }
+                "task" { Invoke-Quiet "schtasks.exe" @("/Delete", "/TN", $path, "/F") | Out-Null; Write-Step "removed the scheduled task $path" }
                 "upia" {
-                    & $Upia /remove $path 2>$null | Out-Null
+                    Invoke-Quiet $Upia @("/remove", $path) | Out-Null
                     if ($LASTEXITCODE -eq 0) { Write-Step "removed the Photoshop panel" }
                     else { Write-Step "remove the Photoshop panel in Creative Cloud (Stock & Marketplace > Plugins)" }
                 }
@@ -126,7 +134,7 @@ if (-not $HaveUv) {
 $FindLinks = $env:UV_FIND_LINKS
 if (-not $FindLinks) { $FindLinks = $env:PIP_FIND_LINKS }
 if (-not $FindLinks -and (Get-Command pip -ErrorAction SilentlyContinue)) {
-    $FindLinks = (pip config get global.find-links 2>$null) -join " "
+    $FindLinks = (Invoke-Quiet "pip" @("config", "get", "global.find-links")) -join " "
 }
 if (-not $env:UV_CACHE_DIR) { $env:UV_CACHE_DIR = Join-Path $Prefix "cache" }
 $env:UV_PYTHON_INSTALL_DIR = Join-Path $Prefix "python"
@@ -134,12 +142,12 @@ $env:UV_NO_CONFIG = "1"
 
 # -- 2. a private Python 3.11 ----------------------------------------------------------------------
 if (-not $Python) {
-    & $Uv python install --quiet $PythonVersion 2>$null | Out-Null
+    Invoke-Quiet $Uv @("python", "install", "--quiet", $PythonVersion) | Out-Null
     if ($LASTEXITCODE -eq 0) {
         $Python = (& $Uv python find --python-preference only-managed $PythonVersion)
         Write-Step "Python: uv's managed Python $PythonVersion in $env:UV_PYTHON_INSTALL_DIR"
     } else {
-        $Python = (& $Uv python find --python-preference only-system $PythonVersion 2>$null)
+        $Python = (Invoke-Quiet $Uv @("python", "find", "--python-preference", "only-system", $PythonVersion))
         if ($LASTEXITCODE -ne 0 -or -not $Python) {
             throw "cannot download a managed Python $PythonVersion and none is installed; install Python $PythonVersion or pass -Python PATH"
         }
@@ -156,7 +164,9 @@ $Vpy = Join-Path $NewVenv "Scripts\python.exe"
 # -- 3. backend and the pinned packages ------------------------------------------------------------
 $decideArgs = @((Join-Path $Here "backend.py"), "--format", "json", "--find-links", "$FindLinks")
 if ($Backend) { $decideArgs += @("--backend", $Backend) }
+$ErrorActionPreference = "Continue"   # backend.py says on stderr why nothing fits: show it
 $decided = & $Vpy @decideArgs
+$ErrorActionPreference = "Stop"
 if ($LASTEXITCODE -ne 0) { throw "no PyTorch build fits this machine (above)" }
 $choice = ($decided -join "`n") | ConvertFrom-Json
 Write-Step "backend: $($choice.backend) ($($choice.reason))"

@@ -72,11 +72,12 @@ def test_install_use_upgrade_uninstall(tmp_path):
     assert entry["family"] == "sdxl" and entry["source"] == "added"
     run([seamwise, "models", "default", "portrait"], env)
 
-    # Upgrade in place, now with the login service: model choices and data stay.
-    second = run(install, env)
-    assert "upgrading" in second.stdout
+    # Upgrade in place, now with the login service of a LAN render box: model choices and data
+    # stay, and the box opens pairing.
+    second = run([*install, "--lan"], env)
+    assert "upgrading" in second.stdout and "Pairing code" in second.stdout
     unit = home / ".config" / "systemd" / "user" / "seamwise.service"
-    assert f"ExecStart={seamwise} serve" in unit.read_text()
+    assert f"ExecStart={seamwise} serve --lan" in unit.read_text()
     assert (unit.parent / "default.target.wants" / "seamwise.service").resolve() == unit
     if shutil.which("systemd-analyze"):
         verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
@@ -84,7 +85,7 @@ def test_install_use_upgrade_uninstall(tmp_path):
         assert verify.returncode == 0, verify.stderr
     doctor = json.loads(run([seamwise, "doctor", "--json", "--port", "9"], env).stdout)
     assert doctor["models"]["default"]["name"] == "portrait"
-    assert doctor["install"]["service"]["kind"] == "systemd"
+    assert doctor["install"]["service"] == {"kind": "systemd", "file": str(unit), "lan": True}
 
     run([*install[:3], "--uninstall"], env)
     assert not prefix.exists()
