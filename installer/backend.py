@@ -116,16 +116,17 @@ def decide(probe: Probe, requested: Optional[str] = None) -> Choice:
         raise Unsupported(f"unknown backend {requested!r} (expected one of {', '.join(BACKENDS)})")
     tag = platform_tag(probe.system, probe.machine)
     notes: list[str] = []
-    backend = requested
-    if backend is None:
-        if probe.cuda_driver is not None:
-            backend = "cuda"
-        elif tag == "macos-arm64":
-            backend = "mps"
-        elif probe.rocm and tag.startswith("linux"):
-            backend = "rocm"
-        else:
-            backend = "cpu"
+    if probe.cuda_driver is not None:
+        detected = "cuda"
+    elif tag == "macos-arm64":
+        detected = "mps"
+    elif probe.rocm and tag.startswith("linux"):
+        detected = "rocm"
+    else:
+        detected = "cpu"
+    backend = requested or detected
+    if requested and requested != detected:
+        notes.append(f"without --backend this machine would get {detected}")
     if backend == "mps" and tag != "macos-arm64":
         raise Unsupported("the mps backend exists only on Macs with Apple silicon")
     if backend == "rocm" and tag != "linux-x86_64":

@@ -93,8 +93,10 @@ def test_override_beats_detection_and_says_so():
     gpu = linux(cuda_driver=13000, gpu_capabilities=((8, 9),))
     assert decide(gpu, "cpu").backend == "cpu"
     assert "--backend" in decide(gpu, "cpu").reason
+    assert decide(gpu, "cpu").notes == ["without --backend this machine would get cuda"]
+    assert decide(gpu, "cuda").notes == []
     forced = decide(linux(cuda_error="cuInit failed"), "cuda")
-    assert forced.variant == "cu130" and "cuInit failed" in forced.notes[0]
+    assert forced.variant == "cu130" and "cuInit failed" in forced.notes[1]
     with pytest.raises(Unsupported, match="Apple silicon"):
         decide(linux(), "mps")
     with pytest.raises(Unsupported, match="unknown backend"):
