@@ -102,9 +102,9 @@ def model_facts(data_dir: Path) -> dict:
     except mm.ModelError as e:
         return {"error": str(e)}
     listed = mm.discover(registry)
-    chosen = mm.default_model(registry)
+    chosen = mm.default_model(registry, models=listed)
     wanted = mm.find(listed, registry.default)
-    return {"default": chosen.public(), "count": len(listed),
+    return {"default": chosen.public(), "served_name": chosen.served_name, "count": len(listed),
             "supported": sum(m.supported for m in listed),
             "missing_default": registry.default if wanted is None else None}
 
@@ -140,10 +140,9 @@ def advise(f: dict) -> list[str]:
         out.append(f"the default model {models['missing_default']} is no longer found (moved or "
                    "deleted?): pick another with `seamwise models default`")
     running = (s.get("info") or {}).get("model")
-    default = (models.get("default") or {}).get("name")
-    if running and default and running not in (default, "seamwise-tiny", "identity") \
-            and not default.startswith(running):
-        out.append(f"the server runs {running} but the default model is {default}: restart the "
+    expected = models.get("served_name")
+    if running and expected and running not in (expected, "identity"):
+        out.append(f"the server runs {running} but the default model is {expected}: restart the "
                    "server to switch")
     for name, label in (("photoshop", "Photoshop panel"), ("lightroom", "Lightroom plugin")):
         if name not in f.get("plugins", {}):

@@ -43,6 +43,11 @@ class Model:
         """What the engine loads: "tiny" for the bundled model, else the path."""
         return BUNDLED if self.id == BUNDLED else self.path
 
+    @property
+    def served_name(self) -> str:
+        """The name a server running this model reports as "model" in /v1/info."""
+        return "seamwise-tiny" if self.id == BUNDLED else Path(self.path).name
+
     def public(self) -> dict:
         """What the server sends: everything but the path (clients never see server paths)."""
         d = asdict(self)
@@ -171,8 +176,10 @@ def find(models: list[Model], ref: str) -> Optional[Model]:
     return next((m for m in models if m.id == target), None)
 
 
-def default_model(registry: Registry, where: Optional[Places] = None) -> Model:
-    """The model `seamwise serve` uses when none is named: the user's default, else bundled."""
-    models = discover(registry, where)
+def default_model(registry: Registry, where: Optional[Places] = None,
+                  models: Optional[list[Model]] = None) -> Model:
+    """The model `seamwise serve` uses when none is named: the user's default, else bundled.
+    `models`: what discover() already returned, to scan only once."""
+    models = models if models is not None else discover(registry, where)
     chosen = find(models, registry.default)
     return chosen if chosen is not None and chosen.supported else models[0]

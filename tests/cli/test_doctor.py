@@ -84,8 +84,9 @@ def test_doctor_json_sees_the_running_server_and_the_model(live):
 GOOD = {"platform": "win32", "machine": {"torch": "2.13.0", "backend": "cuda",
                                          "disk_free_bytes": 500 * GiB, "ram_free_bytes": 30 * GiB,
                                          "data_dir": "D"},
-        "install": {"backend": "cuda"}, "server": {"port": 7821, "answers": True, "info": {}},
-        "models": {"default": {"name": "x"}},
+        "install": {"backend": "cuda"},
+        "server": {"port": 7821, "answers": True, "info": {"model": "portrait.safetensors"}},
+        "models": {"default": {"name": "portrait"}, "served_name": "portrait.safetensors"},
         "plugins": {"photoshop": {"installed": True, "version": __version__},
                     "lightroom": {"installed": True, "version": __version__}}}
 
@@ -109,6 +110,7 @@ def with_(path: str, value) -> dict:
     (("server", {"port": 7821, "answers": True, "status": 401}), "pair this machine"),
     (("models.missing_default", "abc"), "no longer found"),
     (("server.info", {"model": "other.safetensors"}), "restart the server"),
+    (("server.info", {"model": "seamwise-tiny"}), "restart the server"),
     (("plugins.photoshop", {"installed": False}), "Photoshop panel is not installed"),
     (("plugins.lightroom", {"installed": True, "version": "0.0.1"}), "version 0.0.1"),
     (("plugins.photoshop", {"state": "opened", "next": "click Install"}), "click Install"),
