@@ -162,7 +162,9 @@ Invoke-Native $Uv @("venv", "--quiet", "--relocatable", "--python", $Python, $Ne
 $Vpy = Join-Path $NewVenv "Scripts\python.exe"
 
 # -- 3. backend and the pinned packages ------------------------------------------------------------
-$decideArgs = @((Join-Path $Here "backend.py"), "--format", "json", "--find-links", "$FindLinks")
+$decideArgs = @((Join-Path $Here "backend.py"), "--format", "json")
+# (Windows PowerShell drops empty arguments to programs: add only what has a value)
+if ($FindLinks) { $decideArgs += @("--find-links", $FindLinks) }
 if ($Backend) { $decideArgs += @("--backend", $Backend) }
 $ErrorActionPreference = "Continue"   # backend.py says on stderr why nothing fits: show it
 $decided = & $Vpy @decideArgs
