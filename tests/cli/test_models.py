@@ -157,3 +157,14 @@ def test_discover_in_process_matches_the_cli(home):
     where = Places(home, {"INVOKEAI_ROOT": str(home / "invoke")}, "linux")
     models = discover(Registry(home / "seamwise-data" / "models.json"), where)
     assert {m.path for m in models} - {models[0].path} == {str(p) for p in found.values()}
+
+
+def test_classifying_reads_the_header_only(tmp_path):
+    """A checkpoint cut off right after its header (no weight bytes at all) still classifies:
+    nothing past the header is read."""
+    whole = checkpoint(tmp_path / "xl.safetensors", "sdxl")
+    length = int.from_bytes(whole.read_bytes()[:8], "little")
+    with open(whole, "r+b") as f:
+        f.truncate(8 + length)
+    kind = classify(whole)
+    assert (kind.family, kind.supported) == ("sdxl", True)
