@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -100,3 +100,16 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     from engine.render import render as _render
 
     return _render(image, params, mask, progress, should_cancel, **options)
+
+
+def checkpoint_family(shapes: Mapping[str, Sequence[int]]) -> str:
+    """"sd1", "sd2" or "sdxl" for an original-layout checkpoint, from tensor names and shapes only.
+
+    A safetensors header holds both, so the model manager classifies a multi-GB file without
+    reading a weight, by the same rules the loader uses (ValueError says why it is none of them).
+    """
+    from types import SimpleNamespace
+
+    from engine.adapters.architectures import detect_family
+
+    return detect_family({k: SimpleNamespace(shape=tuple(v)) for k, v in shapes.items()})

@@ -27,12 +27,14 @@ examples:
   seamwise serve                      # for the Photoshop panel and the Lightroom plugin
   seamwise serve --lan                # render box for other machines (paired tokens)
   seamwise jobs list                  # every job the running server holds; `jobs cancel`
+  seamwise models list                # models found on this machine (ComfyUI, A1111, ...)
+  seamwise doctor                     # what is installed, what runs, what to fix
 
 Run `seamwise COMMAND --help` for each command's options."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from seamwise import render_command
+    from seamwise import doctor_command, models_command, render_command
 
     parser = argparse.ArgumentParser(
         prog="seamwise", description=DESCRIPTION, epilog=EPILOG,
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seamwise {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     render_command.add_command(commands)
+    models_command.add_command(commands)
+    doctor_command.add_command(commands)
     try:
         from server.cli import add_commands
     except ImportError:  # the server package is optional for a render-only install

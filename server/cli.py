@@ -23,8 +23,9 @@ def add_commands(commands) -> None:
                    help="serve other machines: require paired tokens and advertise with mDNS")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"jobs, tokens and results (default {default_data_dir()})")
-    p.add_argument("--model", default="tiny",
-                   help="'tiny' (bundled), a diffusers folder or a .safetensors file")
+    p.add_argument("--model", default=None,
+                   help="'tiny' (bundled), a diffusers folder or a .safetensors file (default: "
+                        "the one `seamwise models default` chose, else 'tiny')")
     p.add_argument("--engine", choices=("real", "identity"), default="real",
                    help="'identity' returns the input unchanged (protocol tests, benchmarks)")
     p.add_argument("--identity-delay", type=float, default=0.0, metavar="SECONDS",
@@ -103,8 +104,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print("seamwise serve: error: binding a non-loopback address needs --lan "
               "(which requires paired tokens)", file=sys.stderr)
         return 2
+    data_dir = args.data_dir or default_data_dir()
     config = ServerConfig(host=host, port=args.port, lan=args.lan,
-                          data_dir=args.data_dir or default_data_dir(), model=args.model,
+                          data_dir=data_dir, model=args.model or _default_model(data_dir),
                           engine=args.engine, identity_delay=args.identity_delay,
                           layerwise=args.layerwise, layerwise_ram_gib=args.layerwise_ram_gib,
                           allow_origins=tuple(args.allow_origin),
@@ -153,6 +155,16 @@ def raise_fd_limit() -> None:
         logging.getLogger("seamwise.server").info("open file limit raised from %d to %d",
                                                   soft, target)
         return
+
+
+def _default_model(data_dir: Path) -> str:
+    """The model the user chose with `seamwise models default`, else the bundled one."""
+    from seamwise import models as mm
+    try:
+        return mm.default_model(mm.Registry.load(data_dir)).spec
+    except mm.ModelError as exc:
+        print(f"seamwise serve: {exc}; using the bundled model", file=sys.stderr)
+        return mm.BUNDLED
 
 
 def _auth(data_dir):

@@ -37,11 +37,44 @@ async def health(request: web.Request) -> web.Response:
 async def info(request: web.Request) -> web.Response:
     s = _state(request)
     queue = len(s.store.in_order(("queued", "running")))
+    health = await asyncio.to_thread(_health_facts, s)
     return json_response({"version": __version__, "protocol": PROTOCOL_VERSION,
                           "model": s.engine.model_name, "device": s.engine.device,
                           "recommended": s.engine.recommended_map(),
                           "vram_bytes": s.engine.vram_bytes, "limits": s.config.limits.public(),
-                          "lan": s.config.lan, "queue": queue})
+                          "lan": s.config.lan, "queue": queue, **health})
+
+
+def _health_facts(s: ServerState) -> dict:
+    """What `seamwise doctor` would tell the user, for a panel that cannot render (PROTOCOL.md
+    7.2): the torch build, free memory and disk, and one line of advice per problem."""
+    from seamwise.doctor import advise, machine_facts
+
+    m = machine_facts(s.config.data_dir)
+    facts = {"torch": m.get("torch"), "torch_build": m.get("torch_build"),
+             "backend": m.get("backend"), "device_name": m.get("device_name"),
+             "vram_free_bytes": m.get("vram_free_bytes"), "ram_free_bytes": m["ram_free_bytes"],
+             "disk_free_bytes": m["disk_free_bytes"]}
+    advice = advise({"machine": m})
+    if s.model_error:
+        advice.append(f"the model did not load ({s.model_error}): pick another with "
+                      "`seamwise models default` and restart the server")
+    return {**facts, "model_error": s.model_error, "advice": advice}
+
+
+async def models(request: web.Request) -> web.Response:
+    """The models this server can list (PROTOCOL.md 7.3): ids, names and families, no paths."""
+    s = _state(request)
+    from seamwise import models as mm
+
+    def listing() -> list[dict]:
+        return [m.public() for m in mm.discover(mm.Registry.load(s.config.data_dir))]
+
+    try:
+        found = await asyncio.to_thread(listing)
+    except mm.ModelError as e:
+        raise ProtocolError("internal", str(e)) from None
+    return json_response({"models": found, "in_use": s.engine.model_name})
 
 
 def _peek_size(data: bytes) -> Optional[tuple[int, int]]:
@@ -250,6 +283,7 @@ async def pair(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/info", info)
+    app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/jobs", create_job)
     app.router.add_get("/v1/jobs/{id}", job_status)
     app.router.add_get("/v1/jobs/{id}/result", job_result)

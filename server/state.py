@@ -65,6 +65,7 @@ class ServerState:
         self.port: Optional[int] = None
         self._flushing: set[str] = set()
         self.sessions: set = set()          # open WebSocket sessions (ws.Session)
+        self.model_error: Optional[str] = None   # why the model did not load (/v1/info)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -95,6 +96,7 @@ class ServerState:
             self.engine.warm_up()
             log.info("model %s loaded on %s", self.engine.model_name, self.engine.device)
         except Exception as exc:       # the first job will report it as render_failed
+            self.model_error = str(exc)
             log.warning("model not loaded: %s", exc)
 
     async def after_listen(self, port: int) -> None:
