@@ -30,7 +30,7 @@ test("package_uxp.sh builds a .ccx with the manifest at its root", { skip: hasZi
   const out = execFileSync("bash", [path.join(ROOT, "installer", "package_uxp.sh")], { env: { ...process.env, SEAMWISE_DIST: dist } }).toString().trim().split("\n").pop();
   assert.equal(out, path.join(dist, `seamwise-photoshop-${manifest.version}.ccx`));
   const listing = execFileSync("unzip", ["-Z1", out]).toString().split("\n").filter(Boolean).sort();
-  assert.deepEqual(listing, ["THIRD_PARTY_LICENSES.txt", "index.html", "main.js", "manifest.json", "styles.css"]);
+  assert.deepEqual(listing, ["index.html", "main.js", "manifest.json", "styles.css"]);
   const main = execFileSync("unzip", ["-p", out, "main.js"]).toString();
   assert.match(main, /require\("photoshop"\)|__require\("photoshop"\)/, "photoshop stays a host module");
   assert.ok(!/node_modules/.test(listing.join()), "no node_modules in the package");

@@ -41,9 +41,11 @@ function withSize(r) {
 }
 
 function depthOf(typed) {
-  if (typed instanceof Uint8Array) return 8;
-  if (typed instanceof Uint16Array) return 16;
-  if (typed instanceof Float32Array) return 32;
+  // by tag, not instanceof: the panel may run in another realm (a UXP-shaped context in the tests)
+  const tag = Object.prototype.toString.call(typed);
+  if (tag === "[object Uint8Array]") return 8;
+  if (tag === "[object Uint16Array]") return 16;
+  if (tag === "[object Float32Array]") return 32;
   throw new TypeError("createImageDataFromBuffer needs a Uint8Array, Uint16Array or Float32Array");
 }
 
