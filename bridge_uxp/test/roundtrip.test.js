@@ -96,18 +96,6 @@ test("Greyscale and CMYK documents get a clear 'convert to RGB' message", { skip
   }
 });
 
-test("works without doc.selection (Photoshop 24.x) through batchPlay", { skip }, async () => {
-  const { runner, fake } = makeRunner({ fake: new FakePhotoshop({ selectionApi: false }) });
-  const doc = fake.addDocument({ width: 100, height: 80, depth: 8, fill: pattern(8) });
-  const sel = new Uint8Array(100 * 80);
-  for (let y = 30; y < 40; y++) sel.fill(200, y * 100 + 40, y * 100 + 60);
-  fake.setSelection(doc, sel);
-  const before = doc.layers[0].data.slice();
-  const outcome = await runner.start({ serverUrl: server.url, params: PARAMS, margin: 5 });
-  assert.equal(outcome.state, "done", outcome.error && outcome.error.stack);
-  assertIdentityResult({ doc, source: doc.layers[0], before, layer: doc.layers[1], region: { left: 35, top: 25, right: 65, bottom: 45 }, selection: sel });
-});
-
 test("upload keeps at most `window` chunks unacknowledged and the socket buffer near one chunk", { skip }, async () => {
   const { decodeFrame } = require("../src/codec");
   const WebSocket = require("ws");

@@ -33,7 +33,7 @@ function ellipseSelection(width, height, { cx, cy, rx, ry, feather = 8 }) {
   return mask;
 }
 
-function makeRunner({ WebSocketImpl = WebSocket, fake = new FakePhotoshop(), fs = createUxpFs(), storage = createLocalStorage(), tokens = {}, updates = [], reconnectForMs = 60000 } = {}) {
+function makeRunner({ WebSocketImpl = WebSocket, fake = new FakePhotoshop(), fs = createUxpFs(), storage = createLocalStorage(), tokens = {}, updates = [], reconnectForMs = 60000, bandBytes } = {}) {
   const runner = new JobRunner({
     ps: fake.module,
     fs,
@@ -43,6 +43,7 @@ function makeRunner({ WebSocketImpl = WebSocket, fake = new FakePhotoshop(), fs 
     onUpdate: (u) => updates.push(u),
     tempDir: "plugin-temp:",
     reconnectForMs,
+    bandBytes,
   });
   return { runner, fake, fs, storage, updates };
 }
