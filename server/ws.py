@@ -18,6 +18,7 @@ from .validate import chunk_count, validate_chunk_bytes, validate_image_header, 
 log = logging.getLogger("seamwise.ws")
 
 HELLO_TIMEOUT_S = 30.0
+SUBPROTOCOL = "seamwise.v1"   # offered by clients in Sec-WebSocket-Protocol; echoed when offered
 MAX_QUEUED_EVENTS = 256
 HEARTBEAT_S = 60.0   # WebSocket ping interval; no pong within half of it closes the connection
 DOWNLOAD_STREAMS = ("result", "seams")
@@ -35,6 +36,23 @@ def unpack(data: bytes) -> dict:
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError("bad_request", "frame must be a msgpack map with a type", fatal=True)
     return msg
+
+
+# What this server offers beyond protocol 1's core, for clients to adapt to (PROTOCOL.md 6.1).
+CAPABILITIES = ("preview", "range", "subprotocol")
+
+
+def version_mismatch(hello: dict) -> str:
+    """One sentence that tells the user which side to update: the client speaks an older or a
+    newer protocol than this server."""
+    from . import __version__
+    client = str(hello.get("client") or "the client")[:60]
+    spoken = hello.get("protocol")
+    if isinstance(spoken, int) and not isinstance(spoken, bool) and spoken > PROTOCOL_VERSION:
+        return (f"{client} speaks protocol {spoken}, newer than this Seamwise server "
+                f"{__version__} (protocol {PROTOCOL_VERSION}): update the Seamwise server.")
+    return (f"{client} speaks protocol {spoken!r}, older than this Seamwise server "
+            f"{__version__} (protocol {PROTOCOL_VERSION}): update the Seamwise panel or plugin.")
 
 
 def _read_at(f, start: int, length: int) -> bytes:
@@ -148,14 +166,14 @@ class Session:
         if hello["type"] != "hello":
             raise ProtocolError("bad_request", "the first frame must be hello", fatal=True)
         if hello.get("protocol") != PROTOCOL_VERSION:
-            raise ProtocolError("protocol_version",
-                                f"this server speaks protocol {PROTOCOL_VERSION}", fatal=True)
+            raise ProtocolError("protocol_version", version_mismatch(hello), fatal=True)
         if self.state.config.lan:
             if self.state.auth.check(hello.get("token")) is None:
                 raise ProtocolError("unauthorized", "a valid token is required (pair first)",
                                     fatal=True)
             self.token = hello.get("token")
         self.send(dict({"type": "welcome"}, **self.state.identity(),
+                       capabilities=list(CAPABILITIES),
                        limits=self.state.config.limits.public()))
 
     def _check_token(self) -> None:
@@ -341,7 +359,7 @@ HANDLERS = {
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     state: ServerState = request.app["state"]
     ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_message_bytes,
-                               compress=False, heartbeat=HEARTBEAT_S)
+                               compress=False, heartbeat=HEARTBEAT_S, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
     await Session(state, ws).run()
     return ws

@@ -173,6 +173,23 @@ function Client:delete(job)
 	return nil, Client.describe(r)
 end
 
+Client.PROTOCOL = 1 -- the protocol this plugin speaks (PROTOCOL.md)
+Client.VERSION = '0.1.0'
+
+--- GET /v1/info: nil when the server speaks this plugin's protocol (or cannot be asked now: the
+--- upload will say so), else one sentence naming the side to update.
+function Client:versionProblem()
+	local r = self:request('GET', '/v1/info')
+	local info = r.status == 200 and r.data
+	if not info or type(info.protocol) ~= 'number' or info.protocol == Client.PROTOCOL then return nil end
+	local server = 'The Seamwise server ' .. tostring(info.version or '')
+	if info.protocol > Client.PROTOCOL then
+		return server .. ' is newer than this Lightroom plugin ' .. Client.VERSION
+			.. ': update the Seamwise plugin (File > Plug-in Manager).'
+	end
+	return server .. ' is older than this Lightroom plugin ' .. Client.VERSION .. ': update the Seamwise server.'
+end
+
 --- POST /v1/pair: trades a one-time code for a token. Returns the token, or nil and a message.
 function Client:pair(code, name)
 	local r = self:request('POST', '/v1/pair', Json.encode({ code = code, name = name }), 'application/json')

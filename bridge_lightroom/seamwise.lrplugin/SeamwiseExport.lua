@@ -212,6 +212,10 @@ end
 local function postProcessRenderedPhotos(functionContext, filterContext)
 	local settings, settingsError = Settings.fromProperties(filterContext.propertyTable)
 	local client = settings and Client.new(settings.address, Settings.tokenFor(settings.address), Settings.timing)
+	if client then
+		local problem = client:versionProblem()
+		if problem then settings, settingsError = nil, problem end
+	end
 	local total = math.max(countRenditions(filterContext), 1)
 	local scope = LrProgressScope { title = 'Seamwise: enhancing photos', functionContext = functionContext }
 	scope:setCancelable(true)

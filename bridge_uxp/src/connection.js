@@ -10,8 +10,12 @@ const { encodeFrame, decodeFrame } = require("./codec");
 const { ServerError, ConnectionLost } = require("./errors");
 const { websocketUrl } = require("./address");
 
-const CLIENT_NAME = "photoshop-uxp/0.1";
+const CLIENT_NAME = "photoshop-uxp";
+const CLIENT_VERSION = "0.1.0";
 const PROTOCOL = 1;
+// Offered as Sec-WebSocket-Protocol: UXP's WebSocket(url, protocols) wants the list, and the
+// server echoes it.
+const SUBPROTOCOL = "seamwise.v1";
 
 /**
  * Messages waiting for a consumer. A consumer asks for the first message matching a predicate;
@@ -93,7 +97,7 @@ class Connection {
 
   /** Open the socket, say hello and resolve with the server's `welcome`. */
   async open(timeoutMs = 10000) {
-    const socket = new this.WebSocketImpl(websocketUrl(this.serverUrl));
+    const socket = new this.WebSocketImpl(websocketUrl(this.serverUrl), [SUBPROTOCOL]);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     socket.onmessage = (event) => this._receive(event.data);
@@ -113,7 +117,7 @@ class Connection {
         reject(err);
       });
     });
-    this.send({ type: "hello", protocol: PROTOCOL, client: CLIENT_NAME, token: this.token || null });
+    this.send({ type: "hello", protocol: PROTOCOL, client: CLIENT_NAME, version: CLIENT_VERSION, capabilities: ["preview"], token: this.token || null });
     const answer = await this.mailbox.take(
       (m) => m.type === "welcome" || (m.type === "error" && m.job == null),
       timeoutMs,
@@ -187,4 +191,4 @@ class Connection {
   }
 }
 
-module.exports = { Connection, Mailbox, CLIENT_NAME, PROTOCOL };
+module.exports = { Connection, Mailbox, CLIENT_NAME, CLIENT_VERSION, PROTOCOL, SUBPROTOCOL };

@@ -98,11 +98,11 @@ test("Greyscale and CMYK documents get a clear 'convert to RGB' message", { skip
 
 test("upload keeps at most `window` chunks unacknowledged and the socket buffer near one chunk", { skip }, async () => {
   const { decodeFrame } = require("../src/codec");
-  const WebSocket = require("ws");
+  const { WebSocket } = require("./helpers/scene");
   const seen = { outstanding: 0, maxOutstanding: 0, maxBuffered: 0, chunks: 0 };
   class CountingSocket extends WebSocket {
-    constructor(url) {
-      super(url);
+    constructor(url, protocols) {
+      super(url, protocols);
       this.on("message", (data) => {
         const m = decodeFrame(data);
         if (m.type === "ack" && (m.stream === "image" || m.stream === "mask")) seen.outstanding--;
@@ -125,4 +125,15 @@ test("upload keeps at most `window` chunks unacknowledged and the socket buffer 
   assert.ok(seen.chunks >= 5, `chunks sent: ${seen.chunks}`);
   assert.ok(seen.maxOutstanding <= 4, `unacknowledged chunks: ${seen.maxOutstanding}`);
   assert.ok(seen.maxBuffered <= 4 * 1024 * 1024 + 65536, `socket buffer: ${seen.maxBuffered}`);
+});
+
+test("the socket offers the seamwise.v1 subprotocol (UXP's WebSocket wants one) and the server echoes it", { skip }, async () => {
+  const { Connection } = require("../src/connection");
+  const { WebSocket } = require("./helpers/scene");
+  const conn = new Connection({ serverUrl: server.url, WebSocket });
+  const welcome = await conn.open();
+  assert.equal(conn.socket.protocol, "seamwise.v1");
+  assert.ok(welcome.capabilities.includes("preview"));
+  assert.match(welcome.server, /^\d+\.\d+/);
+  conn.close();
 });

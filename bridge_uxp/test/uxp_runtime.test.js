@@ -12,11 +12,10 @@ const fs = require("node:fs");
 const path = require("node:path");
 const vm = require("node:vm");
 const { execFileSync } = require("node:child_process");
-const WebSocket = require("ws");
 const { build } = require("../scripts/build");
 const { startServer, serverAvailable, tempDir, PYTHON, REPO } = require("./helpers/server");
 const { FakePhotoshop } = require("./fakes/photoshop");
-const { createUxp, createLocalStorage } = require("./fakes/uxp");
+const { createUxp, createLocalStorage, uxpWebSocketClass } = require("./fakes/uxp");
 const { createUxpFs } = require("./fakes/uxp_fs");
 const { createMiniDocument } = require("./fakes/mini_dom");
 const { pattern } = require("./helpers/scene");
@@ -81,7 +80,7 @@ test("the built panel loads and runs a job end to end with no TextEncoder, TextD
   storage.setItem("seamwise.settings", JSON.stringify({ serverUrl: server.url, localUrl: server.url, steps: 1 }));
   const document = createMiniDocument();
   const context = uxpContext({ photoshop: fake.module, uxp: createUxp(), fs: createUxpFs() },
-    { document, localStorage: storage, WebSocket, fetch: globalThis.fetch });
+    { document, localStorage: storage, WebSocket: uxpWebSocketClass(), fetch: globalThis.fetch });
   vm.runInContext(main, context, { filename: "main.js" });
 
   const waitFor = async (what, check, ms = 30000) => {

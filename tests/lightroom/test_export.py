@@ -417,3 +417,36 @@ def test_busy_catalog_reports_the_photo_not_stacked(server, tmp_path):
     outcome = host.records.done[1]
     assert not outcome.success and "not stacked in the catalog" in outcome.message
     assert host.records.catalog == []
+
+
+def test_a_server_of_another_protocol_gets_one_sentence_per_photo(tmp_path):
+    """A plugin older or newer than the server: every photo says which side to update, and
+    nothing is uploaded."""
+    import http.server
+
+    class NewerServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            body = json.dumps({"version": "9.0.0", "protocol": 2}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NewerServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        write_tiff(tmp_path / "a.tif", np.zeros((8, 8, 3), np.uint8))
+        host = LightroomHost()
+        host.run_export(host.property_table({"seamwise_address": f"http://127.0.0.1:{httpd.server_port}"}),
+                        [Rendition(tmp_path / "a.tif")])
+    finally:
+        httpd.shutdown()
+    outcome = host.records.done[1]
+    assert not outcome.success
+    assert outcome.message == ("The Seamwise server 9.0.0 is newer than this Lightroom plugin 0.1.0: "
+                               "update the Seamwise plugin (File > Plug-in Manager).")
+    assert job_posts(host) == []

@@ -35,8 +35,23 @@ function createLocalStorage() {
 }
 
 
+/**
+ * UXP's WebSocket on top of the `ws` package: UXP documents the constructor as
+ * WebSocket(url, protocols) and throws on invalid protocols, so a missing list is refused here.
+ */
+function uxpWebSocketClass(Base = require("ws")) {
+  return class UxpWebSocket extends Base {
+    constructor(url, protocols) {
+      if (!(typeof protocols === "string" || (Array.isArray(protocols) && protocols.length > 0))) {
+        throw new Error("WebSocket: invalid protocols");
+      }
+      super(url, protocols);
+    }
+  };
+}
+
 function createUxp() {
   return { storage: { secureStorage: createSecureStorage() }, host: { name: "Photoshop" } };
 }
 
-module.exports = { createUxp, createLocalStorage, createSecureStorage };
+module.exports = { createUxp, createLocalStorage, createSecureStorage, uxpWebSocketClass };

@@ -1,6 +1,8 @@
 "use strict";
 /** Documents, selections and a wired JobRunner for tests (shipped code + fakes + real server). */
-const WebSocket = require("ws");
+const { uxpWebSocketClass } = require("../fakes/uxp");
+
+const WebSocket = uxpWebSocketClass();
 const { FakePhotoshop } = require("../fakes/photoshop");
 const { createLocalStorage } = require("../fakes/uxp");
 const { createUxpFs } = require("../fakes/uxp_fs");
