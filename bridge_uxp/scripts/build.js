@@ -1,7 +1,7 @@
 "use strict";
 /**
  * Assemble the installable plugin folder in build/: manifest, HTML, CSS and one bundled main.js
- * (the panel's src/, which has no dependencies; `photoshop`, `uxp` and `fs` stay host modules).
+ * (the panel's src/, which has no dependencies; `photoshop`, `uxp`, `fs` and `os` stay host modules).
  * UXP loads the folder as is (UXP Developer Tool → Add Plugin → build/manifest.json), and
  * installer/package_uxp.sh zips it into a .ccx.
  */
@@ -22,7 +22,7 @@ async function build(out = OUT) {
     format: "iife",
     platform: "browser",
     target: "es2019",
-    external: ["photoshop", "uxp", "fs"],
+    external: ["photoshop", "uxp", "fs", "os"],
     legalComments: "eof",
     logLevel: "warning",
   });

@@ -184,8 +184,11 @@ class Connection {
   _closed(code, reason) {
     if (this.closed) return;
     this.closed = true;
-    const why = code === 4401 ? "The server refused the token." : `Connection closed${reason ? `: ${reason}` : ""}.`;
-    const error = new ConnectionLost(why);
+    // 4401: the server wants a paired token (LAN boxes, and any request with an Origin, loopback
+    // included). Waiting will not help: it is the pairing step, not a lost connection.
+    const error = code === 4401
+      ? new ServerError("unauthorized", "The server asks this panel to pair: enter the code it shows.")
+      : new ConnectionLost(`Connection closed${reason ? `: ${reason}` : ""}.`);
     error.closeCode = code;
     this.mailbox.fail(error);
   }

@@ -12,8 +12,9 @@ function createSecureStorage() {
       items.set(key, typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value));
     },
     async getItem(key) {
-      // UXP returns the stored bytes as a Uint8Array
-      return items.has(key) ? items.get(key).slice() : null;
+      // UXP returns the stored bytes as a Uint8Array; for a key it does not hold, it may reject
+      if (!items.has(key)) throw new Error(`secureStorage: no item for ${key}`);
+      return items.get(key).slice();
     },
     async removeItem(key) {
       items.delete(key);
