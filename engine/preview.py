@@ -22,7 +22,8 @@ PREVIEW_SIDE = 512           # output pixels along the preview's long side, at m
 MIN_INTERVAL_S = 1.0         # one preview per second, at most
 _CALIBRATION_SIDE = 16       # canvas samples per side of the calibration picture
 
-_fits: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# id(adapter) -> (a weak reference to it, its fit); adapters need not be hashable
+_fits: dict[int, tuple[weakref.ref, Optional[tuple[torch.Tensor, torch.Tensor]]]] = {}
 _fits_lock = threading.Lock()
 
 
@@ -42,24 +43,32 @@ def latent_to_rgb_fit(adapter) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
     latent stands for; fitted once per adapter by least squares on its own encoder. None when the
     adapter cannot encode the calibration picture."""
     with _fits_lock:
-        if adapter in _fits:
-            return _fits[adapter]
+        known = _fits.get(id(adapter))
+        if known is not None and known[0]() is adapter:
+            return known[1]
         scale = adapter.vae_scale
-        side = _CALIBRATION_SIDE * scale * max(1, getattr(adapter, "downsample_factor", 1))
+        grid = max(1, getattr(adapter, "downsample_factor", 1))   # canvas sizes are multiples
+        side = math.ceil(_CALIBRATION_SIDE / grid) * grid * scale  # 128 px for SD: one small encode
         image = _calibration_image(side)
         try:
             with torch.inference_mode():
                 latent = adapter.encode(image.to(adapter.device, adapter.dtype)).float().cpu()
         except (OSError, RuntimeError, ValueError):
-            _fits[adapter] = None
+            _remember(adapter, None)
             return None
         target = torch.nn.functional.avg_pool2d(image, scale)            # 1×3×h×w
         lat = latent[0].reshape(latent.shape[1], -1).T                    # n×C
         design = torch.cat([lat, torch.ones(lat.shape[0], 1)], dim=1)     # n×(C+1)
         solution = torch.linalg.lstsq(design.double(), target[0].reshape(3, -1).T.double()).solution
         fit = (solution[:-1].float(), solution[-1].float())
-        _fits[adapter] = fit
+        _remember(adapter, fit)
         return fit
+
+
+def _remember(adapter, fit) -> None:
+    """Keep `fit` for as long as `adapter` lives (called with the lock held)."""
+    key = id(adapter)
+    _fits[key] = (weakref.ref(adapter, lambda _: _fits.pop(key, None)), fit)
 
 
 def small_rgb(x0: torch.Tensor, adapter, out_hw: tuple[int, int],
