@@ -233,10 +233,12 @@ function requireSource(ps, plan) {
  * pixels; a band with none at all (fully transparent rows) comes back as transparent zeros.
  */
 async function openLayerSource(ps, plan, { bandBytes = BAND_BYTES } = {}) {
-  requireSource(ps, plan);
+  const doc = requireSource(ps, plan);
+  // a job recorded by an earlier panel version has no `channels`: the layer says
+  const channels = plan.channels || (findLayer(doc, plan.layerID).isBackgroundLayer ? 3 : 4);
   const { width, height } = sizeOf(plan.region);
   const bytesPerSample = plan.depth / 8;
-  const pixelBytes = plan.channels * bytesPerSample;
+  const pixelBytes = channels * bytesPerSample;
   const info = { colorProfile: plan.profile };
   const readBand = async (want) => {
     let answer;
@@ -244,12 +246,12 @@ async function openLayerSource(ps, plan, { bandBytes = BAND_BYTES } = {}) {
       answer = await ps.imaging.getPixels({ documentID: plan.documentID, layerID: plan.layerID, sourceBounds: want, componentSize: plan.depth, applyAlpha: false });
     } catch (err) {
       requireSource(ps, plan);
-      if (plan.channels === 4 && !isModalConflict(err)) return null; // nothing but transparency here
+      if (channels === 4 && !isModalConflict(err)) return null; // nothing but transparency here
       throw err;
     }
     const { imageData, sourceBounds } = answer;
     try {
-      if (imageData.components !== plan.channels) {
+      if (imageData.components !== channels) {
         throw new PhotoshopError("layer_changed", "The layer changed while it was being read.");
       }
       info.colorProfile = imageData.colorProfile || info.colorProfile;
@@ -266,7 +268,7 @@ async function openLayerSource(ps, plan, { bandBytes = BAND_BYTES } = {}) {
   };
   const source = new BandSource({ rowBytes: width * pixelBytes, height, readRows, bandBytes });
   await source.read(0, 1); // the profile the pixels are in comes with the first band
-  return { source, channels: plan.channels, colorProfile: info.colorProfile, width, height };
+  return { source, channels, colorProfile: info.colorProfile, width, height };
 }
 
 /** The soft selection over `plan.region` as 8-bit bytes (0 = untouched, 255 = fully processed). */
@@ -370,7 +372,9 @@ class ModalCancelled extends Error {}
  */
 async function writeResult(ps, plan, { name, result, seams, mask }) {
   const depth = plan.depth;
-  const profile = plan.profile ? bufferProfile(result.colorProfile || plan.profile) : "";
+  // "None" or "": untagged ("None" only in a job recorded by an earlier panel version)
+  const tagged = Boolean(plan.profile) && plan.profile !== "None";
+  const profile = tagged ? bufferProfile(result.colorProfile || plan.profile) : "";
   const rowBytes = result.width * result.channels * (depth / 8);
   const readResult = async (top, rows) => typedOf(await result.read(top * rowBytes, rows * rowBytes), depth);
   const readSeams = async (top, rows) => seamsToRgb(await seams.read(top * seams.width, rows * seams.width), depth);
@@ -392,11 +396,11 @@ async function writeResult(ps, plan, { name, result, seams, mask }) {
     let createdDocument = null;
     if (plan.scale > 1) {
       const options = { name, width: result.width, height: result.height, resolution: plan.resolution * plan.scale, mode: "RGBColorMode", fill: "transparent", depth };
-      if (plan.profile) options.profile = bufferProfile(plan.profile);
+      if (tagged) options.profile = bufferProfile(plan.profile);
       createdDocument = await ps.app.createDocument(options);
       // closed without saving when the scope ends, unless it is complete (cancel included)
       await host.registerAutoCloseDocument(createdDocument.id);
-      if (!plan.profile) createdDocument.colorProfileType = ps.constants.ColorProfileType.NONE;
+      if (!tagged) createdDocument.colorProfileType = ps.constants.ColorProfileType.NONE;
       doc = createdDocument;
       origin = { left: 0, top: 0 };
     }
