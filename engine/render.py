@@ -22,6 +22,7 @@ from engine.layerwise.plan import UnsupportedModel
 from engine.memory.halo import halo_for
 from engine.memory.noise import NoiseField
 from engine.memory.switches import Mechanisms
+from engine.preview import PreviewTap
 from engine.sampler import make_scheduler, sample
 from engine.seam_risk import SeamRisk
 from engine.strategies import STRATEGIES, make_strategy
@@ -174,15 +175,18 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     started = time.perf_counter()
     steps = params.steps
 
+    tap = PreviewTap(adapter, (oh, ow))   # a small picture of the latest x0, for the progress
+    tap.update(reference)                  # before the first step: the photo as it came in
+
     def on_tile(step: int, done: int, tiles: int, unit: str) -> None:
         report("denoise", step, steps, done, tiles, 0.05 + 0.85 * (step + done / max(1, tiles)) / steps,
-               unit=unit)
+               preview=tap.latest if tap.made else None, unit=unit)
 
     risk = SeamRisk(ch, cw)
     try:
         canvas, denoiser = denoise_canvas(adapter, cond, reference, params, mech, active=active,
                                           batch_size=batch_size, risk=risk, on_tile=on_tile,
-                                          should_cancel=should_cancel, counters=counters)
+                                          should_cancel=should_cancel, counters=counters, tap=tap)
     except CancelRequested as e:
         raise api.Cancelled("render cancelled") from e
     except (UnsupportedModel, OverflowError) as e:
@@ -195,7 +199,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
 
     # --- canvas → image -------------------------------------------------------------------------
     started = time.perf_counter()
-    report("decode", steps, steps, 0, 0, 0.92)
+    report("decode", steps, steps, 0, 0, 0.92, preview=tap.latest if tap.made else None)
     with torch.inference_mode():
         try:
             out = adapter.decode(canvas).float().cpu()[..., :oh, :ow]
@@ -230,8 +234,10 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
 def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params: api.RenderParams,
                    mech: Mechanisms, active: Optional[torch.Tensor] = None, batch_size: int = 4,
                    risk: Optional[SeamRisk] = None, on_tile=None, should_cancel=None,
-                   counters: Optional[Counters] = None) -> tuple[torch.Tensor, CanvasDenoiser]:
-    """The sampling core on an already built canvas (benchmarks compare canvases directly)."""
+                   counters: Optional[Counters] = None,
+                   tap: Optional[PreviewTap] = None) -> tuple[torch.Tensor, CanvasDenoiser]:
+    """The sampling core on an already built canvas (benchmarks compare canvases directly).
+    `tap` receives each step's x0 for live previews."""
     tile = adapter.default_tile if params.tile is None else max(1, params.tile // adapter.vae_scale)
     overlap = None if params.overlap is None else params.overlap // adapter.vae_scale
     grid = adapter.downsample_factor
@@ -248,8 +254,8 @@ def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params:
                               batch_size=batch_size, risk=risk, on_tile=on_tile,
                               should_cancel=should_cancel, counters=counters)
     with torch.inference_mode(), denoiser:
-        canvas = sample(denoiser, scheduler, reference, NoiseField(params.seed), params.steps,
-                        params.strength)
+        canvas = sample(denoiser if tap is None else tap.wrap(denoiser), scheduler, reference,
+                        NoiseField(params.seed), params.steps, params.strength)
     return canvas, denoiser
 
 

@@ -19,7 +19,7 @@ VERSION="$(node -p 'require("./manifest.json").version')"
 OUT="$DIST/seamwise-photoshop-$VERSION.ccx"
 mkdir -p "$DIST"
 rm -f "$OUT"
-(cd "$PLUGIN/build" && zip -q -X -r "$OUT" manifest.json index.html styles.css main.js THIRD_PARTY_LICENSES.txt)
+(cd "$PLUGIN/build" && zip -q -X -r "$OUT" manifest.json index.html styles.css main.js)
 # (grep reads the whole listing: with -q it would stop early, and pipefail would see SIGPIPE)
 unzip -Z1 "$OUT" | grep -x manifest.json >/dev/null || { echo "package_uxp.sh: manifest.json missing at the root of $OUT" >&2; exit 1; }
 echo "$OUT"

@@ -4,7 +4,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import struct
+import uuid
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -224,20 +227,35 @@ def _done_job(s: ServerState, job_id: str):
     return job
 
 
-async def job_result(request: web.Request) -> web.Response:
+def _encoded_result(s: ServerState, job) -> Path:
+    """The job's result as a file in its delivery format, encoded once and kept beside the raw
+    pixels: Range requests (a client downloading in pieces, or resuming) read the same bytes."""
     from engine.imageio import Picture, encode_image
-    s = _state(request)
-    job = _done_job(s, request.match_info["id"])
     r = job.result
     fmt = job.source if job.source in ("tiff", "png") else "tiff"
     if fmt == "png" and r["depth"] == 32:
         fmt = "tiff"
+    target = s.store.path(job.id, f"result.{fmt}")
+    if target.exists():
+        return target
     pixels = np.memmap(s.store.path(job.id, "result.raw"), dtype=DTYPES[r["depth"]], mode="r",
                        shape=(r["height"], r["width"], r["channels"]))
-    metadata = await asyncio.to_thread(s.store.read_metadata, job)
-    data = await asyncio.to_thread(encode_image, Picture(pixels, job.icc, fmt, metadata), fmt)
+    data = encode_image(Picture(pixels, job.icc, fmt, s.store.read_metadata(job)), fmt)
     del pixels
-    return web.Response(body=data, content_type=f"image/{fmt}")
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+    partial.write_bytes(data)
+    os.replace(partial, target)     # two concurrent first requests both end with one whole file
+    return target
+
+
+async def job_result(request: web.Request) -> web.StreamResponse:
+    """The result file; honours Range (206 with Content-Range, 416 past the end), as aiohttp's
+    FileResponse does, so a client can fetch it in pieces without holding it whole."""
+    s = _state(request)
+    job = _done_job(s, request.match_info["id"])
+    path = await asyncio.to_thread(_encoded_result, s, job)
+    return web.FileResponse(path, headers={"Content-Type": f"image/{path.suffix[1:]}",
+                                           "Accept-Ranges": "bytes"})
 
 
 async def job_seams(request: web.Request) -> web.Response:

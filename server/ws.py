@@ -19,6 +19,7 @@ from .validate import chunk_count, validate_chunk_bytes, validate_image_header, 
 log = logging.getLogger("seamwise.ws")
 
 HELLO_TIMEOUT_S = 30.0
+SUBPROTOCOL = "seamwise.v1"   # offered by clients in Sec-WebSocket-Protocol; echoed when offered
 MAX_QUEUED_EVENTS = 256
 # Frames other than download chunks (which wait for room) that may wait for a client that does
 # not read; beyond this the connection is dropped. Larger than the largest legitimate frame: a
@@ -40,6 +41,23 @@ def unpack(data: bytes) -> dict:
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError("bad_request", "frame must be a msgpack map with a type", fatal=True)
     return msg
+
+
+# What this server offers beyond protocol 1's core, for clients to adapt to (PROTOCOL.md 6.1).
+CAPABILITIES = ("preview", "range", "subprotocol")
+
+
+def version_mismatch(hello: dict) -> str:
+    """One sentence that tells the user which side to update: the client speaks an older or a
+    newer protocol than this server."""
+    from . import __version__
+    client = str(hello.get("client") or "the client")[:60]
+    spoken = hello.get("protocol")
+    if isinstance(spoken, int) and not isinstance(spoken, bool) and spoken > PROTOCOL_VERSION:
+        return (f"{client} speaks protocol {spoken}, newer than this Seamwise server "
+                f"{__version__} (protocol {PROTOCOL_VERSION}): update the Seamwise server.")
+    return (f"{client} speaks protocol {spoken!r}, older than this Seamwise server "
+            f"{__version__} (protocol {PROTOCOL_VERSION}): update the Seamwise panel or plugin.")
 
 
 def _read_at(f, start: int, length: int) -> bytes:
@@ -182,7 +200,7 @@ class Session:
             raise ProtocolError("bad_request", "the first frame must be hello", fatal=True)
         if hello.get("protocol") != PROTOCOL_VERSION:
             raise ProtocolError("protocol_version",
-                                f"this server speaks protocol {PROTOCOL_VERSION}", fatal=True)
+                                version_mismatch(hello), fatal=True)
         token = hello.get("token")
         self.token_id = self.state.auth.check(token) if token is not None else None
         if self.token_required and self.token_id is None:
@@ -191,6 +209,7 @@ class Session:
         if self.token_id is not None:
             self.token = token
         self.send(dict({"type": "welcome"}, **self.state.identity(),
+                       capabilities=list(CAPABILITIES),
                        limits=self.state.config.limits.public()))
 
     def _check_token(self) -> None:
@@ -382,7 +401,7 @@ HANDLERS = {
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     state: ServerState = request.app["state"]
     ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_message_bytes,
-                               compress=False, heartbeat=HEARTBEAT_S)
+                               compress=False, heartbeat=HEARTBEAT_S, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
     await Session(state, ws, needs_token(state.config.lan, request.headers.get("Origin")),
                   request.transport).run()

@@ -6,10 +6,11 @@ Flow per photo: wait for Lightroom's render, upload the file (POST /v1/jobs), po
 (GET /v1/jobs/{id}/result), release the job (DELETE), report the rendition done. A photo that fails
 is reported failed with the server's message; the others go on.
 
-Several photos are in flight at once (Settings.timing.pipelineDepth), each in its own task, so the
-next photo uploads while the server renders the current one. Once a job id is known, a dropped
-connection or a restarting server is waited out and the same job is polled again: nothing is
-uploaded twice, and a result the server already finished is not rendered again.
+Each photo is finished and reported inside its own pass of the renditions loop: Lightroom
+reports a rendition successful as soon as the loop moves past it, whatever the filter does later.
+Lightroom renders the next photos meanwhile. Once a job id is known, a dropped connection or a
+restarting server is waited out and the same job is polled again: nothing is uploaded twice, and
+a result the server already finished is not rendered again.
 ]]
 
 local LrTasks = import 'LrTasks'
@@ -29,16 +30,15 @@ local contentTypes = { tif = 'image/tiff', tiff = 'image/tiff', png = 'image/png
 
 local CANCELLED = 'Cancelled.'
 
---[[ Batch: the state shared by the tasks of one export.
+--[[ Batch: the state of one export.
   total      number of photos (for the progress bar)
-  inFlight   photos uploaded or uploading and not yet finished
   fractions  progress of each photo, 0..1, by index
-  cancelled  set once the user cancels; every task stops its job ]]
+  cancelled  set once the user cancels; the photo's job is stopped ]]
 local Batch = {}
 Batch.__index = Batch
 
 local function newBatch(total, scope)
-	return setmetatable({ total = total, inFlight = 0, fractions = {}, scope = scope, cancelled = false }, Batch)
+	return setmetatable({ total = total, fractions = {}, scope = scope, cancelled = false }, Batch)
 end
 
 function Batch:isCancelled()
@@ -52,11 +52,6 @@ function Batch:setProgress(index, fraction, caption)
 	local sum = 0
 	for _, value in pairs(self.fractions) do sum = sum + value end
 	self.scope:setPortionComplete(sum, self.total)
-end
-
---- Sleeps (letting other tasks run) until `ready()` holds.
-local function waitUntil(ready, interval)
-	while not ready() do LrTasks.sleep(interval) end
 end
 
 local function describeProgress(index, total, status)
@@ -74,17 +69,15 @@ local function describeProgress(index, total, status)
 	return caption
 end
 
---- Writes `bytes` over `path` through a neighbouring temporary file, so that a failed write leaves
---- Lightroom's rendering untouched. Returns true, or nil and a message.
-local function replaceFile(path, bytes)
+--- Downloads the job's result beside the rendering, then moves it over the rendering, so that a
+--- failed download leaves Lightroom's rendering untouched. Returns true, or nil and a message.
+local function downloadOver(client, job, path, stop)
 	local partial = path .. '.seamwise-part'
-	local file, openError = io.open(partial, 'wb')
-	if not file then return nil, 'Cannot write the result: ' .. tostring(openError) end
-	local written, writeError = file:write(bytes)
-	file:close()
-	if not written then
+	LrFileUtils.delete(partial) -- a leftover from an earlier, interrupted export
+	local downloaded, message = client:download(job, partial, stop)
+	if not downloaded then
 		LrFileUtils.delete(partial)
-		return nil, 'Cannot write the result: ' .. tostring(writeError)
+		return nil, message
 	end
 	LrFileUtils.delete(path)
 	local moved, moveError = LrFileUtils.move(partial, path)
@@ -108,9 +101,15 @@ local function addToCatalog(photo, resultPath)
 		return nil, 'Cannot copy the result beside the original, to ' .. copyPath .. '.'
 	end
 	local catalog = LrApplication.activeCatalog()
-	catalog:withWriteAccessDo('Add Seamwise result', function()
+	-- With a timeout, Lightroom answers 'aborted' instead of raising when another task keeps the
+	-- catalog busy for that long.
+	local outcome = catalog:withWriteAccessDo('Add Seamwise result', function()
 		catalog:addPhoto(copyPath, photo, 'above')
 	end, { timeout = 30 })
+	if outcome ~= 'executed' then
+		return nil, 'The photo was enhanced, but not stacked in the catalog: Lightroom kept the catalog busy. '
+			.. 'The result is at ' .. copyPath .. '.'
+	end
 	return true
 end
 
@@ -155,12 +154,13 @@ local function enhance(batch, client, settings, item)
 	if not contentType then
 		return nil, 'Seamwise needs a TIFF or PNG export; this photo was rendered as "' .. extension .. '".'
 	end
-	local image = LrFileUtils.readFile(item.path)
-	if not image or #image == 0 then return nil, 'The rendered file is empty or unreadable.' end
+	if LrFileUtils.exists(item.path) ~= 'file' or (LrFileUtils.fileAttributes(item.path).fileSize or 0) == 0 then
+		return nil, 'The rendered file is empty or unreadable.'
+	end
 
 	local stop = function() return batch:isCancelled() end
-	local job, message = client:submit(image, contentType, Settings.jobQuery(settings), stop)
-	image = nil -- large; let it go before the long wait
+	local job, message = client:submit(item.path, LrPathUtils.leafName(item.path), contentType,
+		Settings.jobQuery(settings), stop)
 	if not job then
 		if batch:isCancelled() then return nil, CANCELLED end
 		return nil, message
@@ -170,9 +170,7 @@ local function enhance(batch, client, settings, item)
 	local done, failure = followJob(batch, client, job, item.index)
 	if not done then return nil, failure end
 
-	local result, resultError = client:result(job, stop)
-	if not result then return nil, resultError end
-	local written, writeError = replaceFile(item.path, result)
+	local written, writeError = downloadOver(client, job, item.path, stop)
 	if not written then return nil, writeError end
 	client:delete(job)
 
@@ -183,7 +181,9 @@ local function enhance(batch, client, settings, item)
 	return true
 end
 
---- The task body for one photo: always reports the rendition, even when the code fails.
+--- Enhances one photo and reports it, always, before the renditions loop may move on: Lightroom's
+--- iterator reports a rendition successful when the loop advances past it, so a result written
+--- after that would never reach the export's destination.
 local function processPhoto(batch, client, settings, item)
 	local ok, done, message = LrTasks.pcall(enhance, batch, client, settings, item)
 	if not ok then
@@ -197,7 +197,6 @@ local function processPhoto(batch, client, settings, item)
 		item.rendition:renditionIsDone(false, message)
 	end
 	batch:setProgress(item.index, 1)
-	batch.inFlight = batch.inFlight - 1
 end
 
 local function countRenditions(filterContext)
@@ -206,14 +205,21 @@ local function countRenditions(filterContext)
 end
 
 --- LrExportFilterProvider.postProcessRenderedPhotos
+---
+--- One photo at a time inside the loop body. Lightroom renders the following photos upstream in
+--- its own tasks meanwhile, so the server's render of this photo overlaps Lightroom's render of
+--- the next; what the loop body waits for beyond that is the upload and the download.
 local function postProcessRenderedPhotos(functionContext, filterContext)
 	local settings, settingsError = Settings.fromProperties(filterContext.propertyTable)
 	local client = settings and Client.new(settings.address, Settings.tokenFor(settings.address), Settings.timing)
+	if client then
+		local problem = client:versionProblem()
+		if problem then settings, settingsError = nil, problem end
+	end
 	local total = math.max(countRenditions(filterContext), 1)
 	local scope = LrProgressScope { title = 'Seamwise: enhancing photos', functionContext = functionContext }
 	scope:setCancelable(true)
 	local batch = newBatch(total, scope)
-	local depth = Settings.timing.pipelineDepth
 
 	local index = 0
 	for sourceRendition, renditionToSatisfy in filterContext:renditions() do
@@ -227,19 +233,10 @@ local function postProcessRenderedPhotos(functionContext, filterContext)
 		elseif not settings then
 			renditionToSatisfy:renditionIsDone(false, settingsError)
 		else
-			waitUntil(function() return batch.inFlight < depth or batch:isCancelled() end, Settings.timing.pollInterval)
-			if batch:isCancelled() then
-				renditionToSatisfy:renditionIsDone(false, CANCELLED)
-			else
-				local item = { index = index, path = pathOrMessage, rendition = renditionToSatisfy,
-					photo = sourceRendition.photo }
-				batch.inFlight = batch.inFlight + 1
-				LrTasks.startAsyncTask(function() processPhoto(batch, client, settings, item) end,
-					'Seamwise photo ' .. index)
-			end
+			processPhoto(batch, client, settings, { index = index, path = pathOrMessage,
+				rendition = renditionToSatisfy, photo = sourceRendition.photo })
 		end
 	end
-	waitUntil(function() return batch.inFlight == 0 end, Settings.timing.pollInterval)
 	scope:done()
 end
 

@@ -30,13 +30,13 @@ Settings.presetFields = {
 
 --- How the export paces itself. Seconds unless named otherwise.
 Settings.timing = {
-	pipelineDepth = 2,       -- jobs uploaded and not yet finished: the next uploads while one renders
 	pollInterval = 0.25,     -- between GET /v1/jobs/{id}
 	retryInterval = 1,       -- between attempts after a dropped connection
 	reconnectWindow = 120,   -- how long a server may stay unreachable before a photo fails
 	busyWindow = 600,        -- how long to keep offering an upload to a full queue (503 busy)
 	uploadTimeout = 600,     -- per phase of one LrHttp call carrying a whole image
 	requestTimeout = 30,     -- per phase of one small request
+	rangeBytes = 8 * 1024 * 1024, -- one Range request of the result download: all it holds at once
 }
 
 local function contains(list, value)

@@ -1,7 +1,7 @@
 "use strict";
 /**
  * Assemble the installable plugin folder in build/: manifest, HTML, CSS and one bundled main.js
- * (the panel's src/ plus @msgpack/msgpack; `photoshop`, `uxp` and `fs` stay host modules).
+ * (the panel's src/, which has no dependencies; `photoshop`, `uxp`, `fs` and `os` stay host modules).
  * UXP loads the folder as is (UXP Developer Tool → Add Plugin → build/manifest.json), and
  * installer/package_uxp.sh zips it into a .ccx.
  */
@@ -22,15 +22,13 @@ async function build(out = OUT) {
     format: "iife",
     platform: "browser",
     target: "es2019",
-    external: ["photoshop", "uxp", "fs"],
+    external: ["photoshop", "uxp", "fs", "os"],
     legalComments: "eof",
     logLevel: "warning",
   });
   for (const file of ["manifest.json", "index.html", "styles.css"]) {
     fs.copyFileSync(path.join(ROOT, file), path.join(out, file));
   }
-  const license = fs.readFileSync(path.join(ROOT, "node_modules", "@msgpack", "msgpack", "LICENSE"), "utf8");
-  fs.writeFileSync(path.join(out, "THIRD_PARTY_LICENSES.txt"), `@msgpack/msgpack\n\n${license}`);
   return out;
 }
 

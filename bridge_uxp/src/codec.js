@@ -5,17 +5,14 @@
  * Kept apart from the connection so that framing rules (binary only, byte fields as msgpack `bin`)
  * live in one place and can be tested without a socket.
  */
-const { Encoder, Decoder } = require("@msgpack/msgpack");
-
-// `undefined` fields are dropped instead of being sent as nil, so optional fields stay optional.
-const encoder = new Encoder({ ignoreUndefined: true });
+const msgpack = require("./msgpack");
 
 /** Encode one protocol message to the bytes of one binary WebSocket frame. */
 function encodeFrame(message) {
   if (!message || typeof message.type !== "string") {
     throw new TypeError("A protocol message needs a string `type`.");
   }
-  return encoder.encode(message);
+  return msgpack.encode(message);
 }
 
 /**
@@ -25,7 +22,7 @@ function encodeFrame(message) {
  */
 function decodeFrame(data) {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
-  const message = new Decoder().decode(bytes);
+  const message = msgpack.decode(bytes);
   if (!message || typeof message !== "object" || typeof message.type !== "string") {
     throw new Error("The server sent a frame that is not a protocol message.");
   }

@@ -10,8 +10,12 @@ const { encodeFrame, decodeFrame } = require("./codec");
 const { ServerError, ConnectionLost } = require("./errors");
 const { websocketUrl } = require("./address");
 
-const CLIENT_NAME = "photoshop-uxp/0.1";
+const CLIENT_NAME = "photoshop-uxp";
+const CLIENT_VERSION = "0.1.0";
 const PROTOCOL = 1;
+// Offered as Sec-WebSocket-Protocol: UXP's WebSocket(url, protocols) wants the list, and the
+// server echoes it.
+const SUBPROTOCOL = "seamwise.v1";
 
 /**
  * Messages waiting for a consumer. A consumer asks for the first message matching a predicate;
@@ -93,7 +97,7 @@ class Connection {
 
   /** Open the socket, say hello and resolve with the server's `welcome`. */
   async open(timeoutMs = 10000) {
-    const socket = new this.WebSocketImpl(websocketUrl(this.serverUrl));
+    const socket = new this.WebSocketImpl(websocketUrl(this.serverUrl), [SUBPROTOCOL]);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     socket.onmessage = (event) => this._receive(event.data);
@@ -113,7 +117,7 @@ class Connection {
         reject(err);
       });
     });
-    this.send({ type: "hello", protocol: PROTOCOL, client: CLIENT_NAME, token: this.token || null });
+    this.send({ type: "hello", protocol: PROTOCOL, client: CLIENT_NAME, version: CLIENT_VERSION, capabilities: ["preview"], token: this.token || null });
     const answer = await this.mailbox.take(
       (m) => m.type === "welcome" || (m.type === "error" && m.job == null),
       timeoutMs,
@@ -180,11 +184,14 @@ class Connection {
   _closed(code, reason) {
     if (this.closed) return;
     this.closed = true;
-    const why = code === 4401 ? "The server refused the token." : `Connection closed${reason ? `: ${reason}` : ""}.`;
-    const error = new ConnectionLost(why);
+    // 4401: the server wants a paired token (LAN boxes, and any request with an Origin, loopback
+    // included). Waiting will not help: it is the pairing step, not a lost connection.
+    const error = code === 4401
+      ? new ServerError("unauthorized", "The server asks this panel to pair: enter the code it shows.")
+      : new ConnectionLost(`Connection closed${reason ? `: ${reason}` : ""}.`);
     error.closeCode = code;
     this.mailbox.fail(error);
   }
 }
 
-module.exports = { Connection, Mailbox, CLIENT_NAME, PROTOCOL };
+module.exports = { Connection, Mailbox, CLIENT_NAME, CLIENT_VERSION, PROTOCOL, SUBPROTOCOL };

@@ -47,9 +47,10 @@ class JobRunner {
    * @param {(update: object) => void} deps.onUpdate  UI callback
    * @param {string} [deps.tempDir] where spools go
    * @param {number} [deps.reconnectForMs] how long a lost server is waited for
+   * @param {number} [deps.bandBytes] pixels read from Photoshop at a time
    */
-  constructor({ ps, fs, WebSocket, storage, tokenFor = () => null, onUpdate = () => {}, tempDir = "plugin-temp:", reconnectForMs = 120000 }) {
-    Object.assign(this, { ps, fs, WebSocket, storage, tokenFor, onUpdate, tempDir, reconnectForMs });
+  constructor({ ps, fs, WebSocket, storage, tokenFor = () => null, onUpdate = () => {}, tempDir = "plugin-temp:", reconnectForMs = 120000, bandBytes = psio.BAND_BYTES }) {
+    Object.assign(this, { ps, fs, WebSocket, storage, tokenFor, onUpdate, tempDir, reconnectForMs, bandBytes });
     this.record = null;
     this.conn = null;
     this.cancelRequested = false;
@@ -184,7 +185,7 @@ class JobRunner {
         this._update({ phase: "cancelled", fraction: 0, message: "Cancelled." });
         return { state: "cancelled", job: this.record && this.record.job };
       }
-      if (err instanceof PhotoshopError && err.code === "modal_busy") {
+      if (err instanceof PhotoshopError && (err.code === "modal_busy" || err.code === "apply_cancelled")) {
         this._update({ phase: "apply_pending", message: err.message });
         return { state: "apply_pending", job: this.record.job, error: err };
       }
@@ -229,7 +230,7 @@ class JobRunner {
   async _openSources() {
     if (this.source) return this.source;
     const { plan } = this.record;
-    const layer = await psio.openLayerSource(this.ps, plan);
+    const layer = await psio.openLayerSource(this.ps, plan, { bandBytes: this.bandBytes });
     let mask = null;
     if (plan.selection) mask = await this._maskSpool(plan, layer.width, layer.height);
     this.source = { layer, mask };
@@ -244,7 +245,7 @@ class JobRunner {
     const path = `${this.tempDir}/seamwise-mask-${this.record.createdAt}.bin`;
     if (this.spools.mask) return this.spools.mask;
     const spool = await Spool.create(this.fs, path, width * height);
-    const selection = psio.openSelectionSource(this.ps, plan);
+    const selection = psio.openSelectionSource(this.ps, plan, { bandBytes: this.bandBytes });
     for (let top = 0; top < height; top += selection.bandRows) {
       const rows = Math.min(selection.bandRows, height - top);
       await spool.write(await selection.read(top * width, rows * width), top * width);

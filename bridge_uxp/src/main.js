@@ -8,6 +8,15 @@ const uxp = require("uxp");
 const fs = require("fs");
 const { Panel } = require("./panel");
 
+/** This computer's platform, for the "how to start the server" help; UXP's `os` module. */
+function platform() {
+  try {
+    return require("os").platform();
+  } catch (_) {
+    return null;
+  }
+}
+
 const panel = new Panel({
   document: window.document,
   ps: photoshop,
@@ -17,5 +26,6 @@ const panel = new Panel({
   fetch: window.fetch.bind(window),
   storage: window.localStorage,
   hostName: (uxp.host && uxp.host.name) || "Photoshop",
+  platform: platform(),
 });
 panel.start();

@@ -9,6 +9,7 @@ const { JobRunner } = require("./job");
 const { ServerApi } = require("./server_http");
 const { normaliseUrl } = require("./address");
 const { PhotoshopError } = require("./errors");
+const { connectionHelp } = require("./help");
 
 const LOCAL_URL = "http://127.0.0.1:7821";
 const SETTINGS_KEY = "seamwise.settings";
@@ -33,6 +34,15 @@ function controlStates({ server, phase }) {
   };
 }
 
+/** What a failed check or a refused connection says about the server. Pure. */
+function serverStatusOf(err) {
+  const code = err && err.code;
+  if (code === "unauthorized" || code === "http_401") return "unauthorized";
+  if (code === "not_seamwise") return "not_seamwise";
+  if (code === "protocol_version") return "outdated";
+  return "offline";
+}
+
 /** The server model's recommended strength and steps for a mode (`recommended` in /v1/health). Pure. */
 function recommendedFor(info, mode) {
   const rec = info && info.recommended;
@@ -55,8 +65,8 @@ function secretText(bytes) {
 }
 
 class Panel {
-  constructor({ document, ps, fs, uxp, WebSocket, fetch, storage, hostName = "Photoshop" }) {
-    Object.assign(this, { document, ps, fs, uxp, WebSocket, storage, hostName });
+  constructor({ document, ps, fs, uxp, WebSocket, fetch, storage, hostName = "Photoshop", platform = null }) {
+    Object.assign(this, { document, ps, fs, uxp, WebSocket, storage, hostName, platform });
     this.api = new ServerApi({ fetch });
     this.el = (id) => document.getElementById(id);
     this.settings = this._loadSettings();
@@ -148,10 +158,16 @@ class Panel {
   }
 
   // ---- server --------------------------------------------------------------------------
+  /** The token kept for `url`, if any. secureStorage may reject for a key it does not have (or
+   * when the keychain is locked): start-up never depends on it, the server then asks to pair. */
   async _loadToken(url) {
     const secure = this.uxp && this.uxp.storage && this.uxp.storage.secureStorage;
     if (!secure || url in this.tokens) return;
-    this.tokens[url] = secretText(await secure.getItem(`seamwise.token ${url}`));
+    try {
+      this.tokens[url] = secretText(await secure.getItem(`seamwise.token ${url}`));
+    } catch (_) {
+      this.tokens[url] = null;
+    }
   }
 
   async _saveToken(url, token) {
@@ -169,7 +185,7 @@ class Panel {
       this.server = { url, status: "ok", info };
       this._showModelDefaults();
     } catch (err) {
-      this.server = { url, status: err.code === "unauthorized" ? "unauthorized" : "offline", info: null, error: err.message };
+      this.server = { url, status: serverStatusOf(err), info: null, error: err.message };
     }
     try {
       const local = this.settings.localUrl;
@@ -267,6 +283,12 @@ class Panel {
       this._onUpdate({ phase: "failed", message: known ? err.message : `Could not start: ${err.message}` });
       return { state: "failed", error: err };
     }
+    const code = outcome && outcome.error && outcome.error.code;
+    if (code === "unauthorized" || code === "protocol_version") {
+      // the WebSocket was refused (close 4401, or another protocol): show the step that helps
+      this.server = { ...this.server, status: serverStatusOf(outcome.error), error: outcome.error.message };
+      this._render();
+    }
     return outcome;
   }
 
@@ -335,11 +357,17 @@ class Panel {
       unknown: `Not checked yet (${host})`,
       checking: `Checking ${host}…`,
       ok: s.info ? `Connected to ${host} · ${s.info.model} on ${s.info.device}` : `Connected to ${host}`,
-      unauthorized: `${host} needs pairing: enter the code the box shows.`,
-      offline: `No server at ${host}. Start Seamwise (seamwise serve) or pick another.`,
+      unauthorized: `${host} needs pairing: enter the code the server shows.`,
+      offline: `No server at ${host}.`,
+      not_seamwise: `${host} is not a Seamwise server.`,
+      outdated: `${host} speaks another protocol version.`,
     }[s.status];
     this.el("server-status").textContent = text;
-    dot.className = `dot ${{ ok: "ok", unauthorized: "warn", offline: "bad" }[s.status] || ""}`;
+    const help = connectionHelp({ status: s.status, url: s.url, platform: this.platform, boxes: this.peers.length, error: s.error });
+    const helpBox = this.el("connection-help");
+    helpBox.textContent = help.join("\n");
+    helpBox.hidden = help.length === 0;
+    dot.className = `dot ${{ ok: "ok", unauthorized: "warn", offline: "bad", not_seamwise: "bad", outdated: "bad" }[s.status] || ""}`;
   }
 
   _bind() {
@@ -369,4 +397,4 @@ class Panel {
   }
 }
 
-module.exports = { Panel, controlStates, recommendedFor, remembered, LOCAL_URL };
+module.exports = { Panel, controlStates, recommendedFor, remembered, serverStatusOf, LOCAL_URL };

@@ -40,19 +40,38 @@ function plainBounds(b) {
   return { left: Math.round(b.left), top: Math.round(b.top), right: Math.round(b.right), bottom: Math.round(b.bottom) };
 }
 
-/** Selection bounds in pixels, or null: `doc.selection.bounds` (PS 25+), else batchPlay (PS 24). */
-async function selectionBounds(ps, doc) {
-  if (doc.selection && "bounds" in doc.selection) {
-    return doc.selection.bounds ? plainBounds(doc.selection.bounds) : null;
+/** Selection bounds in pixels, or null (Document.selection, Photoshop 25.0). */
+function selectionBounds(doc) {
+  const bounds = doc.selection && doc.selection.bounds;
+  return bounds ? plainBounds(bounds) : null;
+}
+
+/**
+ * The document's profile name, or null for an untagged document: Photoshop reports "None" for
+ * those (Document.colorProfileName), which is no profile any imaging call knows.
+ */
+function profileName(doc) {
+  const name = doc.colorProfileName;
+  return name && name !== "None" ? name : null;
+}
+
+const READ_BUSY_MS = 30000;
+
+/**
+ * Run `fn` in a modal scope of its own: Photoshop reads pixels only inside executeAsModal. Each
+ * band gets a short scope, so Photoshop stays usable between bands. A scope another plugin or a
+ * dialog holds is waited out for up to READ_BUSY_MS.
+ */
+async function inModal(ps, commandName, fn) {
+  const until = Date.now() + READ_BUSY_MS;
+  for (;;) {
+    try {
+      return await ps.core.executeAsModal(fn, { commandName });
+    } catch (err) {
+      if (!isModalConflict(err) || Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
-  const [answer] = await ps.action.batchPlay(
-    [{ _obj: "get", _target: [{ _property: "selection" }, { _ref: "document", _id: doc.id }] }],
-    {},
-  );
-  const s = answer && answer.selection;
-  if (!s) return null;
-  const v = (x) => (typeof x === "object" ? x._value : x);
-  return plainBounds({ left: v(s.left), top: v(s.top), right: v(s.right), bottom: v(s.bottom) });
 }
 
 /**
@@ -61,6 +80,9 @@ async function selectionBounds(ps, doc) {
  * exact: non-RGB documents, non-pixel layers, several selected layers.
  */
 async function planJob(ps, { margin = 64, scale = 1 } = {}) {
+  if (!ps.imaging || typeof ps.imaging.getPixels !== "function") {
+    throw new PhotoshopError("no_imaging", "This Photoshop has no imaging API. Seamwise needs Photoshop 25.0 or newer: update Photoshop from Creative Cloud.");
+  }
   const doc = ps.app.activeDocument;
   if (!doc) throw new PhotoshopError("no_document", "Open an RGB document first.");
   if (doc.mode !== "RGBColorMode") {
@@ -83,7 +105,7 @@ async function planJob(ps, { margin = 64, scale = 1 } = {}) {
   const canvas = { left: 0, top: 0, right: Math.round(doc.width), bottom: Math.round(doc.height) };
   const layerBounds = intersect(plainBounds(layer.boundsNoEffects), canvas);
   if (!layerBounds) throw new PhotoshopError("empty_layer", `"${layer.name}" has no pixels.`);
-  const selection = await selectionBounds(ps, doc);
+  const selection = selectionBounds(doc);
   let region = layerBounds;
   if (selection) {
     // Upscaling makes a new document of the selected area; refining needs context around it.
@@ -97,8 +119,10 @@ async function planJob(ps, { margin = 64, scale = 1 } = {}) {
     documentTitle: doc.title,
     layerID: layer.id,
     layerName: layer.name,
+    // a background layer reads as RGB, any other layer as RGBA (it can hold transparency)
+    channels: layer.isBackgroundLayer ? 3 : 4,
     depth,
-    profile: doc.colorProfileName || "",
+    profile: profileName(doc),
     resolution: doc.resolution || 72,
     region,
     selection: selection && scale === 1 ? intersect(selection, region) : null,
@@ -144,10 +168,10 @@ function placeInBand(data, got, want, pixelBytes) {
  * chunks (any byte range) are cut from it.
  */
 class BandSource {
-  constructor({ rowBytes, height, readRows }) {
+  constructor({ rowBytes, height, readRows, bandBytes = BAND_BYTES }) {
     this.rowBytes = rowBytes;
     this.height = height;
-    this.bandRows = Math.max(1, Math.floor(BAND_BYTES / rowBytes));
+    this.bandRows = Math.max(1, Math.floor(bandBytes / rowBytes));
     this.readRows = readRows;
     this.band = null;
     this.bandTop = -1;
@@ -184,49 +208,73 @@ class BandSource {
   }
 }
 
+function findLayer(doc, layerID) {
+  const layers = doc.layers ? Array.from(doc.layers) : [];
+  for (const layer of layers) {
+    if (layer.id === layerID) return layer;
+    const inner = layer.layers && findLayer(layer, layerID);
+    if (inner) return inner;
+  }
+  return null;
+}
+
+/** The job's document and layer, or a PhotoshopError saying which is gone. */
+function requireSource(ps, plan) {
+  const doc = findDocument(ps, plan.documentID);
+  if (!doc) throw new PhotoshopError("document_closed", `The document "${plan.documentTitle}" was closed.`);
+  if (!findLayer(doc, plan.layerID)) throw new PhotoshopError("layer_deleted", `The layer "${plan.layerName}" was deleted.`);
+  return doc;
+}
+
 /**
  * Open the layer pixels of `plan.region` as a BandSource at document depth (16-bit as full range
- * 0..65535, the protocol's range). Reads the first band to learn the channel count (3, or 4 for a
- * layer with transparency) and the pixels' profile name.
+ * 0..65535, the protocol's range). Each band is read in its own modal scope, by document and
+ * layer id, whichever document is active meanwhile. Photoshop trims a read to where the layer has
+ * pixels; a band with none at all (fully transparent rows) comes back as transparent zeros.
  */
-async function openLayerSource(ps, plan) {
-  if (!findDocument(ps, plan.documentID)) {
-    throw new PhotoshopError("document_closed", `The document "${plan.documentTitle}" was closed.`);
-  }
+async function openLayerSource(ps, plan, { bandBytes = BAND_BYTES } = {}) {
+  const doc = requireSource(ps, plan);
+  // a job recorded by an earlier panel version has no `channels`: the layer says
+  const channels = plan.channels || (findLayer(doc, plan.layerID).isBackgroundLayer ? 3 : 4);
   const { width, height } = sizeOf(plan.region);
   const bytesPerSample = plan.depth / 8;
-  const info = { channels: 0, colorProfile: plan.profile };
-  const readRows = async (top, rows) => {
-    const want = { left: plan.region.left, top: plan.region.top + top, right: plan.region.right, bottom: plan.region.top + top + rows };
-    const { imageData, sourceBounds } = await ps.imaging.getPixels({
-      documentID: plan.documentID,
-      layerID: plan.layerID,
-      sourceBounds: want,
-      componentSize: plan.depth,
-      applyAlpha: false,
-    });
+  const pixelBytes = channels * bytesPerSample;
+  const info = { colorProfile: plan.profile };
+  const readBand = async (want) => {
+    let answer;
     try {
-      if (info.channels && imageData.components !== info.channels) {
+      answer = await ps.imaging.getPixels({ documentID: plan.documentID, layerID: plan.layerID, sourceBounds: want, componentSize: plan.depth, applyAlpha: false });
+    } catch (err) {
+      requireSource(ps, plan);
+      if (channels === 4 && !isModalConflict(err)) return null; // nothing but transparency here
+      throw err;
+    }
+    const { imageData, sourceBounds } = answer;
+    try {
+      if (imageData.components !== channels) {
         throw new PhotoshopError("layer_changed", "The layer changed while it was being read.");
       }
-      info.channels = imageData.components;
       info.colorProfile = imageData.colorProfile || info.colorProfile;
       const data = await imageData.getData({ chunky: true, fullRange: plan.depth === 16 });
-      return placeInBand(bytesOf(data), plainBounds(sourceBounds), want, info.channels * bytesPerSample);
+      return placeInBand(bytesOf(data), plainBounds(sourceBounds), want, pixelBytes);
     } finally {
       imageData.dispose();
     }
   };
-  const first = await readRows(0, 1);
-  const source = new BandSource({ rowBytes: first.length, height, readRows });
-  return { source, channels: info.channels, colorProfile: info.colorProfile, width, height };
+  const readRows = async (top, rows) => {
+    const want = { left: plan.region.left, top: plan.region.top + top, right: plan.region.right, bottom: plan.region.top + top + rows };
+    const band = await inModal(ps, "Seamwise: reading the layer", () => readBand(want));
+    return band || new Uint8Array(width * rows * pixelBytes);
+  };
+  const source = new BandSource({ rowBytes: width * pixelBytes, height, readRows, bandBytes });
+  await source.read(0, 1); // the profile the pixels are in comes with the first band
+  return { source, channels, colorProfile: info.colorProfile, width, height };
 }
 
 /** The soft selection over `plan.region` as 8-bit bytes (0 = untouched, 255 = fully processed). */
-function openSelectionSource(ps, plan) {
+function openSelectionSource(ps, plan, { bandBytes = BAND_BYTES } = {}) {
   const { width, height } = sizeOf(plan.region);
-  const readRows = async (top, rows) => {
-    const want = { left: plan.region.left, top: plan.region.top + top, right: plan.region.right, bottom: plan.region.top + top + rows };
+  const readBand = async (want) => {
     const { imageData, sourceBounds } = await ps.imaging.getSelection({ documentID: plan.documentID, sourceBounds: want });
     try {
       if (imageData.components !== 1 || imageData.componentSize !== 8) {
@@ -238,7 +286,12 @@ function openSelectionSource(ps, plan) {
       imageData.dispose();
     }
   };
-  return new BandSource({ rowBytes: width, height, readRows });
+  const readRows = async (top, rows) => {
+    requireSource(ps, plan);
+    const want = { left: plan.region.left, top: plan.region.top + top, right: plan.region.right, bottom: plan.region.top + top + rows };
+    return inModal(ps, "Seamwise: reading the selection", () => readBand(want));
+  };
+  return new BandSource({ rowBytes: width, height, readRows, bandBytes });
 }
 
 /** View bytes as the typed array of a depth (copying only when the offset is misaligned). */
@@ -274,8 +327,9 @@ function bufferProfile(name) {
 }
 
 /**
- * Write bands of `total.height` rows read by `readBand(top, rows)` (typed samples) into
- * `layerID` at `origin`, disposing each ImageData right after it is written.
+ * Write bands of `height` rows read by `readBand(top, rows)` (typed samples) into `layerID` of
+ * `documentID` at `origin`, disposing each ImageData right after it is written. A mask's first
+ * band replaces (and so creates) the layer's user mask; the others are placed into it.
  */
 async function putBands(ps, { documentID, layerID, origin, width, height, components, depth, profile, readBand, mask = false }) {
   const rowBytes = width * components * (depth / 8);
@@ -283,6 +337,7 @@ async function putBands(ps, { documentID, layerID, origin, width, height, compon
   for (let top = 0; top < height; top += bandRows) {
     const rows = Math.min(bandRows, height - top);
     const samples = await readBand(top, rows);
+    // colorProfile "" means the target document's own: untagged documents get no conversion
     const options = mask
       ? { width, height: rows, components: 1, chunky: true, colorSpace: "Grayscale", colorProfile: "Gray Gamma 2.2" }
       : { width, height: rows, components, chunky: true, colorSpace: "RGB", colorProfile: profile, fullRange: depth === 16 };
@@ -290,7 +345,7 @@ async function putBands(ps, { documentID, layerID, origin, width, height, compon
     try {
       const target = { left: origin.left, top: origin.top + top };
       if (mask) {
-        await ps.imaging.putLayerMask({ documentID, layerID, kind: "user", imageData, replace: false, targetBounds: target });
+        await ps.imaging.putLayerMask({ documentID, layerID, kind: "user", imageData, replace: top === 0, targetBounds: target });
       } else {
         await ps.imaging.putPixels({ documentID, layerID, imageData, replace: false, targetBounds: target });
       }
@@ -300,12 +355,16 @@ async function putBands(ps, { documentID, layerID, origin, width, height, compon
   }
 }
 
+/** A user's cancel of the modal scope (Esc, or the progress bar's cancel). */
+class ModalCancelled extends Error {}
+
 /**
  * Put a finished job into Photoshop as one undoable step: a new layer named after the job holding
  * the result (masked to the selection), and a hidden seam-risk layer. Upscaled results go into a
  * new document of the result's size. Called only once every result byte is spooled locally, so a
- * failure here never leaves a half-written layer: history is rolled back (or the new document
- * closed) before the error is reported.
+ * failure here never leaves a half-written layer: history is rolled back, and a new document is
+ * registered to close by itself if the scope ends in an error or the user cancels it.
+ * Every call names the job's document and layer by id: the user may have switched documents.
  *
  * @param {object} result  {width, height, channels, depth, colorProfile, read(offset, length)}
  * @param {object} seams   {width, height, read(offset, length)} 8-bit grey
@@ -313,7 +372,9 @@ async function putBands(ps, { documentID, layerID, origin, width, height, compon
  */
 async function writeResult(ps, plan, { name, result, seams, mask }) {
   const depth = plan.depth;
-  const profile = bufferProfile(result.colorProfile || plan.profile);
+  // "None" or "": untagged ("None" only in a job recorded by an earlier panel version)
+  const tagged = Boolean(plan.profile) && plan.profile !== "None";
+  const profile = tagged ? bufferProfile(result.colorProfile || plan.profile) : "";
   const rowBytes = result.width * result.channels * (depth / 8);
   const readResult = async (top, rows) => typedOf(await result.read(top * rowBytes, rows * rowBytes), depth);
   const readSeams = async (top, rows) => seamsToRgb(await seams.read(top * seams.width, rows * seams.width), depth);
@@ -325,47 +386,49 @@ async function writeResult(ps, plan, { name, result, seams, mask }) {
   };
 
   const run = async (executionContext) => {
+    const host = executionContext.hostControl;
+    const checkCancelled = () => {
+      if (executionContext.isCancelled) throw new ModalCancelled("cancelled");
+    };
     let doc = findDocument(ps, plan.documentID);
     if (!doc) throw new PhotoshopError("document_closed", `The document "${plan.documentTitle}" was closed; the result was not applied.`);
     let origin = { left: plan.region.left, top: plan.region.top };
     let createdDocument = null;
     if (plan.scale > 1) {
-      createdDocument = await ps.app.createDocument({
-        name,
-        width: result.width,
-        height: result.height,
-        resolution: plan.resolution * plan.scale,
-        mode: "RGBColorMode",
-        fill: "transparent",
-        depth,
-        profile: bufferProfile(plan.profile),
-      });
+      const options = { name, width: result.width, height: result.height, resolution: plan.resolution * plan.scale, mode: "RGBColorMode", fill: "transparent", depth };
+      if (tagged) options.profile = bufferProfile(plan.profile);
+      createdDocument = await ps.app.createDocument(options);
+      // closed without saving when the scope ends, unless it is complete (cancel included)
+      await host.registerAutoCloseDocument(createdDocument.id);
+      if (!tagged) createdDocument.colorProfileType = ps.constants.ColorProfileType.NONE;
       doc = createdDocument;
       origin = { left: 0, top: 0 };
     }
-    const host = executionContext.hostControl;
     const suspension = await host.suspendHistory({ documentID: doc.id, name });
     try {
+      checkCancelled();
       const layer = await doc.createLayer({ name });
       const common = { documentID: doc.id, origin, width: result.width, height: result.height, depth };
       await putBands(ps, { ...common, layerID: layer.id, components: result.channels, profile, readBand: readResult });
-      if (mask) {
-        await ps.action.batchPlay(
-          [{ _obj: "make", new: { _class: "channel" }, at: { _ref: "channel", _enum: "channel", _value: "mask" }, using: { _enum: "userMaskEnabled", _value: "revealAll" } }],
-          {},
-        );
-        await putBands(ps, { ...common, layerID: layer.id, components: 1, depth: 8, readBand: readMask, mask: true });
-      }
+      checkCancelled();
+      if (mask) await putBands(ps, { ...common, layerID: layer.id, components: 1, depth: 8, readBand: readMask, mask: true });
+      checkCancelled();
       const seamLayer = await doc.createLayer({ name: `${name} seam risk` });
       await putBands(ps, { ...common, layerID: seamLayer.id, components: 3, profile, readBand: readSeams });
       seamLayer.visible = false;
-      // Leave the result selected, not the hidden seam layer (the next Enhance reads the active layer).
-      await ps.action.batchPlay([{ _obj: "select", _target: [{ _ref: "layer", _id: layer.id }], makeVisible: false }], {});
+      // Leave the result selected, not the hidden seam layer (the next Enhance reads the active
+      // layer), but only in the document in front: a select never goes to another document.
+      const front = ps.app.activeDocument;
+      if (front && front.id === doc.id) {
+        await ps.action.batchPlay([{ _obj: "select", _target: [{ _ref: "layer", _id: layer.id }, { _ref: "document", _id: doc.id }], makeVisible: false }], {});
+      }
+      checkCancelled();
       await host.resumeHistory(suspension, true);
+      if (createdDocument) await host.unregisterAutoCloseDocument(createdDocument.id);
       return { documentID: doc.id, layerID: layer.id, seamLayerID: seamLayer.id };
     } catch (err) {
+      if (executionContext.isCancelled) throw new ModalCancelled("cancelled");
       await host.resumeHistory(suspension, false);
-      if (createdDocument) await createdDocument.closeWithoutSaving();
       throw err;
     }
   };
@@ -374,6 +437,9 @@ async function writeResult(ps, plan, { name, result, seams, mask }) {
     return await ps.core.executeAsModal(run, { commandName: name });
   } catch (err) {
     if (err instanceof PhotoshopError) throw err;
+    if (err instanceof ModalCancelled) {
+      throw new PhotoshopError("apply_cancelled", "Placing the result was cancelled. The result is kept: press Apply to place it.");
+    }
     if (isModalConflict(err)) {
       throw new PhotoshopError(
         "modal_busy",
@@ -390,7 +456,7 @@ module.exports = {
   openSelectionSource,
   writeResult,
   findDocument,
-  selectionBounds,
+  profileName,
   BandSource,
   placeInBand,
   seamsToRgb,

@@ -34,8 +34,14 @@ class ServerApi {
     return payload;
   }
 
-  health(url, token) {
-    return this._call(url, "/v1/health", { token });
+  /** The server's health, or a ServerError `not_seamwise` when something else answers there
+   * (another program on the port). */
+  async health(url, token) {
+    const answer = await this._call(url, "/v1/health", { token });
+    if (!answer || answer.ok !== true || typeof answer.version !== "string") {
+      throw new ServerError("not_seamwise", `${url} is not a Seamwise server.`);
+    }
+    return answer;
   }
 
   /** Render boxes the server at `url` found on the network; [] from a server without discovery. */

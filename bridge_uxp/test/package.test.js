@@ -11,11 +11,13 @@ const ROOT = path.resolve(__dirname, "..", "..");
 const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "manifest.json"), "utf8"));
 const hasZip = ["/usr/bin/zip", "/bin/zip"].some((p) => fs.existsSync(p));
 
-test("manifest v5 for Photoshop 24.4+ asks only for network and the plugin's own files", () => {
+test("manifest v5 for Photoshop 25.0+ asks only for network and the plugin's own files", () => {
   assert.equal(manifest.manifestVersion, 5);
   assert.equal(manifest.host.app, "PS");
   const [major, minor] = manifest.host.minVersion.split(".").map(Number);
-  assert.ok(major > 24 || (major === 24 && minor >= 4), "the imaging API needs 24.4");
+  // 24.x shipped the imaging API as Beta (24.2 "Imaging API Beta", 24.4 "available in the Beta
+  // build"); 25.0 added Document.selection, which the panel reads the selection's bounds from.
+  assert.ok(major >= 25 && minor >= 0, "the imaging API and Document.selection need 25.0");
   assert.deepEqual(Object.keys(manifest.requiredPermissions).sort(), ["localFileSystem", "network"]);
   assert.equal(manifest.requiredPermissions.localFileSystem, "plugin");
   // "all": a LAN render box can sit at any address, and UXP cannot wildcard IP ranges.
@@ -30,7 +32,7 @@ test("package_uxp.sh builds a .ccx with the manifest at its root", { skip: hasZi
   const out = execFileSync("bash", [path.join(ROOT, "installer", "package_uxp.sh")], { env: { ...process.env, SEAMWISE_DIST: dist } }).toString().trim().split("\n").pop();
   assert.equal(out, path.join(dist, `seamwise-photoshop-${manifest.version}.ccx`));
   const listing = execFileSync("unzip", ["-Z1", out]).toString().split("\n").filter(Boolean).sort();
-  assert.deepEqual(listing, ["THIRD_PARTY_LICENSES.txt", "index.html", "main.js", "manifest.json", "styles.css"]);
+  assert.deepEqual(listing, ["index.html", "main.js", "manifest.json", "styles.css"]);
   const main = execFileSync("unzip", ["-p", out, "main.js"]).toString();
   assert.match(main, /require\("photoshop"\)|__require\("photoshop"\)/, "photoshop stays a host module");
   assert.ok(!/node_modules/.test(listing.join()), "no node_modules in the package");

@@ -159,10 +159,11 @@ test("a panel reloaded while the job runs picks it up from localStorage", { skip
 
 test("a modal conflict keeps the result and places it on Apply; nothing half-written", { skip }, async (t) => {
   const server = shared;
-  const updates = [];
-  const { runner, fake } = makeRunner({ updates });
+  const fake = new FakePhotoshop();
+  // another plugin goes modal once the layer has been read, and stays so until the result is in
+  const updates = { push: (u) => { if (u.phase === "running") fake.otherPluginModal = true; } };
+  const { runner } = makeRunner({ updates, fake });
   const { doc, selection, before } = selectedDocument(fake);
-  fake.otherPluginModal = true;
   const outcome = await runner.start({ serverUrl: server.url, params: PARAMS });
   assert.equal(outcome.state, "apply_pending");
   assert.match(outcome.error.message, /busy/);
@@ -177,9 +178,10 @@ test("a modal conflict keeps the result and places it on Apply; nothing half-wri
 
 test("a result waiting for Apply can be cancelled instead", { skip }, async () => {
   const server = shared;
-  const { runner, fake, fs, storage } = makeRunner();
+  const fake = new FakePhotoshop();
+  const updates = { push: (u) => { if (u.phase === "running") fake.otherPluginModal = true; } };
+  const { runner, fs, storage } = makeRunner({ updates, fake });
   const { doc } = selectedDocument(fake, { width: 120, height: 90 });
-  fake.otherPluginModal = true;
   const outcome = await runner.start({ serverUrl: server.url, params: PARAMS });
   fake.otherPluginModal = false;
   assert.equal(outcome.state, "apply_pending");

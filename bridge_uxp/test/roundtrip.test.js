@@ -96,25 +96,13 @@ test("Greyscale and CMYK documents get a clear 'convert to RGB' message", { skip
   }
 });
 
-test("works without doc.selection (Photoshop 24.x) through batchPlay", { skip }, async () => {
-  const { runner, fake } = makeRunner({ fake: new FakePhotoshop({ selectionApi: false }) });
-  const doc = fake.addDocument({ width: 100, height: 80, depth: 8, fill: pattern(8) });
-  const sel = new Uint8Array(100 * 80);
-  for (let y = 30; y < 40; y++) sel.fill(200, y * 100 + 40, y * 100 + 60);
-  fake.setSelection(doc, sel);
-  const before = doc.layers[0].data.slice();
-  const outcome = await runner.start({ serverUrl: server.url, params: PARAMS, margin: 5 });
-  assert.equal(outcome.state, "done", outcome.error && outcome.error.stack);
-  assertIdentityResult({ doc, source: doc.layers[0], before, layer: doc.layers[1], region: { left: 35, top: 25, right: 65, bottom: 45 }, selection: sel });
-});
-
 test("upload keeps at most `window` chunks unacknowledged and the socket buffer near one chunk", { skip }, async () => {
   const { decodeFrame } = require("../src/codec");
-  const WebSocket = require("ws");
+  const { WebSocket } = require("./helpers/scene");
   const seen = { outstanding: 0, maxOutstanding: 0, maxBuffered: 0, chunks: 0 };
   class CountingSocket extends WebSocket {
-    constructor(url) {
-      super(url);
+    constructor(url, protocols) {
+      super(url, protocols);
       this.on("message", (data) => {
         const m = decodeFrame(data);
         if (m.type === "ack" && (m.stream === "image" || m.stream === "mask")) seen.outstanding--;
@@ -137,4 +125,15 @@ test("upload keeps at most `window` chunks unacknowledged and the socket buffer 
   assert.ok(seen.chunks >= 5, `chunks sent: ${seen.chunks}`);
   assert.ok(seen.maxOutstanding <= 4, `unacknowledged chunks: ${seen.maxOutstanding}`);
   assert.ok(seen.maxBuffered <= 4 * 1024 * 1024 + 65536, `socket buffer: ${seen.maxBuffered}`);
+});
+
+test("the socket offers the seamwise.v1 subprotocol (UXP's WebSocket wants one) and the server echoes it", { skip }, async () => {
+  const { Connection } = require("../src/connection");
+  const { WebSocket } = require("./helpers/scene");
+  const conn = new Connection({ serverUrl: server.url, WebSocket });
+  const welcome = await conn.open();
+  assert.equal(conn.socket.protocol, "seamwise.v1");
+  assert.ok(welcome.capabilities.includes("preview"));
+  assert.match(welcome.server, /^\d+\.\d+/);
+  conn.close();
 });

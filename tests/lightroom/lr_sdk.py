@@ -39,6 +39,7 @@ class Request:
     status: Optional[int] = None
     error: Optional[str] = None
     body: bytes = b""
+    form_parts: list = field(default_factory=list)  # postMultipart: (name, fileName, contentType)
 
     @property
     def path(self) -> str:
@@ -67,6 +68,13 @@ class HostRecords:
     log: list[tuple[str, str]] = field(default_factory=list)
     task_errors: list[str] = field(default_factory=list)
     progress: list[tuple[float, str]] = field(default_factory=list)
+    # what the rendition's file held when it was reported done: what goes downstream
+    done_files: dict[int, Optional[bytes]] = field(default_factory=dict)
+    rendition_paths: dict[int, Path] = field(default_factory=dict)
+    late_done: list[int] = field(default_factory=list)  # reports after the loop passed them
+    # the largest string that crossed between the plugin and Lightroom (HTTP bodies, file reads)
+    lua_string_bytes: int = 0
+    render_waits: dict[int, float] = field(default_factory=dict)  # seconds waitForRender slept
 
 
 def _network_error_code(exc: BaseException) -> str:
@@ -80,6 +88,27 @@ def _network_error_code(exc: BaseException) -> str:
     if isinstance(exc, (ConnectionError, http.client.HTTPException, OSError)):
         return "networkConnectionLost"
     return "unknown"
+
+
+def _multipart(parts: list) -> tuple[bytes, str]:
+    """The multipart/form-data body LrHttp.postMultipart sends for `parts`, each
+    [name, value, fileName, filePath, contentType] (False where absent); file parts are read here,
+    by the host, as Lightroom does."""
+    boundary = "----LightroomBoundary" + os.urandom(8).hex()
+    out = bytearray()
+    for name, value, file_name, file_path, content_type in parts:
+        out += f"--{boundary}\r\n".encode()
+        disposition = f'form-data; name="{name.decode()}"'
+        if file_path:
+            disposition += f'; filename="{(file_name or Path(file_path.decode()).name.encode()).decode()}"'
+        out += f"Content-Disposition: {disposition}\r\n".encode()
+        if content_type:
+            out += f"Content-Type: {content_type.decode()}\r\n".encode()
+        out += b"\r\n"
+        out += Path(file_path.decode()).read_bytes() if file_path else bytes(value)
+        out += b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
 class _HttpCall:
@@ -131,6 +160,7 @@ class LightroomHost:
         self.response_hooks: list[Callable[[Request], None]] = []
         self._hook_errors: list[BaseException] = []
         self.render_seconds = 0.0
+        self.catalog_busy = False   # another task holds the catalog's write access
         self._cancel = threading.Event()
         self._calls: dict[int, _HttpCall] = {}
         self._next_call = 0
@@ -212,6 +242,7 @@ class LightroomHost:
                         **({"photoPath": str(r.photo_path)} if r.photo_path else {}),
                         **({"renderError": r.render_error} if r.render_error else {})})
             for r in renditions])
+        self.records.rendition_paths = {i + 1: Path(r.path) for i, r in enumerate(renditions)}
         context = self._new_filter_context(settings, items, self.render_seconds)
         export = self.lua.eval(b"function(import, postProcess, filterContext) "
                                b"import('LrFunctionContext').callWithContext('export', "
@@ -223,13 +254,20 @@ class LightroomHost:
     def _callbacks(self) -> dict:
         rec = self.records
 
-        def http_start(method, url, body, header_pairs, timeout):
+        def http_start(method, url, body, header_pairs, timeout, parts=None):
             pairs = list(header_pairs.values()) if header_pairs is not None else []
             headers = {pairs[i].decode(): pairs[i + 1].decode() for i in range(0, len(pairs), 2)}
             body = bytes(body) if body is not None else None
+            if body is not None:
+                rec.lua_string_bytes = max(rec.lua_string_bytes, len(body))
+            form_parts = [list(part.values()) for part in parts.values()] if parts is not None else []
+            if parts is not None:
+                body, headers["Content-Type"] = _multipart(form_parts)
             if body is not None and "Content-Length" not in headers:
                 headers["Content-Length"] = str(len(body))
-            req = Request(method.decode(), url.decode(), headers, len(body or b""))
+            req = Request(method.decode(), url.decode(), headers, len(body or b""),
+                          form_parts=[(n.decode(), fn and fn.decode(), ct and ct.decode())
+                                      for n, _, fn, _, ct in form_parts])
             rec.requests.append(req)
             self._next_call += 1
             self._calls[self._next_call] = _HttpCall(req, body, float(timeout), self.response_hooks,
@@ -242,6 +280,7 @@ class LightroomHost:
                 return (False,)
             del self._calls[call_id]
             body, status, reason, headers, error = call.result
+            rec.lua_string_bytes = max(rec.lua_string_bytes, len(body or b""))
             return (True, body, status, reason and reason.encode(),
                     self.lua.table_from([h.encode() for h in headers]) if headers is not None else None,
                     error and error.encode())
@@ -254,7 +293,15 @@ class LightroomHost:
 
         def file_read(p):
             try:
-                return Path(path_of(p)).read_bytes()
+                data = Path(path_of(p)).read_bytes()
+            except OSError:
+                return None
+            rec.lua_string_bytes = max(rec.lua_string_bytes, len(data))
+            return data
+
+        def file_size(p):
+            try:
+                return Path(path_of(p)).stat().st_size
             except OSError:
                 return None
 
@@ -296,10 +343,16 @@ class LightroomHost:
                 n += 1
             return enc(str(candidate))
 
-        def rendition_done(index, success, message):
+        def rendition_done(index, success, message, automatic):
             if index in rec.done:
-                raise RuntimeError(f"renditionIsDone called twice for rendition {index}")
+                if automatic:  # the filter reported it before the loop moved on: as it should
+                    return
+                # Lightroom ignores a report for a rendition the loop has already passed
+                rec.late_done.append(index)
+                return
             rec.done[index] = Outcome(bool(success), message.decode() if message is not None else None)
+            path = rec.rendition_paths.get(index)
+            rec.done_files[index] = path.read_bytes() if path and path.exists() else None
 
         return {
             "monotonic": time.monotonic,
@@ -312,6 +365,7 @@ class LightroomHost:
             "log": lambda level, text: rec.log.append((level.decode(), path_of(text))),
             "task_error": lambda name, text: rec.task_errors.append(f"{path_of(name)}: {path_of(text)}"),
             "rendition_done": rendition_done,
+            "render_wait": lambda index, seconds: rec.render_waits.__setitem__(index, seconds),
             "catalog_add": lambda p, stack, pos: rec.catalog.append(
                 (path_of(p), stack and path_of(stack), pos and path_of(pos))),
             "path_extension": lambda p: enc(Path(path_of(p)).suffix.removeprefix(".")),
@@ -321,6 +375,8 @@ class LightroomHost:
             "path_parent": lambda p: enc(str(Path(path_of(p)).parent)),
             "path_child": lambda p, name: enc(str(Path(path_of(p)) / path_of(name))),
             "file_read": file_read,
+            "file_size": file_size,
+            "catalog_busy": lambda: self.catalog_busy,
             "file_exists": file_exists,
             "file_delete": file_delete,
             "file_move": file_move,

@@ -111,8 +111,8 @@ local function headerPairs(headers)
 	return flat
 end
 
-local function perform(method, url, body, headers, timeout)
-	local id = py.http_start(method, url, body, headerPairs(headers), timeout or 0)
+local function perform(method, url, body, headers, timeout, parts)
+	local id = py.http_start(method, url, body, headerPairs(headers), timeout or 0, parts)
 	while true do
 		local done, responseBody, status, statusDes, responseHeaders, errorCode = py.http_poll(id)
 		if done then
@@ -140,6 +140,25 @@ function LrHttp.post(url, postBody, headers, method, timeout, totalSize)
 	requireTask('LrHttp.post')
 	assert(type(postBody) == 'string', 'this stand-in takes whole-string bodies only')
 	return perform(method or 'POST', url, postBody, headers, timeout)
+end
+
+-- postMultipart(url, content, headers, timeout, callbackFn, suppressFormData): each content item
+-- is {name, value} or {name, fileName, filePath, contentType}; Lightroom reads a filePath part
+-- from disk itself, so the file never becomes a Lua string. The form's Content-Type (with its
+-- boundary) is LrHttp's own.
+function LrHttp.postMultipart(url, content, headers, timeout, callbackFn, suppressFormData)
+	requireTask('LrHttp.postMultipart')
+	local parts = {}
+	for _, item in ipairs(content) do
+		assert(type(item.name) == 'string', 'every postMultipart part has a name')
+		assert((item.value ~= nil) ~= (item.filePath ~= nil), 'a part has either a value or a filePath')
+		parts[#parts + 1] = { item.name, item.value or false, item.fileName or false,
+			item.filePath or false, item.contentType or false }
+	end
+	for _, header in ipairs(headers or {}) do
+		assert(string.lower(header.field) ~= 'content-type', 'postMultipart sets the Content-Type itself')
+	end
+	return perform('POST', url, nil, headers, timeout, parts)
 end
 
 -- LrDate: seconds since 2001-01-01 (Cocoa reference date), as Lightroom counts them.
@@ -236,6 +255,7 @@ modules.LrPathUtils = {
 
 modules.LrFileUtils = {
 	readFile = py.file_read,
+	fileAttributes = function(path) return { fileSize = py.file_size(path) } end,
 	exists = py.file_exists,
 	delete = py.file_delete,
 	move = py.file_move,
@@ -245,16 +265,26 @@ modules.LrFileUtils = {
 
 -- LrApplication: a catalog that records the photos added to it. addPhoto is only allowed inside
 -- withWriteAccessDo, as in Lightroom.
+-- While another task holds the catalog (py.catalog_busy), a call with a timeout waits it out and
+-- answers 'aborted' (calling timeoutParams.callback) instead of running the function; without
+-- a timeout it raises. Otherwise it runs the function and answers 'executed'.
 local catalog = { writeAccess = false }
 function catalog:withWriteAccessDo(actionName, fn, timeoutParams)
 	requireTask('catalog:withWriteAccessDo')
 	assert(type(actionName) == 'string', 'withWriteAccessDo needs an action name (shown in Undo)')
 	assert(timeoutParams == nil or type(timeoutParams) == 'table', 'timeoutParams is a table')
 	assert(not self.writeAccess, 'withWriteAccessDo cannot be nested')
+	if py.catalog_busy() then
+		if not timeoutParams then error('LrCatalog:withWriteAccessDo: could not obtain write access', 2) end
+		LrTasks.sleep(0.05) -- stands for timeoutParams.timeout
+		if timeoutParams.callback then timeoutParams.callback() end
+		return 'aborted'
+	end
 	self.writeAccess = true
 	local ok, message = LrTasks.pcall(fn)
 	self.writeAccess = false
 	if not ok then error(message, 0) end
+	return 'executed'
 end
 function catalog:addPhoto(path, stackWithPhoto, position)
 	if not self.writeAccess then error('catalog:addPhoto must be called inside catalog:withWriteAccessDo', 2) end
@@ -270,6 +300,7 @@ modules.LrApplication = { activeCatalog = function() return catalog end }
 -- reports the outcome to the host. `items` come from Python: {path, photoPath, renderError}.
 local function newFilterContext(propertyTable, items, renderSeconds)
 	local context = { propertyTable = propertyTable, renditionsToSatisfy = {} }
+	local started = py.monotonic()
 	local pairsList = {}
 	for index, item in ipairs(items) do
 		local photo = { getRawMetadata = function(_, key)
@@ -277,22 +308,32 @@ local function newFilterContext(propertyTable, items, renderSeconds)
 			return item.photoPath
 		end }
 		local source = { photo = photo, destinationPath = item.path }
+		-- Lightroom renders upstream in its own task, one photo after another from the start of
+		-- the export, whatever the filter is doing: photo i is ready i * renderSeconds in.
 		function source:waitForRender()
 			requireTask('waitForRender')
-			LrTasks.sleep(renderSeconds)
+			local waited = math.max(started + index * renderSeconds - py.monotonic(), 0)
+			py.render_wait(index, waited)
+			LrTasks.sleep(waited)
 			if item.renderError then return false, item.renderError end
 			return true, item.path
 		end
 		local toSatisfy = { photo = photo, destinationPath = item.path }
 		function toSatisfy:renditionIsDone(success, message)
-			py.rendition_done(index, success and true or false, message)
+			py.rendition_done(index, success and true or false, message, false)
 		end
 		context.renditionsToSatisfy[index] = toSatisfy
 		pairsList[index] = { source, toSatisfy }
 	end
+	-- Lightroom's iterator calls renditionIsDone(true) for the rendition it leaves, when the loop
+	-- advances or ends, if the filter has not already done so ("The iterator for
+	-- filterContext:renditions calls it automatically if you have not already done so", SDK
+	-- guide, export post-process actions). A result written after that is too late: the file has
+	-- gone downstream as it was.
 	function context:renditions(options)
 		local i = 0
 		return function()
+			if i > 0 then py.rendition_done(i, true, nil, true) end
 			i = i + 1
 			local pair = pairsList[i]
 			if pair then return pair[1], pair[2] end

@@ -1,6 +1,7 @@
 """The shipped post-process action, run under Lua 5.1 against a real server on loopback."""
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -60,7 +61,16 @@ def settled_state(server, job: str, timeout: float = 10.0) -> str:
 
 
 def assert_no_task_errors(host: LightroomHost) -> None:
-    assert host.records.task_errors == [], host.records.task_errors
+    """No task raised, and every photo left the filter as it was when reported: a success
+    reported (or completed by the renditions loop) before the result was in place goes
+    downstream un-enhanced."""
+    rec = host.records
+    assert rec.task_errors == [], rec.task_errors
+    assert rec.late_done == [], f"renditionIsDone after the loop passed photos {rec.late_done}"
+    for index, outcome in rec.done.items():
+        if outcome.success:
+            assert rec.done_files[index] == rec.rendition_paths[index].read_bytes(), \
+                f"photo {index} was reported done before its result was written"
 
 
 def test_three_photos_round_trip(server, tmp_path):
@@ -92,8 +102,10 @@ def test_three_photos_round_trip(server, tmp_path):
 
     posts = job_posts(host)
     assert len(posts) == 3 and all(r.status == 202 for r in posts)
-    assert posts[0].headers["Content-Type"] == "image/tiff"
-    assert posts[2].headers["Content-Type"] == "image/png"
+    # the rendered files went out as form parts read from disk by Lightroom, never as Lua strings
+    assert posts[0].headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert posts[0].form_parts == [("image", "a.tif", "image/tiff")]
+    assert posts[2].form_parts == [("image", "c.png", "image/png")]
     assert posts[0].headers["X-Seamwise"] == "1"
     assert "Authorization" not in posts[0].headers  # loopback: no token
     assert posts[0].url.endswith(
@@ -118,22 +130,27 @@ def test_upscale_doubles_the_exported_photo(server, tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), pixels.repeat(2, 0).repeat(2, 1))
 
 
-def test_uploads_next_photo_while_server_renders(slow_server, tmp_path):
+def test_each_photo_is_enhanced_before_the_loop_moves_on(slow_server, tmp_path):
+    """Lightroom marks a rendition successful when its renditions loop advances: each photo's
+    result must be in place by then. Lightroom's own render of the next photo overlaps the
+    server's render of this one."""
     server = slow_server  # 8 steps: 1.6 s per photo
     rng = np.random.default_rng(1)
     renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
     for r in renditions:
         write_tiff(r.path, random_pixels(rng, 24, 24, np.uint8))
     host = LightroomHost()
-    host.run_export(host.property_table({"seamwise_address": server.address}), renditions)
+    host.render_seconds = 0.5  # Lightroom renders each photo in 0.5 s, upstream
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_mode": "upscale"}),
+                    renditions)
 
     assert_no_task_errors(host)
     assert all(o.success for o in host.records.done.values()) and len(host.records.done) == 3
-    # the second upload went out before the first job's result was fetched
-    events = [(r.method, r.path) for r in host.records.requests]
-    first_job = accepted_jobs(host)[0]
-    second_post = [i for i, e in enumerate(events) if e == ("POST", "/v1/jobs")][1]
-    assert second_post < events.index(("GET", f"/v1/jobs/{first_job}/result"))
+    for index, content in host.records.done_files.items():  # downstream gets the upscaled file
+        assert tifffile.imread(io.BytesIO(content)).shape == (48, 48, 3), index
+    # photos 2 and 3 were rendered by Lightroom while the server worked on the one before
+    assert host.records.render_waits[1] > 0.3
+    assert host.records.render_waits[2] == 0 and host.records.render_waits[3] == 0
     # the progress bar followed the server's steps, and its portion never went back
     captions = [caption for _, caption in host.records.progress]
     assert any(re.fullmatch(r"Seamwise: photo 1 of 3, running \(step [1-8] of 8, about \d+ s left\)", c)
@@ -336,14 +353,14 @@ def test_full_queue_is_waited_out(slow_server, tmp_path):
 
 
 def test_job_failing_on_the_server_fails_its_photo_alone(slow_server, tmp_path):
-    server = slow_server  # a photo renders for 1.6 s: the second accepted job waits queued
+    server = slow_server  # a job renders for 1.6 s: the first photo's job waits queued behind another
     rng = np.random.default_rng(9)
     renditions = [Rendition(tmp_path / f"{i}.tif") for i in range(3)]
     originals = [write_tiff(r.path, random_pixels(rng, 16, 16 + 8 * i, np.uint8)) for i, r in enumerate(renditions)]
-    sizes = [r.path.stat().st_size for r in renditions]  # tells the uploads apart
+    blocker = post_job(server, renditions[0].path.read_bytes(), "steps=8")  # the plugin's jobs queue behind it
     host = LightroomHost()
     damaged = {}
-    lock = threading.Lock()  # two uploads are in flight at once: their answers arrive on two threads
+    lock = threading.Lock()  # answers arrive on the request threads
 
     def damage_a_queued_job_on_disk(request):
         """The stored upload of the first job seen waiting in the queue is lost (a failing disk)."""
@@ -355,7 +372,7 @@ def test_job_failing_on_the_server_fails_its_photo_alone(slow_server, tmp_path):
                 return
             for stored in (server.data_dir / "jobs" / job).iterdir():
                 stored.write_bytes(b"")
-            damaged[sizes.index(request.body_bytes) + 1] = job
+            damaged[int(request.form_parts[0][1].removesuffix(".tif")) + 1] = job
 
     host.response_hooks.append(damage_a_queued_job_on_disk)
     host.run_export(host.property_table({"seamwise_address": server.address}), renditions)
@@ -367,3 +384,69 @@ def test_job_failing_on_the_server_fails_its_photo_alone(slow_server, tmp_path):
     assert {i: o.success for i, o in done.items()} == {i: i != photo for i in (1, 2, 3)}
     assert done[photo].message == server_state(server, job)["error"]["message"]
     np.testing.assert_array_equal(tifffile.imread(renditions[photo - 1].path), originals[photo - 1])
+    delete_job(server, blocker)
+
+
+def test_large_files_never_become_lua_strings(server, tmp_path):
+    """LrHttp bodies are Lua strings: a 150 MP TIFF cannot be one. The upload is a postMultipart
+    file part, and the result arrives in Range requests appended to a file."""
+    pixels = write_tiff(tmp_path / "a.tif", random_pixels(np.random.default_rng(6), 200, 300, np.uint16))
+    assert (tmp_path / "a.tif").stat().st_size > 300_000
+    host = LightroomHost()
+    host.require(b"SeamwiseSettings")[b"timing"][b"rangeBytes"] = 64 * 1024
+    host.run_export(host.property_table({"seamwise_address": server.address}), [Rendition(tmp_path / "a.tif")])
+
+    assert_no_task_errors(host)
+    assert host.records.done[1].success, host.records.done[1].message
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "a.tif"), pixels)
+    ranges = [r.headers.get("Range") for r in host.records.requests if r.path.endswith("/result")]
+    assert len(ranges) >= 5 and ranges[0] == "bytes=0-65535" and ranges[1] == "bytes=65536-131071"
+    assert host.records.lua_string_bytes <= 64 * 1024
+
+
+def test_busy_catalog_reports_the_photo_not_stacked(server, tmp_path):
+    originals_dir = tmp_path / "catalog"
+    originals_dir.mkdir()
+    (originals_dir / "IMG_2.CR3").write_bytes(b"raw")
+    write_tiff(tmp_path / "IMG_2.tif", np.zeros((16, 16, 3), np.uint8))
+    host = LightroomHost()
+    host.catalog_busy = True  # withWriteAccessDo times out: 'aborted'
+    host.run_export(host.property_table({"seamwise_address": server.address, "seamwise_addToCatalog": True}),
+                    [Rendition(tmp_path / "IMG_2.tif", photo_path=originals_dir / "IMG_2.CR3")])
+    assert_no_task_errors(host)
+    outcome = host.records.done[1]
+    assert not outcome.success and "not stacked in the catalog" in outcome.message
+    assert host.records.catalog == []
+
+
+def test_a_server_of_another_protocol_gets_one_sentence_per_photo(tmp_path):
+    """A plugin older or newer than the server: every photo says which side to update, and
+    nothing is uploaded."""
+    import http.server
+
+    class NewerServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            body = json.dumps({"version": "9.0.0", "protocol": 2}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NewerServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        write_tiff(tmp_path / "a.tif", np.zeros((8, 8, 3), np.uint8))
+        host = LightroomHost()
+        host.run_export(host.property_table({"seamwise_address": f"http://127.0.0.1:{httpd.server_port}"}),
+                        [Rendition(tmp_path / "a.tif")])
+    finally:
+        httpd.shutdown()
+    outcome = host.records.done[1]
+    assert not outcome.success
+    assert outcome.message == ("The Seamwise server 9.0.0 is newer than this Lightroom plugin 0.1.0: "
+                               "update the Seamwise plugin (File > Plug-in Manager).")
+    assert job_posts(host) == []

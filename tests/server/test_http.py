@@ -141,3 +141,36 @@ def test_http_refuses_oversized_images_from_their_header(server):
 
     err = run(go())
     assert err.status == 413 and err.code == "too_large"
+
+
+def test_http_result_honours_range_requests(server):
+    """A client that cannot hold a whole result (the Lightroom plugin) fetches it in ranges."""
+    px = RNG.integers(0, 65536, (64, 80, 3), dtype=np.uint16)
+    body = encode_image(Picture(px, ICC, "tiff"), "tiff")
+
+    async def go():
+        async with HttpClient(server.url) as h:
+            acc = await h.submit(body, "image/tiff", steps=1)
+            await h.wait(acc["job"])
+            url = f"{server.url}/v1/jobs/{acc['job']}/result"
+            async with aiohttp.ClientSession() as session:
+                async with session.get(url) as whole:
+                    assert whole.status == 200 and whole.headers["Accept-Ranges"] == "bytes"
+                    data = await whole.read()
+                pieces, offset = [], 0
+                while offset < len(data):
+                    headers = {"Range": f"bytes={offset}-{offset + 4999}"}
+                    async with session.get(url, headers=headers) as part:
+                        assert part.status == 206
+                        end = min(offset + 5000, len(data)) - 1
+                        assert part.headers["Content-Range"] == f"bytes {offset}-{end}/{len(data)}"
+                        pieces.append(await part.read())
+                    offset += 5000
+                async with session.get(url, headers={"Range": f"bytes={len(data)}-"}) as past:
+                    assert past.status == 416
+            await h.delete(acc["job"])
+            return data, b"".join(pieces)
+
+    whole, joined = run(go())
+    assert joined == whole
+    assert decode_image(whole).pixels.tobytes() == px.tobytes()

@@ -318,3 +318,30 @@ def test_a_second_server_cannot_share_the_data_dir(server):
                         "identity", "--no-discovery", "--data-dir", str(server.data_dir)],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "another Seamwise server" in p.stderr
+
+
+def test_subprotocol_is_echoed_and_versions_are_exchanged(server):
+    """Clients offer Sec-WebSocket-Protocol seamwise.v1; the server echoes it. hello and welcome
+    carry each side's version, and a mismatch names the side to update."""
+    async def go():
+        import aiohttp
+        import msgpack
+        url = server.url.replace("http", "ws") + "/v1/ws"
+        async with aiohttp.ClientSession() as s:
+            ws = await s.ws_connect(url, protocols=("seamwise.v1",))
+            assert ws.protocol == "seamwise.v1"
+            await ws.send_bytes(msgpack.packb({"type": "hello", "protocol": 1, "client": "photoshop-uxp",
+                                               "version": "0.1.0", "capabilities": ["preview"]}))
+            welcome = msgpack.unpackb((await ws.receive(timeout=10)).data)
+            assert welcome["type"] == "welcome" and welcome["server"] and welcome["protocol"] == 1
+            assert {"preview", "range", "subprotocol"} <= set(welcome["capabilities"])
+            await ws.close()
+            for spoken, side in ((2, "update the Seamwise server"), (0, "update the Seamwise panel or plugin")):
+                ws = await s.ws_connect(url, protocols=("seamwise.v1",))
+                await ws.send_bytes(msgpack.packb({"type": "hello", "protocol": spoken, "client": "photoshop-uxp"}))
+                err = msgpack.unpackb((await ws.receive(timeout=10)).data)
+                assert err["code"] == "protocol_version" and side in err["message"], err
+                assert err["message"].count(".") >= 1 and "photoshop-uxp" in err["message"]
+                await ws.close()
+
+    run(go())

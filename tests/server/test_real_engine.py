@@ -110,3 +110,26 @@ def test_a_negative_layerwise_budget_is_refused_at_start(tmp_path):
                           str(tmp_path), "--engine", "identity", "--no-discovery",
                           "--layerwise-ram-gib", "-1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--layerwise-ram-gib" in out.stderr
+
+
+@pytest.mark.timeout(600)
+def test_real_engine_sends_live_previews(real_server):
+    """The real engine fills Progress.preview: the job's WebSocket gets `preview` events with a
+    small JPEG, which GET /v1/jobs/{id}/preview serves too."""
+    import io
+
+    from PIL import Image
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    previews: list[dict] = []
+
+    async def go():
+        async with WsClient(real_server.url) as c:
+            c.on_event = lambda e: e.get("type") == "preview" and previews.append(e)
+            return await c.render(image, {"steps": 2, "strength": 0.5, "seed": 1})
+
+    run(go())
+    assert previews, "no preview event"
+    shot = Image.open(io.BytesIO(previews[0]["jpeg"]))
+    assert shot.format == "JPEG" and shot.size == (300, 200)
+    assert (previews[0]["width"], previews[0]["height"]) == (300, 200)

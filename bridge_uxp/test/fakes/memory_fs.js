@@ -5,7 +5,7 @@ function createMemoryFs() {
   const open = new Map();
   let next = 3;
   const needArrayBuffer = (b) => {
-    if (!(b instanceof ArrayBuffer)) throw new TypeError("UXP fs expects an ArrayBuffer");
+    if (Object.prototype.toString.call(b) !== "[object ArrayBuffer]") throw new TypeError("UXP fs expects an ArrayBuffer");
   };
   const file = (p) => {
     if (!/^plugin-temp:\//.test(p)) throw new Error(`fake fs: only plugin-temp:/ paths are modelled, got ${p}`);

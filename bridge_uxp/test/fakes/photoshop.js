@@ -4,18 +4,28 @@
  *
  * It follows Adobe's documented semantics of the parts the panel uses, and refuses (throws)
  * where Photoshop would refuse or where a behaviour is not modelled, rather than guessing:
- * - imaging.getPixels/getSelection trim `sourceBounds` to where pixels exist and return the
- *   trimmed bounds; 16-bit data is stored in Photoshop's 0..32768 range and converted to
- *   0..65535 only with getData({fullRange:true}) / createImageDataFromBuffer({fullRange:true});
- *   32-bit data is float. Colour conversion and depth conversion are not modelled: asking for a
- *   different profile or component size than the document's throws.
+ * - imaging.getPixels/getSelection read only inside an executeAsModal scope. getPixels trims
+ *   `sourceBounds` to the pixels the layer has (alpha > 0), not to the layer's box, returns the
+ *   trimmed bounds, and refuses an area without any; Layer.boundsNoEffects are those pixels'
+ *   bounds. 16-bit data is stored in Photoshop's 0..32768 range and converted to 0..65535 only
+ *   with getData({fullRange:true}) / createImageDataFromBuffer({fullRange:true}); 32-bit data is
+ *   float. Colour conversion and depth conversion are not modelled: asking for a different
+ *   profile or component size than the document's throws. An empty colorProfile means the target
+ *   document's. An untagged document (colorProfileType NONE) reports colorProfileName "None",
+ *   which no imaging call accepts as a profile name.
  * - Every ImageData counts against a 600 MB plugin memory budget until dispose(); getData after
  *   dispose throws. Peak usage is recorded for the tests.
- * - Changes (putPixels, putLayerMask, createLayer, layer properties, mask creation, new
- *   documents) need a modal scope from core.executeAsModal; only one modal scope at a time, and a
- *   conflict throws error number 9 as Photoshop does before 25.10.
+ * - Changes (putPixels, putLayerMask, createLayer, layer properties, new documents) need a modal
+ *   scope from core.executeAsModal; only one modal scope at a time, and a conflict throws error
+ *   number 9 as Photoshop does before 25.10.
+ * - The user can cancel a modal scope (`cancelModalAfter`): isCancelled turns true and every later
+ *   Photoshop call in that scope throws. Documents registered with registerAutoCloseDocument
+ *   close when the scope ends, unless unregistered.
  * - putPixels with replace:true clears the layer first; replace:false only touches the target.
- * - putLayerMask edits an existing user mask; it does not create one.
+ * - putLayerMask with replace:true discards the layer's user mask and creates a new one (hidden
+ *   outside the data); replace:false places the data into the existing mask, which must exist.
+ * - batchPlay descriptors without a document reference act on the active document, as
+ *   Photoshop's do: `select` of a layer by id in another document than the active one fails.
  * - hostControl.suspendHistory/resumeHistory merge changes into one history state; resuming with
  *   commit=false, or a modal function that throws while suspended, rolls them back.
  * Test-only helpers live on the FakePhotoshop object, never on the module the panel sees.
@@ -41,15 +51,20 @@ function withSize(r) {
 }
 
 function depthOf(typed) {
-  if (typed instanceof Uint8Array) return 8;
-  if (typed instanceof Uint16Array) return 16;
-  if (typed instanceof Float32Array) return 32;
+  // by tag, not instanceof: the panel may run in another realm (a UXP-shaped context in the tests)
+  const tag = Object.prototype.toString.call(typed);
+  if (tag === "[object Uint8Array]") return 8;
+  if (tag === "[object Uint16Array]") return 16;
+  if (tag === "[object Float32Array]") return 32;
   throw new TypeError("createImageDataFromBuffer needs a Uint8Array, Uint16Array or Float32Array");
 }
 
 class FakePhotoshop {
-  constructor({ selectionApi = true, memoryLimit = MEMORY_LIMIT } = {}) {
-    this.selectionApi = selectionApi; // false: behave like PS 24.x (no doc.selection)
+  constructor({ memoryLimit = MEMORY_LIMIT, imaging = true } = {}) {
+    this.hasImaging = imaging; // false: a Photoshop without the imaging API
+    this.workingProfile = "sRGB IEC61966-2.1";
+    this.cancelModalAfter = null; // n: the user cancels the next modal scope after n Photoshop calls
+    this.modalContext = null;
     this.memory = { live: 0, peak: 0, limit: memoryLimit };
     this.documents = [];
     this.activeDocument = null;
@@ -62,6 +77,7 @@ class FakePhotoshop {
 
   // ---- test helpers --------------------------------------------------------------------
   /** Add an open document with a background layer filled by `fill(x, y, c)` (native range). */
+  /** `profile: null` makes an untagged document (Photoshop's "Don't Color Manage"). */
   addDocument({ width, height, depth = 8, mode = "RGBColorMode", profile = "sRGB IEC61966-2.1", title = "Untitled", fill = () => 0, resolution = 300 }) {
     const doc = new FakeDocument(this, { width, height, depth, mode, profile, title, resolution });
     const bg = new FakeLayer(this, doc, { name: "Background", background: true });
@@ -108,6 +124,20 @@ class FakePhotoshop {
 
   _requireModal(what) {
     if (!this.modal) throw new Error(`${what}: this call modifies the document and must run inside executeAsModal`);
+    this._countCall();
+  }
+
+  /** Inside a modal scope: the user's cancel, once `cancelModalAfter` calls have passed. */
+  _countCall() {
+    const ctx = this.modalContext;
+    if (!ctx) return;
+    if (ctx.isCancelled) throw new Error("The user cancelled the operation");
+    if (this.cancelModalAfter !== null && this.cancelModalAfter-- <= 0) {
+      this.cancelModalAfter = null;
+      ctx.isCancelled = true;
+      if (typeof ctx.onCancel === "function") ctx.onCancel();
+      throw new Error("The user cancelled the operation");
+    }
   }
 
   _document(documentID) {
@@ -122,16 +152,18 @@ class FakePhotoshop {
     const imaging = {
       async getPixels(options) {
         fake.calls.getPixels++;
+        if (!fake.modal) throw new Error("getPixels must be called inside executeAsModal");
+        fake._countCall();
         const doc = fake._document(options.documentID);
         if (options.layerID === undefined) throw new Error("fake: composite reads are not modelled");
         const layer = doc.layerById(options.layerID);
         const componentSize = options.componentSize === undefined || options.componentSize === -1 ? doc.depth : options.componentSize;
         if (componentSize !== doc.depth) throw new Error("fake: depth conversion is not modelled");
-        if (options.colorProfile && options.colorProfile !== doc.profile) throw new Error("fake: colour conversion is not modelled");
+        if (options.colorProfile && options.colorProfile !== doc.effectiveProfile) throw new Error("fake: colour conversion is not modelled");
         if (options.targetSize) throw new Error("fake: scaled reads are not modelled");
         if (!layer.data || !layer.rect) throw new Error("The layer has no pixels");
         const want = options.sourceBounds || layer.rect;
-        const got = intersect(want, layer.rect);
+        const got = layer.pixelBounds(intersect(want, layer.rect));
         if (!got) throw new Error("The requested area has no pixels");
         const comps = layer.channels;
         const out = new TYPES[doc.depth]((got.right - got.left) * (got.bottom - got.top) * comps);
@@ -143,13 +175,15 @@ class FakePhotoshop {
         }
         const imageData = new FakeImageData(fake, {
           width: got.right - got.left, height: got.bottom - got.top, components: comps, componentSize: doc.depth,
-          colorSpace: "RGB", colorProfile: doc.depth === 32 ? `${doc.profile} (Linear RGB Profile)` : doc.profile, native: out,
+          colorSpace: "RGB", colorProfile: doc.depth === 32 ? `${doc.effectiveProfile} (Linear RGB Profile)` : doc.effectiveProfile, native: out,
         });
         return { imageData, sourceBounds: withSize(got), level: 0 };
       },
 
       async getSelection(options) {
         fake.calls.getSelection++;
+        if (!fake.modal) throw new Error("getSelection must be called inside executeAsModal");
+        fake._countCall();
         const doc = fake._document(options.documentID);
         if (!doc.selectionData) throw new Error("There is no selection");
         const canvas = { left: 0, top: 0, right: doc.width, bottom: doc.height };
@@ -174,8 +208,7 @@ class FakePhotoshop {
         if (colorSpace === "RGB" && !(components === 3 || components === 4)) throw new Error("RGB data needs 3 or 4 components");
         if (colorSpace === "Grayscale" && !(components === 1 || components === 2)) throw new Error("Grayscale data needs 1 or 2 components");
         if (colorSpace !== "RGB" && colorSpace !== "Grayscale") throw new Error(`fake: colorSpace ${colorSpace} is not modelled`);
-        if (!options.colorProfile && colorSpace === "RGB") throw new Error("fake: RGB data needs a colorProfile");
-        if (options.colorProfile && /\(Linear RGB Profile\)/.test(options.colorProfile)) throw new Error(`Unknown color profile "${options.colorProfile}"`);
+        if (options.colorProfile && (/\(Linear RGB Profile\)/.test(options.colorProfile) || options.colorProfile === "None")) throw new Error(`Unknown color profile "${options.colorProfile}"`);
         let native = new TYPES[depth](typed.length);
         if (!chunky) throw new Error("fake: planar input is not modelled");
         if (depth === 16) {
@@ -195,8 +228,8 @@ class FakePhotoshop {
         if (layer.kind !== "pixel") throw new Error("putPixels needs a pixel layer");
         if (img.colorSpace !== "RGB") throw new Error("fake: putPixels of non-RGB data is not modelled");
         if (img.componentSize !== doc.depth) throw new Error("fake: depth conversion is not modelled");
-        const profile = img.colorProfile.replace(/\s*\(Linear RGB Profile\)$/, "");
-        if (profile !== doc.profile) throw new Error(`fake: colour conversion (${profile} → ${doc.profile}) is not modelled`);
+        const profile = img.colorProfile.replace(/\s*\(Linear RGB Profile\)$/, "") || doc.effectiveProfile; // "": the document's
+        if (profile !== doc.effectiveProfile) throw new Error(`fake: colour conversion (${profile} → ${doc.effectiveProfile}) is not modelled`);
         if (img.components === 4 && layer.channels === 3) throw new Error("fake: alpha into a background layer is not modelled");
         const snap = doc._change(options.commandName || "Put Pixels");
         snap.touch(layer);
@@ -241,11 +274,12 @@ class FakePhotoshop {
         const img = options.imageData;
         img._check();
         if ((options.kind || "user") !== "user") throw new Error("only user masks can be edited");
-        if (!layer.userMask) throw new Error("The layer has no user mask");
+        const replace = options.replace !== false;
+        if (!layer.userMask && !replace) throw new Error("The layer has no user mask");
         if (img.components !== 1 || img.componentSize !== 8) throw new Error("fake: masks are modelled as 8-bit, one component");
         const snap = doc._change(options.commandName || "Put Layer Mask");
         snap.touch(layer);
-        if (options.replace !== false) layer.userMask.fill(0);
+        if (replace) layer.userMask = new Uint8Array(doc.width * doc.height);
         const left = (options.targetBounds && options.targetBounds.left) || 0;
         const top = (options.targetBounds && options.targetBounds.top) || 0;
         const target = intersect({ left, top, right: left + img.width, bottom: top + img.height }, { left: 0, top: 0, right: doc.width, bottom: doc.height });
@@ -266,19 +300,23 @@ class FakePhotoshop {
         }
         fake.modal = true;
         const context = new FakeExecutionContext(fake, options);
+        fake.modalContext = context;
         try {
           return await fn(context, options.descriptor);
         } catch (err) {
           context._rollbackAll();
           throw err;
         } finally {
+          context._closeRegistered();
           fake.modal = false;
+          fake.modalContext = null;
         }
       },
     };
 
     const action = {
       async batchPlay(descriptors) {
+        if (fake.modal) fake._countCall();
         return descriptors.map((d) => fake._batchPlayOne(d));
       },
     };
@@ -294,7 +332,8 @@ class FakePhotoshop {
         fake._requireModal("createDocument");
         const depth = options.depth || 8;
         if (![8, 16, 32].includes(depth)) throw new Error("bad depth");
-        const doc = new FakeDocument(fake, { width: options.width, height: options.height, depth, mode: options.mode || "RGBColorMode", profile: options.profile || "sRGB IEC61966-2.1", title: options.name || "Untitled", resolution: options.resolution || 72 });
+        if (options.profile === "None") throw new Error('Unknown color profile "None"');
+        const doc = new FakeDocument(fake, { width: options.width, height: options.height, depth, mode: options.mode || "RGBColorMode", profile: options.profile || fake.workingProfile, title: options.name || "Untitled", resolution: options.resolution || 72 });
         if (options.fill !== "transparent") throw new Error("fake: only transparent new documents are modelled");
         const layer = new FakeLayer(fake, doc, { name: "Layer 1" });
         doc.layers.push(layer);
@@ -305,35 +344,18 @@ class FakePhotoshop {
       },
     };
 
-    return { app, core, imaging, action, constants: {} };
+    const constants = { ColorProfileType: { CUSTOM: "custom", NONE: "none", WORKING: "working" } };
+    const module = { app, core, action, constants };
+    if (fake.hasImaging) module.imaging = imaging;
+    return module;
   }
 
   _batchPlayOne(d) {
-    if (d._obj === "get" && d._target && d._target[0]._property === "selection") {
-      const doc = this._document(d._target[1]._id);
-      const b = doc._selectionBounds();
-      if (!b) return {};
-      const px = (v) => ({ _unit: "pixelsUnit", _value: v });
-      return { selection: { _obj: "rectangle", top: px(b.top), left: px(b.left), bottom: px(b.bottom), right: px(b.right) } };
-    }
-    if (d._obj === "make" && d.new && d.new._class === "channel" && d.at && d.at._value === "mask") {
-      this._requireModal("make mask");
-      const doc = this.activeDocument;
-      const layer = doc.activeLayers[0];
-      if (!layer || layer.isBackgroundLayer) throw new Error("The command “Make” is not currently available.");
-      if (layer.userMask) throw new Error("The layer already has a mask");
-      const snap = doc._change("Add Layer Mask");
-      snap.touch(layer);
-      const how = d.using && d.using._value;
-      if (how === "revealAll") layer.userMask = new Uint8Array(doc.width * doc.height).fill(255);
-      else if (how === "hideAll") layer.userMask = new Uint8Array(doc.width * doc.height);
-      else if (how === "revealSelection" && doc.selectionData) layer.userMask = doc.selectionData.slice();
-      else throw new Error(`fake: mask ${how} is not modelled`);
-      return {};
-    }
     if (d._obj === "select" && d._target && d._target[0]._ref === "layer" && d._target[0]._id !== undefined) {
       this._requireModal("select layer");
-      const doc = this.activeDocument;
+      const ref = d._target.find((t) => t._ref === "document");
+      const doc = ref ? this._document(ref._id) : this.activeDocument;
+      if (doc !== this.activeDocument) throw new Error("fake: selecting a layer in a background document is not modelled");
       const layer = doc.layerById(d._target[0]._id);
       doc._change("Select Layer");
       doc.activeLayers = [layer];
@@ -426,9 +448,27 @@ class FakeLayer {
     this._visible = Boolean(v);
   }
 
+  /** The bounds of the pixels inside `area` that are not fully transparent, or null. */
+  pixelBounds(area) {
+    if (!area || !this.data) return null;
+    if (this.channels === 3) return area;
+    const W = this._doc.width;
+    let left = area.right, top = area.bottom, right = area.left, bottom = area.top;
+    for (let y = area.top; y < area.bottom; y++) {
+      for (let x = area.left; x < area.right; x++) {
+        if (this.data[(y * W + x) * 4 + 3] !== 0) {
+          left = Math.min(left, x);
+          right = Math.max(right, x + 1);
+          top = Math.min(top, y);
+          bottom = Math.max(bottom, y + 1);
+        }
+      }
+    }
+    return right > left ? { left, top, right, bottom } : null;
+  }
+
   get boundsNoEffects() {
-    const b = this.rect || { left: 0, top: 0, right: 0, bottom: 0 };
-    return withSize(b);
+    return withSize(this.pixelBounds(this.rect) || { left: 0, top: 0, right: 0, bottom: 0 });
   }
 
   get bounds() {
@@ -468,22 +508,39 @@ class FakeDocument {
     this.depth = depth;
     this.mode = mode;
     this.bitsPerChannel = DEPTH_NAMES[depth];
-    this.colorProfileName = profile;
-    this.profile = profile;
+    this.profile = profile; // null: untagged
     this.resolution = resolution;
     this.layers = [];
     this.activeLayers = [];
     this.selectionData = null;
     this.historyStates = [];
     this.suspension = null;
-    if (fake.selectionApi) {
-      const doc = this;
-      this.selection = {
-        get bounds() {
-          return doc._selectionBounds();
-        },
-      };
-    }
+    const doc = this;
+    this.selection = {
+      get bounds() {
+        return doc._selectionBounds();
+      },
+    };
+  }
+
+  get colorProfileType() {
+    return this.profile ? "custom" : "none";
+  }
+
+  set colorProfileType(type) {
+    this._fake._requireModal("colorProfileType");
+    if (type !== "none") throw new Error("fake: only removing a profile is modelled");
+    this.profile = null;
+  }
+
+  /** Photoshop's answer: "None" for an untagged document. */
+  get colorProfileName() {
+    return this.profile || "None";
+  }
+
+  /** What pixels of an untagged document are read and written in: the working space. */
+  get effectiveProfile() {
+    return this.profile || this._fake.workingProfile;
   }
 
   layerById(id) {
@@ -541,8 +598,16 @@ class FakeExecutionContext {
     this.isCancelled = false;
     this.onCancel = null;
     this.open = new Map();
+    this.autoClose = new Set();
     const ctx = this;
     this.hostControl = {
+      async registerAutoCloseDocument(documentID) {
+        fake._document(documentID);
+        ctx.autoClose.add(documentID);
+      },
+      async unregisterAutoCloseDocument(documentID) {
+        ctx.autoClose.delete(documentID);
+      },
       async suspendHistory({ documentID, name }) {
         const doc = fake._document(documentID);
         if (doc.suspension) throw new Error("History is already suspended for this document");
@@ -564,6 +629,14 @@ class FakeExecutionContext {
   }
 
   reportProgress() {}
+
+  _closeRegistered() {
+    for (const id of this.autoClose) {
+      const doc = this._fake.documents.find((d) => d.id === id);
+      if (doc) this._fake.closeDocument(doc);
+    }
+    this.autoClose.clear();
+  }
 
   _rollbackAll() {
     for (const [id, doc] of this.open) {

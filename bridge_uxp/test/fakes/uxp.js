@@ -12,8 +12,9 @@ function createSecureStorage() {
       items.set(key, typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value));
     },
     async getItem(key) {
-      // UXP returns the stored bytes as a Uint8Array
-      return items.has(key) ? items.get(key).slice() : null;
+      // UXP returns the stored bytes as a Uint8Array; for a key it does not hold, it may reject
+      if (!items.has(key)) throw new Error(`secureStorage: no item for ${key}`);
+      return items.get(key).slice();
     },
     async removeItem(key) {
       items.delete(key);
@@ -35,8 +36,23 @@ function createLocalStorage() {
 }
 
 
+/**
+ * UXP's WebSocket on top of the `ws` package: UXP documents the constructor as
+ * WebSocket(url, protocols) and throws on invalid protocols, so a missing list is refused here.
+ */
+function uxpWebSocketClass(Base = require("ws")) {
+  return class UxpWebSocket extends Base {
+    constructor(url, protocols) {
+      if (!(typeof protocols === "string" || (Array.isArray(protocols) && protocols.length > 0))) {
+        throw new Error("WebSocket: invalid protocols");
+      }
+      super(url, protocols);
+    }
+  };
+}
+
 function createUxp() {
   return { storage: { secureStorage: createSecureStorage() }, host: { name: "Photoshop" } };
 }
 
-module.exports = { createUxp, createLocalStorage, createSecureStorage };
+module.exports = { createUxp, createLocalStorage, createSecureStorage, uxpWebSocketClass };

@@ -19,7 +19,7 @@ function createUxpFs(root = nodeFs.mkdtempSync(path.join(os.tmpdir(), "seamwise-
     return path.join(root, rel);
   };
   const needArrayBuffer = (b) => {
-    if (!(b instanceof ArrayBuffer)) throw new TypeError("UXP fs expects an ArrayBuffer");
+    if (Object.prototype.toString.call(b) !== "[object ArrayBuffer]") throw new TypeError("UXP fs expects an ArrayBuffer");
   };
   return {
     root,

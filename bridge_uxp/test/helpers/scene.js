@@ -1,6 +1,8 @@
 "use strict";
 /** Documents, selections and a wired JobRunner for tests (shipped code + fakes + real server). */
-const WebSocket = require("ws");
+const { uxpWebSocketClass } = require("../fakes/uxp");
+
+const WebSocket = uxpWebSocketClass();
 const { FakePhotoshop } = require("../fakes/photoshop");
 const { createLocalStorage } = require("../fakes/uxp");
 const { createUxpFs } = require("../fakes/uxp_fs");
@@ -33,7 +35,7 @@ function ellipseSelection(width, height, { cx, cy, rx, ry, feather = 8 }) {
   return mask;
 }
 
-function makeRunner({ WebSocketImpl = WebSocket, fake = new FakePhotoshop(), fs = createUxpFs(), storage = createLocalStorage(), tokens = {}, updates = [], reconnectForMs = 60000 } = {}) {
+function makeRunner({ WebSocketImpl = WebSocket, fake = new FakePhotoshop(), fs = createUxpFs(), storage = createLocalStorage(), tokens = {}, updates = [], reconnectForMs = 60000, bandBytes } = {}) {
   const runner = new JobRunner({
     ps: fake.module,
     fs,
@@ -43,6 +45,7 @@ function makeRunner({ WebSocketImpl = WebSocket, fake = new FakePhotoshop(), fs 
     onUpdate: (u) => updates.push(u),
     tempDir: "plugin-temp:",
     reconnectForMs,
+    bandBytes,
   });
   return { runner, fake, fs, storage, updates };
 }
