@@ -40,8 +40,10 @@ async def guard(request: web.Request, handler):
             raise ProtocolError("forbidden_host", "this server does not answer to that Host name "
                                                   "(see --allow-host)")
         origin = request.headers.get("Origin")
-        # "null" is what sandboxed frames and file:// pages send: as foreign as any other
-        if origin is not None and origin not in state.config.allow_origins:
+        # "null" is what sandboxed frames and file:// pages send, and what a plugin host without
+        # a web origin of its own may send: never trusted, never allow-listed, always asked for
+        # a paired token (below), which a page cannot get without the code the owner sees.
+        if origin is not None and origin != "null" and origin not in state.config.allow_origins:
             raise ProtocolError("forbidden_origin", f"requests from {origin[:100]} are not allowed")
         if request.path.startswith(ADMIN_PREFIX):
             request.app["owner"].check(request)

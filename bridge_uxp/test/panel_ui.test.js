@@ -54,12 +54,21 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   })), [...CONTROLS, "apply", "pair-row"]);
 
   await page.waitForFunction(() => /Connected/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  // The page's WebSocket carries an Origin (file:// pages send "null"), so even this computer's
+  // server asks to pair once, at the first job; the token then outlives the panel's reloads.
+  await page.click("#enhance");
+  await page.waitForFunction(() => /needs pairing/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  assert.equal(await page.evaluate(() => document.getElementById("pair-row").hidden), false, "pairing row shown");
+  await page.evaluate((code) => { document.getElementById("pair-code").value = code; }, server.pairingCode);
+  await page.click("#pair-button");
+  await page.waitForFunction(() => /Connected/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  assert.equal(await page.evaluate(() => window.__fake.activeDocument.layers.length), 1, "the refused job added nothing");
   let s = await state();
   for (const id of CONTROLS) assert.ok(s[id], `#${id} is missing`);
   assert.equal(s.enhance.disabled, false, "Enhance enabled when connected and idle");
   assert.equal(s.cancel.disabled, true, "Cancel disabled when idle");
   assert.equal(s.apply.hidden, true);
-  assert.equal(s["pair-row"].hidden, true, "no pairing needed on this computer");
+  assert.equal(s["pair-row"].hidden, true, "paired once, the row is gone");
   assert.equal(await page.evaluate(() => document.getElementById("steps").value), "12", "settings restored");
   const idleShot = path.join(ARTIFACTS, "panel-idle.png");
   await page.screenshot({ path: idleShot });
@@ -139,7 +148,7 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   assert.equal(await page.evaluate(() => document.getElementById("address-row").hidden), false);
   await page.evaluate((address) => { document.getElementById("server-address").value = address; }, box.url.replace("http://", ""));
   await page.click("#server-connect");
-  await page.waitForFunction(() => /needs pairing/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 });
+  await page.waitForFunction(() => /needs pairing/.test(document.getElementById("server-status").textContent), null, { timeout: 20000 }).catch(async (e) => { console.log("DEBUG", await page.evaluate(() => document.getElementById("server-status").textContent + " | " + document.getElementById("message").textContent), server.output.slice(-3000)); throw e; });
   s = await state();
   assert.equal(s["pair-row"].hidden, false, "pairing row shown");
   assert.equal(s.enhance.disabled, true, "Enhance disabled until paired");

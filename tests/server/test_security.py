@@ -118,19 +118,34 @@ def test_foreign_origin_is_refused(server_factory):
 
     async def go():
         async with aiohttp.ClientSession() as s:
-            for origin in ("https://evil.example", "null"):
-                async with s.get(srv.url + "/v1/health", headers={"Origin": origin}) as r:
-                    assert r.status == 403, origin
-                    assert (await r.json())["code"] == "forbidden_origin"
-                async with s.post(srv.url + "/v1/jobs", data=b"x",
-                                  headers={"Origin": origin, "Content-Type": "image/png",
-                                           "X-Seamwise": "1"}) as r:
-                    assert r.status == 403
-                    await r.read()
-                with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-                    await s.ws_connect(srv.url.replace("http", "ws") + "/v1/ws",
-                                       headers={"Origin": origin})
-                assert err.value.status == 403
+            origin = "https://evil.example"
+            async with s.get(srv.url + "/v1/health", headers={"Origin": origin}) as r:
+                assert r.status == 403, origin
+                assert (await r.json())["code"] == "forbidden_origin"
+            async with s.post(srv.url + "/v1/jobs", data=b"x",
+                              headers={"Origin": origin, "Content-Type": "image/png",
+                                       "X-Seamwise": "1"}) as r:
+                assert r.status == 403
+                await r.read()
+            with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+                await s.ws_connect(srv.url.replace("http", "ws") + "/v1/ws",
+                                   headers={"Origin": origin})
+            assert err.value.status == 403
+            # "null" (sandboxed frames, file:// pages, a host without a web origin) is never
+            # trusted: without a paired token it can neither read nor create anything
+            async with s.get(srv.url + "/v1/health", headers={"Origin": "null"}) as r:
+                assert r.status == 401
+                assert (await r.json())["code"] == "unauthorized"
+            async with s.post(srv.url + "/v1/jobs", data=b"x",
+                              headers={"Origin": "null", "Content-Type": "image/png",
+                                       "X-Seamwise": "1"}) as r:
+                assert r.status == 401
+                await r.read()
+        with pytest.raises(ServerError) as err:
+            async with WsClient(srv.url, origin="null"):
+                pass
+        assert err.value.code == "unauthorized"
+        async with aiohttp.ClientSession() as s:
             # an allowed origin still needs a paired token, on loopback too
             async with s.get(srv.url + "/v1/health",
                              headers={"Origin": "https://allowed.example"}) as r:

@@ -31,7 +31,16 @@ for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
 }
 fake.setSelection(doc, sel);
 
-const modules = { photoshop: fake.module, uxp: createUxp(), fs: createMemoryFs() };
+/** secureStorage's bytes in the page's localStorage, so that they outlive a reload as in UXP. */
+const SECURE = "seamwise.fake-secure-storage.";
+const secureItems = {
+  has: (k) => localStorage.getItem(SECURE + k) !== null,
+  get: (k) => Uint8Array.from(JSON.parse(localStorage.getItem(SECURE + k))),
+  set: (k, v) => localStorage.setItem(SECURE + k, JSON.stringify(Array.from(v))),
+  delete: (k) => localStorage.removeItem(SECURE + k),
+};
+
+const modules = { photoshop: fake.module, uxp: createUxp({ secureItems }), fs: createMemoryFs() };
 window.__fake = fake;
 window.require = (name) => {
   if (name in modules) return modules[name];

@@ -5,8 +5,11 @@
  * (browser tests).
  */
 
-function createSecureStorage() {
-  const items = new Map();
+/**
+ * `items`: where the bytes live (a Map by default). UXP keeps secureStorage across panel reloads
+ * and Photoshop restarts, so the browser harness passes a Map-like over the page's localStorage.
+ */
+function createSecureStorage(items = new Map()) {
   return {
     async setItem(key, value) {
       items.set(key, typeof value === "string" ? new TextEncoder().encode(value) : new Uint8Array(value));
@@ -51,8 +54,8 @@ function uxpWebSocketClass(Base = require("ws")) {
   };
 }
 
-function createUxp() {
-  return { storage: { secureStorage: createSecureStorage() }, host: { name: "Photoshop" } };
+function createUxp({ secureItems } = {}) {
+  return { storage: { secureStorage: createSecureStorage(secureItems) }, host: { name: "Photoshop" } };
 }
 
 module.exports = { createUxp, createLocalStorage, createSecureStorage, uxpWebSocketClass };
