@@ -12,6 +12,7 @@ from .auth import bearer
 from .config import ServerConfig
 from .errors import ProtocolError
 from .http_api import add_routes
+from .http_errors import JsonErrorRunner
 from .peers import add_routes as add_peer_routes
 from .state import ServerState
 from .ws import websocket_handler
@@ -22,6 +23,14 @@ log = logging.getLogger("seamwise.server")
 OPEN_PATHS = {"/v1/pair"}
 # The WebSocket carries its token in its first frame (browsers and UXP cannot set headers).
 WS_PATH = "/v1/ws"
+# The only route whose body may be large: it is streamed to disk, not read into memory.
+UPLOAD_ROUTE = ("POST", "/v1/jobs")
+
+
+def body_limit(request: web.Request, limits) -> int:
+    if (request.method, request.path) == UPLOAD_ROUTE:
+        return limits.max_http_body_bytes
+    return limits.max_json_body_bytes
 
 
 @web.middleware
@@ -34,6 +43,9 @@ async def guard(request: web.Request, handler):
         if state.config.lan and request.path not in OPEN_PATHS and request.path != WS_PATH:
             if state.auth.check(bearer(request.headers.get("Authorization"))) is None:
                 raise ProtocolError("unauthorized", "a valid bearer token is required (pair first)")
+        length = request.content_length
+        if length is not None and length > body_limit(request, state.config.limits):
+            raise ProtocolError("too_large", f"the request body is too large ({length:,} bytes)")
         return await handler(request)
     except ProtocolError as err:
         return web.json_response(err.body(), status=err.http_status)
@@ -57,7 +69,7 @@ async def guard(request: web.Request, handler):
 def build_app(config: ServerConfig, state: Optional[ServerState] = None) -> web.Application:
     state = state or ServerState(config)
     app = web.Application(middlewares=[guard],
-                          client_max_size=config.limits.max_http_body_bytes)
+                          client_max_size=config.limits.max_json_body_bytes)
     app["state"] = state
     app.router.add_get(WS_PATH, websocket_handler)
     add_routes(app)
@@ -78,7 +90,7 @@ async def serve(config: ServerConfig, announce=print) -> None:
     """Run until cancelled; prints one line `Seamwise listening on http://HOST:PORT`."""
     state = ServerState(config)
     app = build_app(config, state)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = JsonErrorRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

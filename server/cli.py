@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_PORT, ServerConfig, default_data_dir
+from .config import DEFAULT_PORT, Limits, MiB, ServerConfig, default_data_dir
 
 
 def add_commands(commands) -> None:
@@ -37,6 +37,9 @@ def add_commands(commands) -> None:
     p.add_argument("--layerwise-ram-gib", type=float, default=None, metavar="GIB",
                    help="RAM a render may use to evaluate the whole frame layer by layer; larger "
                         "frames render in tiles (default: a quarter of RAM; 0: always tiles)")
+    p.add_argument("--decode-ram-mib", type=int, default=None, metavar="MIB",
+                   help="memory image uploads may take to decode at once; larger uploads wait "
+                        "their turn, one that needs more is refused (default: half of RAM)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="browser Origin allowed to use the server; may be repeated")
     p.add_argument("--no-discovery", action="store_true",
@@ -77,6 +80,8 @@ def run_serve(args: argparse.Namespace) -> int:
                           allow_origins=tuple(args.allow_origin),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface)
+    if args.decode_ram_mib is not None:
+        config.limits = Limits(decode_ram_bytes=args.decode_ram_mib * MiB)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 

@@ -12,6 +12,12 @@ PROTOCOL_VERSION = 1
 DEFAULT_PORT = 7821
 
 
+def default_decode_ram_bytes() -> int:
+    """Half of physical RAM: what image decodes may hold at once, leaving room for renders."""
+    import psutil
+    return psutil.virtual_memory().total // 2
+
+
 @dataclass(frozen=True)
 class Limits:
     max_pixels: int = 200_000_000
@@ -21,8 +27,11 @@ class Limits:
     window: int = 4
     max_queued: int = 64
     retention_s: float = 24 * 3600.0
-    max_http_body_bytes: int = 4096 * MiB
+    max_http_body_bytes: int = 4096 * MiB     # POST /v1/jobs only, streamed to disk
+    max_json_body_bytes: int = 64 * 1024      # every other request body
     max_icc_bytes: int = 4 * MiB
+    max_metadata_bytes: int = 16 * MiB        # inflated XMP/EXIF/IPTC of an uploaded file
+    decode_ram_bytes: int = field(default_factory=default_decode_ram_bytes)
 
     @property
     def max_message_bytes(self) -> int:
@@ -32,7 +41,11 @@ class Limits:
         return {"max_pixels": self.max_pixels, "max_side": self.max_side,
                 "max_chunk_bytes": self.max_chunk_bytes,
                 "max_message_bytes": self.max_message_bytes, "window": self.window,
-                "max_queued": self.max_queued, "retention_s": self.retention_s}
+                "max_queued": self.max_queued, "retention_s": self.retention_s,
+                "max_http_body_bytes": self.max_http_body_bytes,
+                "max_json_body_bytes": self.max_json_body_bytes,
+                "max_icc_bytes": self.max_icc_bytes, "max_metadata_bytes": self.max_metadata_bytes,
+                "decode_ram_bytes": self.decode_ram_bytes}
 
 
 @dataclass

@@ -142,10 +142,8 @@ class ServerState:
         if unfinished >= self.config.limits.max_queued:
             raise ProtocolError("busy", f"the server already holds {unfinished} unfinished jobs",
                                 req=req)
-        scale = params["scale"]
-        extra = image["bytes"] * scale * scale + image["width"] * image["height"] * scale * scale
         try:
-            return self.store.create(params, image, mask, chunk_bytes, source, extra_bytes=extra)
+            return self.store.create(params, image, mask, chunk_bytes, source)
         except ProtocolError as err:
             err.req = req
             raise
