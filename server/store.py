@@ -444,7 +444,7 @@ def _job_from_row(r: tuple) -> Job:
               result=json.loads(r[11]) if r[11] else None,
               stats=json.loads(r[12]) if r[12] else None,
               error_code=r[13], error_message=r[14])
-    if job.chunk_bytes <= 0 or not isinstance(job.params, dict) or job.params["scale"] not in (1, 2, 4):
+    if job.chunk_bytes <= 0 or job.params["scale"] not in (1, 2, 4):
         raise ValueError("bad params or chunk size")
     for header in (job.image, job.mask):
         if header is not None and not all(isinstance(header[k], int) and header[k] > 0

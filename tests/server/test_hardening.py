@@ -10,7 +10,6 @@ import asyncio
 import io
 import re
 import sqlite3
-import subprocess
 import time
 
 import aiohttp
@@ -22,7 +21,7 @@ from engine.imageio import Picture, encode_image
 from server.client import HttpClient, ServerError, WsClient
 
 from . import rawhttp
-from .conftest import run
+from .conftest import run, small_disk
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -37,28 +36,34 @@ def _post_image(url: str, body: bytes, ctype: str, **params) -> tuple[int, dict]
     return run(go())
 
 
+def _post_measured(server, body: bytes, ctype: str) -> tuple[int, dict, int]:
+    """Status, error body, and how far the server's RSS rose above its level before the post."""
+    rawhttp.reset_peak_rss(server.proc.pid)
+    before = rawhttp.current_rss(server.proc.pid)
+    status, err = _post_image(server.url, body, ctype)
+    return status, err, rawhttp.peak_rss(server.proc.pid) - before
+
+
 def _job_files_bytes(data_dir) -> int:
     return sum(p.stat().st_blocks * 512 for p in (data_dir / "jobs").rglob("*") if p.is_file())
 
 
-# ---- 5. zlib bombs in PNG metadata ------------------------------------------------------------
+# ---- zlib bombs in PNG metadata ------------------------------------------------------------------
 
 @pytest.mark.parametrize("bomb", [crafted.png16_xmp_bomb, crafted.png16_icc_bomb],
                          ids=["iTXt", "iCCP"])
 def test_png_metadata_bomb_is_refused_without_inflating_it(server, bomb):
     body = bomb(256 * MiB)
     assert len(body) < 1 * MiB
-    rawhttp.reset_peak_rss(server.proc.pid)
-    before = rawhttp.current_rss(server.proc.pid)
-    status, err = _post_image(server.url, body, "image/png")
+    status, err, rise = _post_measured(server, body, "image/png")
     assert status == 413 and err["code"] == "too_large", err
-    assert rawhttp.peak_rss(server.proc.pid) - before < 64 * MiB
+    assert rise < 64 * MiB
     assert _job_files_bytes(server.data_dir) < 1 * MiB
     ok, _ = _post_image(server.url, crafted.png16(), "image/png")
     assert ok == 202
 
 
-# ---- 6. small bodies everywhere but the image upload --------------------------------------------
+# ---- small bodies everywhere but the image upload ------------------------------------------------
 
 def test_pair_refuses_a_huge_declared_body_before_reading_it(server_factory):
     srv = server_factory("--lan", "--host", "127.0.0.1")
@@ -82,16 +87,13 @@ def test_pair_refuses_a_huge_chunked_body_after_its_limit(server_factory):
     assert rawhttp.peak_rss(srv.proc.pid) - before < 32 * MiB
 
 
-# ---- 7. content sniffing, parameters before the body ---------------------------------------------
+# ---- content sniffing, parameters before the body ------------------------------------------------
 
 def test_jpeg_sent_as_png_is_refused_before_decoding(server):
-    body = crafted.jpeg(13000, 13000)
-    rawhttp.reset_peak_rss(server.proc.pid)
-    before = rawhttp.current_rss(server.proc.pid)
-    status, err = _post_image(server.url, body, "image/png")
+    status, err, rise = _post_measured(server, crafted.jpeg(13000, 13000), "image/png")
     assert status == 415 and err["code"] == "unsupported_image", err
     assert "JPEG" in err["message"]
-    assert rawhttp.peak_rss(server.proc.pid) - before < 64 * MiB
+    assert rise < 64 * MiB
 
 
 def test_png_sent_as_tiff_is_refused(server):
@@ -108,17 +110,15 @@ def test_job_parameters_are_checked_before_the_body_is_read(server):
     assert time.monotonic() - start < 10
 
 
-# ---- 8. decode memory -----------------------------------------------------------------------------
+# ---- decode memory -------------------------------------------------------------------------------
 
 def test_tiff_strips_sharing_their_data_are_refused(server):
     body = crafted.shared_strip_tiff(8000, 8000)
     assert len(body) < 64 * 1024
-    rawhttp.reset_peak_rss(server.proc.pid)
-    before = rawhttp.current_rss(server.proc.pid)
-    status, err = _post_image(server.url, body, "image/tiff")
+    status, err, rise = _post_measured(server, body, "image/tiff")
     assert status == 415 and err["code"] == "unsupported_image", err
     assert "overlap" in err["message"]
-    assert rawhttp.peak_rss(server.proc.pid) - before < 64 * MiB
+    assert rise < 64 * MiB
     assert _job_files_bytes(server.data_dir) < 1 * MiB
 
 
@@ -141,22 +141,10 @@ def test_decoding_waits_for_its_memory_budget_and_refuses_what_can_never_fit(ser
     run(go())
 
 
-# ---- 9. disk reserved across accepted jobs ---------------------------------------------------------
+# ---- disk reserved across accepted jobs ----------------------------------------------------------
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {p.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def test_free_disk_is_reserved_across_accepted_jobs(server_factory, small_disk):
-    srv = server_factory(data_dir=small_disk / "data")
+def test_free_disk_is_reserved_across_accepted_jobs(server_factory, tmp_path):
+    srv = server_factory(data_dir=small_disk(tmp_path, "64m") / "data")
     header = {"width": 1000, "height": 1000, "channels": 3, "depth": 8}   # 3 MB in, ~19 MB all told
 
     async def go():
@@ -178,7 +166,7 @@ def test_free_disk_is_reserved_across_accepted_jobs(server_factory, small_disk):
     assert run(go())["job"]
 
 
-# ---- 13. a damaged job store ------------------------------------------------------------------------
+# ---- a damaged job store -------------------------------------------------------------------------
 
 def _finished_jobs(url: str, n: int) -> list[str]:
     async def go():
@@ -237,7 +225,7 @@ def test_a_bad_job_row_is_quarantined_and_the_others_survive(server_factory, tmp
     assert "Traceback" not in "".join(srv.stderr_lines)
 
 
-# ---- 14. the advertised limit is the one that applies; every error is the protocol's JSON ---------
+# ---- the advertised limit is the one that applies; every error is the protocol's JSON ------------
 
 def test_a_196_megapixel_png_under_max_pixels_is_accepted(server):
     from PIL import Image
