@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import msgpack
 import numpy as np
 import psutil
 
@@ -37,6 +38,9 @@ from ._server import RunningServer
 
 MiB = 1024 * 1024
 GOOD_WS, GOOD_HTTP, SLOW, ABUSIVE = 2, 1, 4, 2
+ABUSE_NAMES = ("XMP zlib bomb (256 MiB)", "ICC zlib bomb (256 MiB)", "JPEG sent as PNG",
+               "TIFF with shared strips", "bad params, 1 GiB declared", "pair, 1 GiB declared",
+               "oversize header", "garbage WebSocket frame")
 
 
 class Tally:
@@ -134,28 +138,27 @@ def _abuses(jpeg: bytes) -> list:
         async with s.ws_connect(url.replace("http", "ws") + "/v1/ws") as ws:
             await ws.send_bytes(b"\xc1\xff not msgpack")
             msg = await ws.receive(timeout=10)
-            import msgpack
             return 200, msgpack.unpackb(msg.data)["code"]
 
     xmp, icc = crafted.png16_xmp_bomb(256 * MiB), crafted.png16_icc_bomb(256 * MiB)
     strips = crafted.shared_strip_tiff(8000, 8000)
-    return [
-        ("XMP zlib bomb (256 MiB)", lambda s, u: post(s, u, xmp, "image/png"), "too_large"),
-        ("ICC zlib bomb (256 MiB)", lambda s, u: post(s, u, icc, "image/png"), "too_large"),
-        ("JPEG sent as PNG", lambda s, u: post(s, u, jpeg, "image/png"), "unsupported_image"),
-        ("TIFF with shared strips", lambda s, u: post(s, u, strips, "image/tiff"),
-         "unsupported_image"),
-        ("bad params, 1 GiB declared", lambda s, u: raw(
+    attacks = [
+        (lambda s, u: post(s, u, xmp, "image/png"), "too_large"),
+        (lambda s, u: post(s, u, icc, "image/png"), "too_large"),
+        (lambda s, u: post(s, u, jpeg, "image/png"), "unsupported_image"),
+        (lambda s, u: post(s, u, strips, "image/tiff"), "unsupported_image"),
+        (lambda s, u: raw(
             u, b"POST /v1/jobs?steps=x HTTP/1.1\r\nHost: x\r\nX-Seamwise: 1\r\nContent-Type: "
                b"image/png\r\nContent-Length: 1073741824\r\n\r\n"), "bad_params"),
-        ("pair, 1 GiB declared", lambda s, u: raw(
+        (lambda s, u: raw(
             u, b"POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                b"Content-Length: 1073741824\r\n\r\n{"), "too_large"),
-        ("oversize header", lambda s, u: raw(
+        (lambda s, u: raw(
             u, b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 20000 + b"\r\n\r\n"),
          "too_large"),
-        ("garbage WebSocket frame", garbage_ws, "bad_request"),
+        (garbage_ws, "bad_request"),
     ]
+    return [(name, make, code) for name, (make, code) in zip(ABUSE_NAMES, attacks)]
 
 
 async def abusive(url: str, k: int, until: float, tally: Tally, abuses: list) -> None:
@@ -173,7 +176,13 @@ async def abusive(url: str, k: int, until: float, tally: Tally, abuses: list) ->
 
 
 def _disk_bytes(folder: Path) -> int:
-    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            total += path.stat().st_blocks * 512 if path.is_file() else 0
+        except FileNotFoundError:      # a job released between listing and stat
+            pass
+    return total
 
 
 async def sample(proc: psutil.Process, data_dir: Path, until: float, samples: list) -> None:
@@ -221,7 +230,8 @@ def main(argv=None) -> dict:
     base, end = warm[0], samples[-1]
     figures = {
         "seconds": seconds, "alive": alive,
-        "good_jobs": sum(n for (k, r), n in tally.counts.items() if k.startswith("good") and r == "ok"),
+        "good_jobs": sum(n for (k, r), n in tally.counts.items()
+                         if k.startswith("good") and r == "ok"),
         "lost": len(got["lost"]),
         "abusive_requests": sum(n for (k, _), n in tally.counts.items() if k.startswith("abusive")),
         "slow_connections": sum(n for (k, _), n in tally.counts.items() if k.startswith("slow")),

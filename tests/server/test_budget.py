@@ -1,4 +1,5 @@
-"""The decode budget: holders that do not fit together take turns; one that never fits is refused."""
+"""The decode budget: holders that do not fit together take turns; one that never fits is
+refused."""
 from __future__ import annotations
 
 import asyncio
