@@ -228,6 +228,7 @@ def main(argv=None) -> dict:
     tally, samples = got["tally"], got["samples"]
     warm = [s for s in samples if s[0] >= min(10.0, seconds / 4)] or samples
     base, end = warm[0], samples[-1]
+    half = min(samples, key=lambda smp: abs(smp[0] - seconds / 2))
     figures = {
         "seconds": seconds, "alive": alive,
         "good_jobs": sum(n for (k, r), n in tally.counts.items()
@@ -238,6 +239,7 @@ def main(argv=None) -> dict:
         "unexpected": sum(n for (_, r), n in tally.counts.items() if r == "unexpected"),
         "client_crashes": len(got["crashed"]),
         "rss_mib_after_warmup": round(base[1] / MiB, 1),
+        "rss_mib_half": round(half[1] / MiB, 1),
         "rss_mib_peak": round(max(s[1] for s in samples) / MiB, 1),
         "rss_mib_end": round(end[1] / MiB, 1),
         "fds_after_warmup": base[2], "fds_peak": max(s[2] for s in samples), "fds_end": end[2],
@@ -251,13 +253,12 @@ def main(argv=None) -> dict:
     for kind in sorted({k for k, _ in tally.counts}):
         print(f"{kind:<44}{tally.counts[(kind, 'ok')]:>8}{tally.counts[(kind, 'unexpected')]:>12}")
     print()
-    print(f"{'server':<24}{'after warm-up':>14}{'peak':>10}{'end':>10}")
-    print(f"{'RSS (MiB)':<24}{figures['rss_mib_after_warmup']:>14}{figures['rss_mib_peak']:>10}"
-          f"{figures['rss_mib_end']:>10}")
-    print(f"{'open fds':<24}{figures['fds_after_warmup']:>14}{figures['fds_peak']:>10}"
-          f"{figures['fds_end']:>10}")
-    print(f"{'data dir disk (MiB)':<24}{figures['disk_mib_after_warmup']:>14}"
-          f"{figures['disk_mib_peak']:>10}{figures['disk_mib_end']:>10}")
+    print(f"{'server':<24}{'after warm-up':>14}{'half time':>10}{'peak':>10}{'end':>10}")
+    for name, key, at_half in (("RSS (MiB)", "rss_mib", half[1] / MiB),
+                               ("open fds", "fds", half[2]),
+                               ("data dir disk (MiB)", "disk_mib", half[3] / MiB)):
+        print(f"{name:<24}{figures[key + '_after_warmup']:>14}{round(at_half, 2):>10}"
+              f"{figures[key + '_peak']:>10}{figures[key + '_end']:>10}")
     print()
     print(f"{'accepted jobs lost':<24}{figures['lost']}   server alive: {alive}   "
           f"{seconds:.0f} s on {figures['machine']}")

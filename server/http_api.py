@@ -54,9 +54,11 @@ async def _receive_form(request: web.Request, files: uploads.Spool, budget: list
             await uploads.receive(part.read_chunk, files.path(part.name), budget,
                                   ("png", "tiff"), f"the {part.name} part")
         elif part.name == "params":
-            text = await part.read_chunk(_state(request).config.limits.max_json_body_bytes + 1)
-            if len(text) > _state(request).config.limits.max_json_body_bytes:
-                raise ProtocolError("too_large", "the params part is too large")
+            text = bytearray()
+            while chunk := await part.read_chunk(64 * 1024):
+                text += chunk
+                if len(text) > _state(request).config.limits.max_json_body_bytes:
+                    raise ProtocolError("too_large", "the params part is too large")
             try:
                 extra = json.loads(text)
             except ValueError:
