@@ -176,12 +176,14 @@ async def abusive(url: str, k: int, until: float, tally: Tally, abuses: list) ->
 
 
 def _disk_bytes(folder: Path) -> int:
+    """Blocks held by the data directory; jobs released during the walk are skipped."""
     total = 0
-    for path in folder.rglob("*"):
-        try:
-            total += path.stat().st_blocks * 512 if path.is_file() else 0
-        except FileNotFoundError:      # a job released between listing and stat
-            pass
+    for root, _, names in os.walk(folder):     # os.walk ignores folders that vanish
+        for name in names:
+            try:
+                total += os.stat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
     return total
 
 
