@@ -28,6 +28,8 @@ UPLOAD_ROUTE = ("POST", "/v1/jobs")
 
 
 def body_limit(request: web.Request, limits) -> int:
+    """The largest body this request may declare: small everywhere but the image upload, so an
+    open route (pairing) cannot be made to read a gigabyte before it answers."""
     if (request.method, request.path) == UPLOAD_ROUTE:
         return limits.max_http_body_bytes
     return limits.max_json_body_bytes

@@ -69,6 +69,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.layerwise_ram_gib is not None and not args.layerwise_ram_gib >= 0:
         print("seamwise serve: error: --layerwise-ram-gib must be >= 0", file=sys.stderr)
         return 2
+    if args.decode_ram_mib is not None and args.decode_ram_mib < 1:
+        print("seamwise serve: error: --decode-ram-mib must be >= 1", file=sys.stderr)
+        return 2
     if not args.lan and host not in ("127.0.0.1", "localhost", "::1"):
         print("seamwise serve: error: binding a non-loopback address needs --lan "
               "(which requires paired tokens)", file=sys.stderr)
