@@ -306,7 +306,8 @@ def _decode_pillow(data: bytes, fmt: str) -> Picture:
 
     # Pillow's own bomb cap (179 MP) sits below MAX_PIXELS; the sizes this module accepts are
     # checked by check_dimensions, so the cap that applies is the one Seamwise advertises.
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     with Image.open(io.BytesIO(data)) as im:
         check_dimensions(im.width, im.height, len(im.getbands()))
         icc = im.info.get("icc_profile")
