@@ -5,6 +5,11 @@ back the same depth, the same channel layout and the same ICC bytes. Pillow cove
 JPEG, tifffile covers TIFF at every depth, and imagecodecs' libpng covers 16-bit PNG (which Pillow
 cannot hold as RGB). The only thing handled here by hand are the PNG `iCCP`, `eXIf` and `iTXt`
 chunks of 16-bit files, which are container metadata, not pixel coding.
+
+Files come from strangers: everything a header declares is checked before it is believed. The
+format is sniffed from the magic bytes, never from a name or a content type; compressed metadata
+is inflated only up to its cap (a 1 MB PNG can hold a 1 GiB "XMP packet"); TIFF strips and tiles
+must not overlap (a 16 KB TIFF whose strips all point at the same bytes decodes to gigabytes).
 """
 from __future__ import annotations
 
@@ -20,10 +25,15 @@ import numpy as np
 MAX_PIXELS = 400_000_000
 MAX_SIDE = 300_000
 MIN_SIDE = 16
+# Caps on inflated container metadata: real ICC profiles are under 1 MiB, real XMP packets a few.
+MAX_ICC_BYTES = 4 * 1024 * 1024
+MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 FORMATS = ("png", "tiff", "jpeg")
 _SUFFIX_FORMAT = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_JPEG_MAGIC = b"\xff\xd8\xff"
 # TIFF ASCII tags worth keeping: ImageDescription, Make, Model, DateTime, Artist, Copyright.
 _TIFF_TEXT_TAGS = (270, 271, 272, 306, 315, 33432)
 _TIFF_XMP, _TIFF_IPTC = 700, 33723
@@ -32,6 +42,24 @@ _PNG_XMP_KEY = b"XML:com.adobe.xmp"
 
 class ImageError(ValueError):
     """The file cannot be used as a photograph; the message says why in one line."""
+
+
+class ImageTooLarge(ImageError):
+    """The file declares more pixels or metadata than Seamwise accepts."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file's header declares, read without decoding any pixel."""
+    format: str
+    width: int
+    height: int
+    channels: int        # after decoding (a palette PNG becomes RGB or RGBA)
+    sample_bytes: int    # bytes per channel as decoded
+
+    @property
+    def decoded_bytes(self) -> int:
+        return self.width * self.height * self.channels * self.sample_bytes
 
 
 @dataclass
@@ -69,7 +97,7 @@ def check_dimensions(width: int, height: int, channels: int = 3) -> None:
     if width <= 0 or height <= 0:
         raise ImageError(f"image is empty ({width}x{height} pixels)")
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise ImageError(f"image is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels "
+        raise ImageTooLarge(f"image is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels "
                          f"and {MAX_SIDE:,} per side")
     if width < MIN_SIDE or height < MIN_SIDE:
         raise ImageError(f"image is {width}x{height} pixels; each side needs at least {MIN_SIDE}")
@@ -77,10 +105,27 @@ def check_dimensions(width: int, height: int, channels: int = 3) -> None:
         raise ImageError(f"image has {channels} channels; expected grey, RGB or RGBA")
 
 
+def sniff(head: bytes) -> str | None:
+    """The format named by a file's first bytes ("png", "tiff", "jpeg"), or None."""
+    if head.startswith(_PNG_MAGIC):
+        return "png"
+    if head[:4] in _TIFF_MAGICS:
+        return "tiff"
+    if head.startswith(_JPEG_MAGIC):
+        return "jpeg"
+    return None
+
+
 def read_image(path: str | Path) -> Picture:
+    """Decode a file; TIFF strips are read from the file, not from a copy of it in memory."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            fmt = sniff(f.read(8))
+            f.seek(0)
+            if fmt == "tiff":
+                return _guarded(_decode_tiff, f)
+            data = f.read()
     except IsADirectoryError:
         raise ImageError(f"{path} is a directory, not an image") from None
     except OSError as exc:
@@ -91,18 +136,58 @@ def read_image(path: str | Path) -> Picture:
 def decode_image(data: bytes) -> Picture:
     if not data:
         raise ImageError("the file is empty")
+    decoder = {"png": _decode_png, "tiff": lambda d: _decode_tiff(io.BytesIO(d)),
+               "jpeg": lambda d: _decode_pillow(d, "jpeg")}.get(sniff(data[:8]))
+    if decoder is None:
+        raise ImageError("not a PNG, TIFF or JPEG file")
+    return _guarded(decoder, data)
+
+
+def _guarded(decoder, source) -> Picture:
     try:
-        if data.startswith(_PNG_MAGIC):
-            return _decode_png(data)
-        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-            return _decode_tiff(data)
-        if data[:3] == b"\xff\xd8\xff":
-            return _decode_pillow(data, "jpeg")
+        return decoder(source)
     except ImageError:
         raise
+    except MemoryError:
+        raise ImageTooLarge("the image does not fit in memory") from None
     except Exception as exc:  # codec errors come in many types; the user needs one line
         raise ImageError(f"the image file is damaged or unsupported ({exc})") from None
-    raise ImageError("not a PNG, TIFF or JPEG file")
+
+
+def probe(path: str | Path) -> Header:
+    """The header of a PNG or TIFF file, for checks and memory planning before decoding."""
+    with open(path, "rb") as f:
+        fmt = sniff(f.read(8))
+        if fmt == "png":
+            f.seek(0)
+            return _probe_png(f.read(33))
+        if fmt == "tiff":
+            f.seek(0)
+            try:
+                return _probe_tiff(f)
+            except ImageError:
+                raise
+            except Exception as exc:
+                raise ImageError(f"the TIFF header is damaged ({exc})") from None
+    raise ImageError("not a PNG or TIFF file")
+
+
+def _probe_png(head: bytes) -> Header:
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise ImageError("the PNG file is truncated")
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", head[16:26])
+    channels = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour_type, 0)
+    return Header("png", width, height, channels, 2 if bit_depth == 16 else 1)
+
+
+def _probe_tiff(f) -> Header:
+    import tifffile
+
+    with tifffile.TiffFile(f) as tif:
+        page = tif.pages.first
+        sample_bytes = max(1, -(-int(page.bitspersample) // 8))
+        return Header("tiff", int(page.imagewidth), int(page.imagelength),
+                      int(page.samplesperpixel), sample_bytes)
 
 
 def write_image(path: str | Path, picture: Picture) -> None:
@@ -169,16 +254,28 @@ def _decode_png(data: bytes) -> Picture:
     for kind, body, _ in _png_chunks(data):
         if kind == b"iCCP":
             name_end = body.index(b"\x00")
-            icc = zlib.decompress(body[name_end + 2:])
+            icc = inflate(body[name_end + 2:], MAX_ICC_BYTES, "the ICC profile")
         elif kind == b"eXIf":
             metadata["exif"] = body
         elif kind == b"iTXt" and body.startswith(_PNG_XMP_KEY + b"\x00"):
             compressed = body[len(_PNG_XMP_KEY) + 1] == 1
             text = body[len(_PNG_XMP_KEY) + 3:].split(b"\x00", 2)[2]   # skip language and keyword
-            metadata["xmp"] = zlib.decompress(text) if compressed else text
+            metadata["xmp"] = inflate(text, MAX_METADATA_BYTES, "the XMP metadata") \
+                if compressed else text
         elif kind == b"IEND":
             break
+    if sum(len(v) for v in metadata.values()) > MAX_METADATA_BYTES:
+        raise ImageTooLarge(f"the file carries more than {MAX_METADATA_BYTES:,} bytes of metadata")
     return Picture(_validated(px), icc, "png", metadata)
+
+
+def inflate(data: bytes, limit: int, what: str) -> bytes:
+    """zlib-inflate at most `limit` bytes; a stream that would give more is refused unread."""
+    z = zlib.decompressobj()
+    out = z.decompress(data, limit)
+    if z.unconsumed_tail or (not z.eof and z.decompress(b"", 1)):
+        raise ImageTooLarge(f"{what} inflates to more than {limit:,} bytes")
+    return out
 
 
 def _encode_png(px: np.ndarray, icc: bytes | None, metadata: dict) -> bytes:
@@ -207,6 +304,10 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 def _decode_pillow(data: bytes, fmt: str) -> Picture:
     from PIL import Image
 
+    # Pillow's own bomb cap (179 MP) sits below MAX_PIXELS; the sizes this module accepts are
+    # checked by check_dimensions, so the cap that applies is the one Seamwise advertises.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     with Image.open(io.BytesIO(data)) as im:
         check_dimensions(im.width, im.height, len(im.getbands()))
         icc = im.info.get("icc_profile")
@@ -258,15 +359,16 @@ def _encode_pillow(px: np.ndarray, icc: bytes | None, fmt: str, metadata: dict |
 
 # --- TIFF ----------------------------------------------------------------------------------------
 
-def _decode_tiff(data: bytes) -> Picture:
+def _decode_tiff(f) -> Picture:
     import tifffile
 
-    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+    with tifffile.TiffFile(f) as tif:
         page = tif.pages.first
         width, height = page.imagewidth, page.imagelength
         check_dimensions(width, height, page.samplesperpixel)
         if page.photometric == tifffile.PHOTOMETRIC.SEPARATED:
             raise ImageError("CMYK images are not supported; convert to RGB first")
+        _check_segments(page.dataoffsets, page.databytecounts, tif.filehandle.size)
         px = page.asarray()
         if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and px.ndim == 3:
             px = np.moveaxis(px, 0, -1)
@@ -279,6 +381,23 @@ def _decode_tiff(data: bytes) -> Picture:
         else:
             raise ImageError(f"TIFF sample type {px.dtype} is not supported (8/16-bit or 32-bit float)")
     return Picture(_validated(px), icc, "tiff", metadata)
+
+
+def _check_segments(offsets, counts, file_size: int) -> None:
+    """Refuse strips or tiles that share bytes or lie outside the file.
+
+    Each strip is decoded on its own, so strips pointing at the same compressed bytes multiply
+    the decoded size without adding to the file: the classic small-TIFF bomb. Empty segments
+    (offset or count 0) are allowed; libtiff writes them for sparse files.
+    """
+    segments = sorted((int(o), int(c)) for o, c in zip(offsets, counts) if o and c)
+    end = 0
+    for offset, count in segments:
+        if offset < end:
+            raise ImageError("the TIFF's strips or tiles overlap (they share data)")
+        end = offset + count
+    if end > file_size:
+        raise ImageError("the TIFF file is truncated (a strip or tile lies past its end)")
 
 
 def _tiff_metadata(page) -> dict:

@@ -15,6 +15,7 @@ from .config import ServerConfig
 from .errors import ProtocolError
 from .hosts import HostCheck
 from .http_api import add_routes
+from .http_errors import JsonErrorRunner
 from .owner import ADMIN_PREFIX, OwnerKey
 from .owner import add_routes as add_owner_routes
 from .peers import add_routes as add_peer_routes
@@ -30,6 +31,16 @@ CLOSE_TIMEOUT_S = 2.0   # then for HTTP requests still in flight
 OPEN_PATHS = {"/v1/pair"}
 # The WebSocket carries its token in its first frame (browsers and UXP cannot set headers).
 WS_PATH = "/v1/ws"
+# The only route whose body may be large: it is streamed to disk, not read into memory.
+UPLOAD_ROUTE = ("POST", "/v1/jobs")
+
+
+def body_limit(request: web.Request, limits) -> int:
+    """The largest body this request may declare: small everywhere but the image upload, so an
+    open route (pairing) cannot be made to read a gigabyte before it answers."""
+    if (request.method, request.path) == UPLOAD_ROUTE:
+        return limits.max_http_body_bytes
+    return limits.max_json_body_bytes
 
 
 @web.middleware
@@ -45,6 +56,9 @@ async def guard(request: web.Request, handler):
         # a paired token (below), which a page cannot get without the code the owner sees.
         if origin is not None and origin != "null" and origin not in state.config.allow_origins:
             raise ProtocolError("forbidden_origin", f"requests from {origin[:100]} are not allowed")
+        length = request.content_length
+        if length is not None and length > body_limit(request, state.config.limits):
+            raise ProtocolError("too_large", f"the request body is too large ({length:,} bytes)")
         if request.path.startswith(ADMIN_PREFIX):
             request.app["owner"].check(request)
             return await handler(request)
@@ -76,7 +90,7 @@ async def guard(request: web.Request, handler):
 def build_app(config: ServerConfig, state: Optional[ServerState] = None) -> web.Application:
     state = state or ServerState(config)
     app = web.Application(middlewares=[guard],
-                          client_max_size=config.limits.max_http_body_bytes)
+                          client_max_size=config.limits.max_json_body_bytes)
     app["state"] = state
     app["hosts"] = HostCheck(config.lan, config.allow_hosts)
     app["owner"] = OwnerKey(config.data_dir)
@@ -103,9 +117,9 @@ async def serve(config: ServerConfig, announce=print) -> None:
     app = build_app(config, state)
     # keepalive_timeout closes a connection that has not sent a complete request header within
     # that time of opening or of its last response: idle and half-sent-header sockets alike
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           keepalive_timeout=config.limits.idle_timeout_s,
-                           shutdown_timeout=CLOSE_TIMEOUT_S)
+    runner = JsonErrorRunner(app, access_log=None, handle_signals=False,
+                             keepalive_timeout=config.limits.idle_timeout_s,
+                             shutdown_timeout=CLOSE_TIMEOUT_S)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

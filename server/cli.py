@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_PORT, Limits, ServerConfig, default_data_dir
+from .config import DEFAULT_PORT, Limits, MiB, ServerConfig, default_data_dir
 
 
 def add_commands(commands) -> None:
@@ -38,6 +38,9 @@ def add_commands(commands) -> None:
     p.add_argument("--layerwise-ram-gib", type=float, default=None, metavar="GIB",
                    help="RAM a render may use to evaluate the whole frame layer by layer; larger "
                         "frames render in tiles (default: a quarter of RAM; 0: always tiles)")
+    p.add_argument("--decode-ram-mib", type=int, default=None, metavar="MIB",
+                   help="memory image uploads may take to decode at once; larger uploads wait "
+                        "their turn, one that needs more is refused (default: half of RAM)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="browser Origin allowed to use the server; may be repeated")
     p.add_argument("--upload-timeout", type=float, default=Limits.upload_idle_s,
@@ -99,6 +102,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not (args.upload_timeout > 0 and args.idle_timeout > 0):
         print("seamwise serve: error: --upload-timeout and --idle-timeout must be > 0",
               file=sys.stderr)
+    if args.decode_ram_mib is not None and args.decode_ram_mib < 1:
+        print("seamwise serve: error: --decode-ram-mib must be >= 1", file=sys.stderr)
         return 2
     if not args.lan and host not in ("127.0.0.1", "localhost", "::1"):
         print("seamwise serve: error: binding a non-loopback address needs --lan "
@@ -115,6 +120,8 @@ def run_serve(args: argparse.Namespace) -> int:
                                         idle_timeout_s=args.idle_timeout),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface)
+    if args.decode_ram_mib is not None:
+        config.limits = Limits(decode_ram_bytes=args.decode_ram_mib * MiB)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 

@@ -12,6 +12,12 @@ PROTOCOL_VERSION = 1
 DEFAULT_PORT = 7821
 
 
+def default_decode_ram_bytes() -> int:
+    """Half of physical RAM: what image decodes may hold at once, leaving room for renders."""
+    import psutil
+    return psutil.virtual_memory().total // 2
+
+
 @dataclass(frozen=True)
 class Limits:
     max_pixels: int = 200_000_000
@@ -24,8 +30,11 @@ class Limits:
     upload_idle_s: float = 600.0       # an upload without a chunk for this long fails
     idle_timeout_s: float = 30.0       # a connection without a complete request header is closed
     retention_s: float = 24 * 3600.0
-    max_http_body_bytes: int = 4096 * MiB
+    max_http_body_bytes: int = 4096 * MiB     # POST /v1/jobs only, streamed to disk
+    max_json_body_bytes: int = 64 * 1024      # every other request body
     max_icc_bytes: int = 4 * MiB
+    max_metadata_bytes: int = 16 * MiB        # inflated XMP/EXIF/IPTC of an uploaded file
+    decode_ram_bytes: int = field(default_factory=default_decode_ram_bytes)
 
     @property
     def max_message_bytes(self) -> int:
@@ -38,7 +47,11 @@ class Limits:
                 "max_queued": self.max_queued,
                 "max_queued_per_client": self.max_queued_per_client,
                 "upload_idle_s": self.upload_idle_s, "idle_timeout_s": self.idle_timeout_s,
-                "retention_s": self.retention_s}
+                "retention_s": self.retention_s,
+                "max_http_body_bytes": self.max_http_body_bytes,
+                "max_json_body_bytes": self.max_json_body_bytes,
+                "max_icc_bytes": self.max_icc_bytes, "max_metadata_bytes": self.max_metadata_bytes,
+                "decode_ram_bytes": self.decode_ram_bytes}
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Typed protocol errors: one shape for HTTP bodies and WebSocket frames (PROTOCOL.md section 3)."""
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 HTTP_STATUS = {
@@ -32,6 +33,17 @@ WS_CLOSE = {
 }
 WS_CLOSE_BAD_INPUT = 4400
 
+# What a codec's exception text may carry that a client must not see: object addresses and
+# the server's own file paths (two or more directories deep).
+_ADDRESS = re.compile(r"<([\w.]+)[^<>]* at 0x[0-9a-fA-F]+>|\s*\bat 0x[0-9a-fA-F]+")
+_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\<>]+[/\\]){2,}[^\s'\"<>,;)]*")
+
+
+def scrub(message: str) -> str:
+    """A message with object addresses and file paths removed."""
+    message = _ADDRESS.sub(lambda m: f"<{m.group(1)}>" if m.group(1) else "", message)
+    return _PATH.sub("<file>", message)
+
 
 class ProtocolError(Exception):
     """An error a client caused or must be told about; never a server crash."""
@@ -55,5 +67,5 @@ class ProtocolError(Exception):
         return WS_CLOSE.get(self.code, WS_CLOSE_BAD_INPUT)
 
     def body(self) -> dict:
-        return {"type": "error", "code": self.code, "message": self.message,
+        return {"type": "error", "code": self.code, "message": scrub(self.message),
                 "job": self.job, "req": self.req, "fatal": self.fatal}

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
-import struct
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from aiohttp import web
 
-from . import __version__
+from . import __version__, uploads
+from .alloc import MemoryBudget
 from .config import PROTOCOL_VERSION
 from .errors import ProtocolError
 from .state import ServerState
@@ -21,6 +21,7 @@ from .validate import (DTYPES, json_object_body, validate_image_header, validate
                        validate_params)
 
 IMAGE_TYPES = {"image/tiff": "tiff", "image/png": "png"}
+DECODE_BUDGET = web.AppKey("decode_budget", MemoryBudget)
 
 
 def json_response(body: dict, status: int = 200) -> web.Response:
@@ -80,112 +81,93 @@ async def models(request: web.Request) -> web.Response:
     return json_response({"models": found, "in_use": s.engine.model_name})
 
 
-def _peek_size(data: bytes) -> Optional[tuple[int, int]]:
-    """Width and height from the file's header, without decoding any pixels."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
-    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        import tifffile
-        try:
-            with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                page = tif.pages[0]
-                return int(page.imagewidth), int(page.imagelength)
-        except Exception:
-            return None     # the decoder will say what is wrong with it
-    return None
-
-
-def _decode(data: bytes, what: str, limits) -> object:
-    from engine.imageio import ImageError, decode_image
-    size = _peek_size(data)
-    if size is not None:
-        width, height = size
-        if width > limits.max_side or height > limits.max_side or \
-                width * height > limits.max_pixels:
-            raise ProtocolError("too_large", f"{what} is {width}x{height} pixels; the limit is "
-                                             f"{limits.max_pixels} pixels and {limits.max_side} "
-                                             f"per side")
-    try:
-        return decode_image(data)
-    except ImageError as exc:
-        raise ProtocolError("unsupported_image", f"{what}: {exc}") from None
-
-
-async def _read_part(part, budget: list) -> bytes:
-    """Read one form part without ever holding more than the body limit."""
-    out = bytearray()
-    while True:
-        chunk = await part.read_chunk(1024 * 1024)
-        if not chunk:
-            return bytes(out)
-        budget[0] -= len(chunk)
-        if budget[0] < 0:
-            raise ProtocolError("too_large", "the request body is too large")
-        out += chunk
-
-
-async def _read_form(request: web.Request):
-    image_bytes = mask_bytes = None
+async def _receive_form(request: web.Request, files: uploads.Spool, budget: list) -> dict:
+    """Spool a multipart form's `image` and `mask` parts; returns its `params` part."""
     extra: dict = {}
-    budget = [_state(request).config.limits.max_http_body_bytes]
     reader = await request.multipart()
     async for part in reader:
-        if part.name == "image":
-            image_bytes = await _read_part(part, budget)
-        elif part.name == "mask":
-            mask_bytes = await _read_part(part, budget)
+        if part.name in ("image", "mask") and part.name not in files.paths:
+            await uploads.receive(part.read_chunk, files.path(part.name), budget,
+                                  ("png", "tiff"), f"the {part.name} part")
         elif part.name == "params":
+            text = bytearray()
+            while chunk := await part.read_chunk(64 * 1024):
+                text += chunk
+                if len(text) > _state(request).config.limits.max_json_body_bytes:
+                    raise ProtocolError("too_large", "the params part is too large")
             try:
-                extra = json.loads(await part.text())
+                extra = json.loads(text)
             except ValueError:
                 raise ProtocolError("bad_params", "the params part must be JSON") from None
             if not isinstance(extra, dict):
                 raise ProtocolError("bad_params", "the params part must be a JSON object")
         else:
             raise ProtocolError("bad_request", f"unexpected form part {str(part.name)[:40]!r}")
-    if image_bytes is None:
+    if "image" not in files.paths:
         raise ProtocolError("bad_request", "the form has no image part")
-    return image_bytes, mask_bytes, extra
+    return extra
+
+
+@contextmanager
+def _holding_disk(s: ServerState, nbytes: Optional[int]):
+    """Reserve the spooled body's size on disk while it is received (if the client said it)."""
+    key = object()
+    if nbytes:
+        s.store.check_room(nbytes)
+        s.store.held[key] = nbytes
+    try:
+        yield
+    finally:
+        s.store.held.pop(key, None)
 
 
 async def create_job(request: web.Request) -> web.Response:
     s = _state(request)
+    limits = s.config.limits
     if request.headers.get("X-Seamwise") != "1":
         raise ProtocolError("bad_request", "POST /v1/jobs needs the header X-Seamwise: 1")
     ctype = request.content_type
-    raw_params = {k: v for k, v in request.query.items()}
-    length = request.content_length
-    if length is not None and length > s.config.limits.max_http_body_bytes:
-        raise ProtocolError("too_large", "the request body is too large")
-    mask_bytes = None
-    if ctype in IMAGE_TYPES:
-        image_bytes = await request.read()
-    elif ctype == "multipart/form-data":
-        try:
-            image_bytes, mask_bytes, extra = await _read_form(request)
-        except ProtocolError:
-            raise
-        except Exception:   # the multipart parser raises several types on a broken body
-            raise ProtocolError("bad_request", "the multipart body is malformed") from None
-        raw_params.update(extra)
-    else:
+    if ctype not in IMAGE_TYPES and ctype != "multipart/form-data":
         raise ProtocolError("unsupported_image",
                             "send the image as image/tiff, image/png or multipart/form-data")
-    params = validate_params(raw_params, s.engine.recommended)
-    picture = await asyncio.to_thread(_decode, image_bytes, "image", s.config.limits)
-    del image_bytes
-    if picture.format not in ("tiff", "png"):
-        raise ProtocolError("unsupported_image", "send a TIFF or PNG file")
+    raw_params = dict(request.query)
+    if ctype in IMAGE_TYPES:                 # all parameters are known: check them before the body
+        validate_params(raw_params, s.engine.recommended)
+    budget = [limits.max_http_body_bytes]
+    with _holding_disk(s, request.content_length):
+        async with uploads.spool(s.config.data_dir) as files:
+            if ctype in IMAGE_TYPES:
+                await uploads.receive(request.content.read, files.path("image"), budget,
+                                      (IMAGE_TYPES[ctype],), f"the body (sent as {ctype})")
+            else:
+                try:
+                    raw_params.update(await _receive_form(request, files, budget))
+                except (ProtocolError, OSError):
+                    raise
+                except Exception:   # the multipart parser raises several types on a broken body
+                    raise ProtocolError("bad_request", "the multipart body is malformed") from None
+            params = validate_params(raw_params, s.engine.recommended)
+            headers = {name: await uploads.inspect(path, name, limits)
+                       for name, path in files.paths.items()}
+            need = uploads.decode_need(list(headers.values()))
+            async with request.app[DECODE_BUDGET].hold(need, "this upload"):
+                return await _store_upload(s, params, files.paths, limits,
+                                           owner=request.get("token_id"))
+
+
+async def _store_upload(s: ServerState, params: dict, paths: dict, limits,
+                        owner: Optional[str] = None) -> web.Response:
+    """Decode the spooled files, check them as a WebSocket upload is checked, create the job."""
+    picture = await uploads.decode(paths["image"], "image", limits)
     px = picture.pixels
     if px.ndim != 3 or px.shape[2] not in (3, 4):
         raise ProtocolError("unsupported_image", "the image must be RGB or RGBA")
     header = validate_image_header({"width": px.shape[1], "height": px.shape[0],
                                     "channels": px.shape[2], "depth": px.dtype.itemsize * 8,
-                                    "icc": picture.icc}, s.config.limits)
+                                    "icc": picture.icc}, limits)
     mask = mask_header = None
-    if mask_bytes is not None:
-        mpic = await asyncio.to_thread(_decode, mask_bytes, "mask", s.config.limits)
-        mask = mpic.pixels
+    if "mask" in paths:
+        mask = (await uploads.decode(paths["mask"], "mask", limits)).pixels
         if mask.ndim == 3:
             if mask.shape[2] != 1:
                 raise ProtocolError("unsupported_image", "the mask must be single-channel grey")
@@ -194,8 +176,8 @@ async def create_job(request: web.Request) -> web.Response:
             raise ProtocolError("unsupported_image", "the mask must be 8-bit")
         mask_header = validate_mask_header({"width": mask.shape[1], "height": mask.shape[0]},
                                            header)
-    job = s.create_job(params, header, mask_header, s.config.limits.max_chunk_bytes,
-                       picture.format, owner=request.get("token_id"))
+    job = s.create_job(params, header, mask_header, limits.max_chunk_bytes, picture.format,
+                       owner=owner)
     try:
         await asyncio.to_thread(s.store.write_whole, job, "image",
                                 px.astype(DTYPES[header["depth"]], copy=False))
@@ -206,6 +188,7 @@ async def create_job(request: web.Request) -> web.Response:
     except BaseException:
         s.store.delete(job)
         raise
+    del px, picture, mask
     await asyncio.to_thread(s.store.flush_upload, job)
     s.queue_job(job)
     return json_response({"job": job.id, "state": job.state,
@@ -299,6 +282,12 @@ async def pair(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    async def prepare_uploads(app: web.Application) -> None:
+        state: ServerState = app["state"]
+        uploads.clear_spool(state.config.data_dir)
+        app[DECODE_BUDGET] = MemoryBudget(state.config.limits.decode_ram_bytes)
+
+    app.on_startup.append(prepare_uploads)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/info", info)
     app.router.add_get("/v1/models", models)

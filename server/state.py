@@ -183,11 +183,8 @@ class ServerState:
         if mine >= limits.max_queued_per_client:
             raise ProtocolError("busy", f"this client already holds {mine} unfinished jobs; "
                                         f"finish, cancel or release some first", req=req)
-        scale = params["scale"]
-        extra = image["bytes"] * scale * scale + image["width"] * image["height"] * scale * scale
         try:
-            return self.store.create(params, image, mask, chunk_bytes, source, extra_bytes=extra,
-                                     owner=owner)
+            return self.store.create(params, image, mask, chunk_bytes, source, owner=owner)
         except ProtocolError as err:
             err.req = req
             raise

@@ -5,12 +5,20 @@ chunk is written (data, then its bit in the `.got` map) before it is acknowledge
 the server process loses nothing that a client was told is stored. Uploads are flushed with fsync
 before the job is queued, results before the job is reported done, so a power cut loses at most
 uploads still in progress.
+
+Upload and result files are sparse until written, so free disk alone says nothing about what
+accepted jobs will still write: every unfinished job keeps its remaining need reserved, and a new
+job must fit in what is left. A damaged index never stops the server: a database SQLite cannot
+read is set aside beside the new one, a job row that cannot be parsed is moved to
+`jobs_quarantined`; job folders (the pixels) are never deleted for either.
 """
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -70,25 +78,76 @@ CREATE TABLE IF NOT EXISTS peers (
 );
 """
 
+log = logging.getLogger("seamwise.store")
+
 UPLOAD_STREAMS = ("image", "mask")
 UNFINISHED = ("uploading", "queued", "running")
 FINAL = ("done", "failed", "cancelled")
+STATES = UNFINISHED + FINAL
+DISK_MARGIN = 1024 * 1024
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+DB_NAME = "seamwise.db"
 
 
 def open_db(data_dir: Path) -> sqlite3.Connection:
+    """The index database; one SQLite cannot read is set aside and replaced by an empty one."""
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         os.chmod(data_dir, 0o700)
     except OSError:
         pass
-    db = sqlite3.connect(str(data_dir / "seamwise.db"), timeout=10.0, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.executescript(SCHEMA)
-    columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
-    if "owner" not in columns:          # data directories from before per-client limits
-        db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+    try:
+        return _connect(data_dir)
+    except sqlite3.DatabaseError as exc:
+        kept = _set_aside(data_dir)
+        log.error("the job database could not be read (%s); it is kept as %s and the server "
+                  "starts with an empty one: job folders are kept, paired devices must pair "
+                  "again", exc, kept)
+        return _connect(data_dir)
+
+
+def _connect(data_dir: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(data_dir / DB_NAME), timeout=10.0, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        problems = db.execute("PRAGMA quick_check").fetchall()
+        if problems != [("ok",)]:
+            raise sqlite3.DatabaseError(str(problems[0][0])[:200])
+        db.executescript(SCHEMA)
+        columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+        if "owner" not in columns:          # data directories from before per-client limits
+            db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def _set_aside(data_dir: Path) -> str:
+    """Rename the database and its WAL files to `seamwise.db.damaged-<time>`; returns the name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    kept = f"{DB_NAME}.damaged-{stamp}"
+    for suffix in ("", "-wal", "-shm"):
+        src = data_dir / (DB_NAME + suffix)
+        if src.exists():
+            src.replace(data_dir / (kept + suffix))
+    return kept
+
+
+def disk_need(image: dict, mask: Optional[dict], scale: int) -> int:
+    """Bytes a job writes in all: its uploads, its result and its seam map (both at scale)."""
+    area = image["width"] * image["height"] * scale * scale
+    return image["bytes"] * (1 + scale * scale) + (mask["bytes"] if mask else 0) + area
+
+
+def allocated_bytes(folder: Path) -> int:
+    """Disk blocks the files of a folder really occupy (sparse files count what is written)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(e.stat().st_blocks * 512 for e in entries if e.is_file())
+    except FileNotFoundError:
+        return 0
 
 
 @dataclass
@@ -147,27 +206,40 @@ class JobStore:
         self.root = data_dir / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.jobs: dict[str, Job] = {}
+        self.held: dict[object, int] = {}   # disk promised to HTTP uploads being received
         self._load()
 
     # ---- loading -------------------------------------------------------------------------
     def _load(self) -> None:
         rows = self.db.execute(
             "SELECT id, seq, state, created, updated, params, image, icc, mask, chunk_bytes, "
-            "source, result, stats, error_code, error_message, owner FROM jobs ORDER BY seq"
-        ).fetchall()
+            "source, result, stats, error_code, error_message, owner FROM jobs ORDER BY seq").fetchall()
+        bad = []
         for r in rows:
-            job = Job(id=r[0], seq=r[1], state=r[2], created=r[3], updated=r[4],
-                      params=json.loads(r[5]), image=json.loads(r[6]), icc=r[7],
-                      mask=json.loads(r[8]) if r[8] else None, chunk_bytes=r[9], source=r[10],
-                      result=json.loads(r[11]) if r[11] else None,
-                      stats=json.loads(r[12]) if r[12] else None,
-                      error_code=r[13], error_message=r[14], owner=r[15])
+            try:
+                job = _job_from_row(r)
+                if job.state == "uploading":
+                    job.streams = self._open_streams(job)
+            except (ValueError, TypeError, KeyError, ZeroDivisionError, AttributeError):
+                bad.append(r[0])
+                continue
             if job.state == "running":   # interrupted by a crash: run it again
                 job.state = "queued"
                 self._save_state(job)
-            if job.state == "uploading":
-                job.streams = self._open_streams(job)
             self.jobs[job.id] = job
+        if bad:
+            self._quarantine(bad)
+
+    def _quarantine(self, ids: list) -> None:
+        """Move unreadable job rows to `jobs_quarantined`, untouched, and say so once."""
+        self.db.execute("CREATE TABLE IF NOT EXISTS jobs_quarantined AS SELECT * FROM jobs WHERE 0")
+        for job_id in ids:
+            self.db.execute("INSERT INTO jobs_quarantined SELECT * FROM jobs WHERE id IS ?",
+                            (job_id,))
+            self.db.execute("DELETE FROM jobs WHERE id IS ?", (job_id,))
+        log.error("%d job row(s) could not be read and were quarantined in table "
+                  "jobs_quarantined (their folders are kept): %s", len(ids),
+                  ", ".join(str(i)[:40] for i in ids))
 
     def _open_streams(self, job: Job) -> dict:
         streams = {}
@@ -183,6 +255,25 @@ class JobStore:
             streams[name] = Stream(name, header["bytes"], job.chunk_bytes, got)
         return streams
 
+    # ---- disk ----------------------------------------------------------------------------
+    def reserved_bytes(self) -> int:
+        """Disk promised but not yet written: unfinished jobs' remaining need and held uploads."""
+        total = sum(self.held.values())
+        for job in self.jobs.values():
+            if job.state in UNFINISHED:
+                need = disk_need(job.image, job.mask, job.params["scale"])
+                total += max(0, need - allocated_bytes(self.job_dir(job.id)))
+        return total
+
+    def check_room(self, need: int, job: Optional[str] = None) -> None:
+        """disk_full unless `need` more bytes fit beside everything already promised."""
+        free = shutil.disk_usage(self.root).free
+        promised = self.reserved_bytes()
+        if need + promised + DISK_MARGIN > free:
+            raise ProtocolError("disk_full", f"the server's data directory has {free:,} bytes "
+                                             f"free, {promised:,} of them promised to accepted "
+                                             f"jobs; this needs {need:,}", job=job)
+
     # ---- paths ---------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
         return self.root / job_id
@@ -192,19 +283,15 @@ class JobStore:
 
     # ---- creation ------------------------------------------------------------------------
     def create(self, params: dict, image: dict, mask: Optional[dict], chunk_bytes: int,
-               source: str, extra_bytes: int = 0, owner: Optional[str] = None) -> Job:
-        """Record a new job and preallocate its upload files; disk_full if they cannot fit.
+               source: str, owner: Optional[str] = None) -> Job:
+        """Record a new job and create its (sparse) upload files; disk_full if it cannot fit.
 
-        `extra_bytes` is what the job will still need later (its result and seam map): it is
-        checked against the free space now so that a job that cannot finish is not accepted.
+        Everything the job will write, result and seam map included, must fit beside what
+        earlier unfinished jobs still need, so that a job that cannot finish is not accepted.
         """
         job_id = secrets.token_hex(16)
         jdir = self.job_dir(job_id)
-        need = image["bytes"] + (mask["bytes"] if mask else 0) + extra_bytes
-        free = shutil.disk_usage(self.root).free
-        if need + 1024 * 1024 > free:
-            raise ProtocolError("disk_full", f"the server's data directory has {free} bytes free; "
-                                             f"this job needs {need}")
+        self.check_room(disk_need(image, mask, params["scale"]))
         now = time.time()
         header = {k: v for k, v in image.items() if k != "icc"}
         job = Job(id=job_id, seq=0, state="uploading", created=now, updated=now, params=params,
@@ -365,9 +452,29 @@ class JobStore:
                 if (j.state in FINAL or j.state == "uploading") and now - j.updated > retention_s]
 
 
+def _job_from_row(r: tuple) -> Job:
+    """A job from its row, every field checked: ValueError, TypeError or KeyError if damaged."""
+    if not isinstance(r[0], str) or not _JOB_ID.fullmatch(r[0]) or r[2] not in STATES:
+        raise ValueError("bad id or state")
+    job = Job(id=r[0], seq=int(r[1]), state=r[2], created=float(r[3]), updated=float(r[4]),
+              params=json.loads(r[5]), image=json.loads(r[6]), icc=r[7],
+              mask=json.loads(r[8]) if r[8] else None, chunk_bytes=int(r[9]), source=str(r[10]),
+              result=json.loads(r[11]) if r[11] else None,
+              stats=json.loads(r[12]) if r[12] else None,
+              error_code=r[13], error_message=r[14], owner=r[15])
+    if job.chunk_bytes <= 0 or job.params["scale"] not in (1, 2, 4):
+        raise ValueError("bad params or chunk size")
+    for header in (job.image, job.mask):
+        if header is not None and not all(isinstance(header[k], int) and header[k] > 0
+                                          for k in ("width", "height", "bytes")):
+            raise ValueError("bad image header")
+    disk_need(job.image, job.mask, job.params["scale"])
+    return job
+
+
 def _preallocate(path: Path, size: int) -> None:
     """Create the file at its final size (sparse: reserving blocks with fallocate made every
-    later write convert extents, three times the CPU). Free space was checked just before."""
+    later write convert extents, three times the CPU). The room was reserved just before."""
     with open(path, "wb") as f:
         f.truncate(size)
 

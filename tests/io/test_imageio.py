@@ -108,3 +108,35 @@ def test_descriptive_metadata_survives_a_round_trip(dtype, fmt):
     for key, value in metadata.items():
         assert back.metadata.get(key) == value, key
     assert back.icc == ICC
+
+
+def test_png_metadata_inflation_stops_at_its_cap():
+    from benchmarks import crafted
+    from engine.imageio import MAX_ICC_BYTES, MAX_METADATA_BYTES, ImageTooLarge
+    with pytest.raises(ImageTooLarge, match="XMP"):
+        decode_image(crafted.png16_xmp_bomb(MAX_METADATA_BYTES + 1))
+    with pytest.raises(ImageTooLarge, match="ICC"):
+        decode_image(crafted.png16_icc_bomb(MAX_ICC_BYTES + 1))
+    assert decode_image(crafted.png16_xmp_bomb(1000)).metadata["xmp"] == b" " * 1000
+
+
+def test_tiff_strips_that_share_data_are_refused(tmp_path):
+    from benchmarks import crafted
+    data = crafted.shared_strip_tiff(64, 64, 8)
+    with pytest.raises(ImageError, match="overlap"):
+        decode_image(data)
+    (tmp_path / "a.tif").write_bytes(data)
+    with pytest.raises(ImageError, match="overlap"):
+        read_image(tmp_path / "a.tif")
+
+
+def test_probe_reads_the_header_only(tmp_path):
+    from engine.imageio import probe
+    path = tmp_path / "a.tif"
+    write_image(path, Picture(_random(np.uint16, (40, 30, 4)), None, "tiff"))
+    header = probe(path)
+    assert (header.format, header.width, header.height, header.channels,
+            header.sample_bytes) == ("tiff", 30, 40, 4, 2)
+    path.write_bytes(path.read_bytes()[:8])
+    with pytest.raises(ImageError):
+        probe(path)

@@ -94,5 +94,28 @@ def server(server_factory) -> ServerProc:
     return server_factory()
 
 
+def small_disk(tmp_path: Path, size: str) -> Path:
+    """A real tmpfs of `size` (e.g. "3m") under tmp_path, unmounted when the test ends; the test
+    is skipped where it cannot be mounted (that needs root)."""
+    mnt = tmp_path / f"disk-{size}"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {p.stderr.strip()}")
+    _mounts.append(mnt)
+    return mnt
+
+
+_mounts: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _unmount_small_disks():
+    yield
+    while _mounts:
+        subprocess.run(["umount", "-l", str(_mounts.pop())], check=False)
+
+
 def run(coro):
     return asyncio.run(coro)

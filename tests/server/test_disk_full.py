@@ -4,34 +4,18 @@ Uses a real 3 MiB tmpfs (needs root to mount); without root the test is skipped 
 """
 from __future__ import annotations
 
-import os
-import subprocess
-
 import numpy as np
 import pytest
 
 from engine.imageio import Picture, encode_image
 from server.client import HttpClient, ServerError, WsClient
 
-from .conftest import run
+from .conftest import run, small_disk
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def test_full_disk_refuses_new_jobs_and_keeps_accepted_ones(server_factory, small_disk):
-    srv = server_factory(data_dir=small_disk / "data")
+def test_full_disk_refuses_new_jobs_and_keeps_accepted_ones(server_factory, tmp_path):
+    disk = small_disk(tmp_path, "3m")
+    srv = server_factory(data_dir=disk / "data")
     small = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     big = np.zeros((600, 600, 3), np.uint8)          # 1.08 MB in, as much out: does not fit
 
@@ -55,5 +39,5 @@ def test_full_disk_refuses_new_jobs_and_keeps_accepted_ones(server_factory, smal
             return result
 
     assert np.array_equal(run(go()), small)
-    assert not [p for p in (small_disk / "data" / "jobs").iterdir()
+    assert not [p for p in (disk / "data" / "jobs").iterdir()
                 if p.name != "" and len(list(p.iterdir())) == 0], "no half-made job folders"

@@ -1,8 +1,16 @@
-"""Malformed and hostile frames must never crash the server or affect other clients."""
+"""Malformed and hostile frames must never crash the server or affect other clients.
+
+SEAMWISE_FUZZ_EXAMPLES multiplies the examples of a longer run by hand (see
+tests/io/test_fuzz_headers.py).
+"""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import signal
+import socket
+import struct
 
 import aiohttp
 import msgpack
@@ -10,6 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from .conftest import start_server
+
+SCALE = max(1, int(os.environ.get("SEAMWISE_FUZZ_EXAMPLES", "150")) // 150)
 
 TYPES = ["hello", "job.create", "chunk", "ack", "fetch", "release", "watch", "cancel", "ping",
          "nonsense"]
@@ -76,7 +86,7 @@ async def _exchange(url: str, batch: list[bytes], hello_first: bool) -> None:
             assert r.status == 200
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=60 * SCALE, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(batch=st.lists(frames, min_size=1, max_size=6), hello_first=st.booleans())
 def test_fuzzed_frames_never_crash_the_server(fuzz_server, batch, hello_first):
@@ -84,7 +94,7 @@ def test_fuzzed_frames_never_crash_the_server(fuzz_server, batch, hello_first):
     assert fuzz_server.alive()
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=25 * SCALE, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(body=st.binary(max_size=512), ctype=st.sampled_from(["image/png", "image/tiff",
                                                           "multipart/form-data; boundary=x"]),
@@ -99,3 +109,51 @@ def test_fuzzed_http_uploads_get_clear_errors(fuzz_server, body, ctype, query):
                 assert (await r.json())["code"] in ("bad_request", "bad_params",
                                                     "unsupported_image", "too_large")
     asyncio.run(go())
+
+
+def _ws_frame(opcode: int, payload: bytes, fin: bool, mask: bytes, length: int | None) -> bytes:
+    """A client frame; `length` may lie about the payload."""
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+raw_frames = st.one_of(
+    st.binary(min_size=1, max_size=64),
+    st.builds(_ws_frame, st.sampled_from([0, 1, 2, 3, 8, 9, 10, 15]), st.binary(max_size=64),
+              st.booleans(), st.binary(min_size=4, max_size=4),
+              st.one_of(st.none(), st.sampled_from([0, 125, 126, 65535, 2**31, 2**63 - 1]))))
+
+
+@settings(max_examples=20 * SCALE, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(frames=st.lists(raw_frames, min_size=1, max_size=5))
+def test_fuzzed_websocket_wire_frames_never_crash_the_server(fuzz_server, frames):
+    """Bytes at the WebSocket framing layer itself: bad opcodes, lying lengths, fragments."""
+    key = base64.b64encode(os.urandom(16))
+    with socket.create_connection(("127.0.0.1", fuzz_server.port), timeout=5) as s:
+        s.sendall(b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  b"Sec-WebSocket-Key: " + key + b"\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 101")
+        try:
+            for frame in frames:
+                s.sendall(frame)
+            s.settimeout(0.3)
+            while s.recv(65536):
+                pass
+        except (OSError, socket.timeout):
+            pass
+
+    async def health():
+        async with aiohttp.ClientSession() as session:
+            async with session.get(fuzz_server.url + "/v1/health") as r:
+                assert r.status == 200
+    asyncio.run(health())
+    assert fuzz_server.alive()
