@@ -98,10 +98,10 @@ async def slow(port: int, n: int, until: float, tally: Tally) -> None:
             tally.count("slow: unfinished request", False, repr(exc))
             await asyncio.sleep(1)
             continue
-        head = (b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        head = (b"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
                 b"c29ha3NvYWtzb2Frc29haw==\r\n\r\n") if n % 2 else \
-            b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nX-Seamwise: 1\r\nContent-Type: image/png\r\n"
+            b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Seamwise: 1\r\nContent-Type: image/png\r\n"
         try:
             writer.write(head)
             while time.monotonic() < until and not reader.at_eof():
@@ -148,13 +148,13 @@ def _abuses(jpeg: bytes) -> list:
         (lambda s, u: post(s, u, jpeg, "image/png"), "unsupported_image"),
         (lambda s, u: post(s, u, strips, "image/tiff"), "unsupported_image"),
         (lambda s, u: raw(
-            u, b"POST /v1/jobs?steps=x HTTP/1.1\r\nHost: x\r\nX-Seamwise: 1\r\nContent-Type: "
+            u, b"POST /v1/jobs?steps=x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Seamwise: 1\r\nContent-Type: "
                b"image/png\r\nContent-Length: 1073741824\r\n\r\n"), "bad_params"),
         (lambda s, u: raw(
-            u, b"POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            u, b"POST /v1/pair HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                b"Content-Length: 1073741824\r\n\r\n{"), "too_large"),
         (lambda s, u: raw(
-            u, b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 20000 + b"\r\n\r\n"),
+            u, b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: " + b"a" * 20000 + b"\r\n\r\n"),
          "too_large"),
         (garbage_ws, "bad_request"),
     ]

@@ -138,7 +138,7 @@ def test_fuzzed_websocket_wire_frames_never_crash_the_server(fuzz_server, frames
     """Bytes at the WebSocket framing layer itself: bad opcodes, lying lengths, fragments."""
     key = base64.b64encode(os.urandom(16))
     with socket.create_connection(("127.0.0.1", fuzz_server.port), timeout=5) as s:
-        s.sendall(b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        s.sendall(b"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                   b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                   b"Sec-WebSocket-Key: " + key + b"\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 101")

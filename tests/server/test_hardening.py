@@ -69,7 +69,7 @@ def test_pair_refuses_a_huge_declared_body_before_reading_it(server_factory):
     srv = server_factory("--lan", "--host", "127.0.0.1")
     start = time.monotonic()
     status, _, body = rawhttp.request(
-        srv.port, b"POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        srv.port, b"POST /v1/pair HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Content-Length: %d" % GiB, b"{" * 4096)
     assert status == 413 and rawhttp.error_body(body)["code"] == "too_large"
     assert time.monotonic() - start < 10
@@ -81,7 +81,7 @@ def test_pair_refuses_a_huge_chunked_body_after_its_limit(server_factory):
     before = rawhttp.current_rss(srv.proc.pid)
     chunk = b"%x\r\n%s\r\n" % (MiB, b" " * MiB)
     status, _, body = rawhttp.request(
-        srv.port, b"POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        srv.port, b"POST /v1/pair HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Transfer-Encoding: chunked", chunk * 64)
     assert status == 413 and rawhttp.error_body(body)["code"] == "too_large"
     assert rawhttp.peak_rss(srv.proc.pid) - before < 32 * MiB
@@ -104,7 +104,7 @@ def test_png_sent_as_tiff_is_refused(server):
 def test_job_parameters_are_checked_before_the_body_is_read(server):
     start = time.monotonic()
     status, _, body = rawhttp.request(
-        server.port, b"POST /v1/jobs?steps=abc HTTP/1.1\r\nHost: x\r\nContent-Type: image/tiff\r\n"
+        server.port, b"POST /v1/jobs?steps=abc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/tiff\r\n"
                      b"X-Seamwise: 1\r\nContent-Length: %d" % GiB, b"II*\x00")
     assert status == 400 and rawhttp.error_body(body)["code"] == "bad_params"
     assert time.monotonic() - start < 10
@@ -244,11 +244,11 @@ _LEAKS = re.compile(r"0x[0-9a-fA-F]{6,}|/tmp/|/home/|/root/|<\w[\w.]* object")
 
 
 @pytest.mark.parametrize("head", [
-    b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000,
-    b"GARBAGE\x01 / HTTP/1.1\r\nHost: x",
-    b"GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: -5",
-    b"GET /v1/nowhere HTTP/1.1\r\nHost: x",
-    b"PUT /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0",
+    b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000,
+    b"GARBAGE\x01 / HTTP/1.1\r\nHost: 127.0.0.1",
+    b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5",
+    b"GET /v1/nowhere HTTP/1.1\r\nHost: 127.0.0.1",
+    b"PUT /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0",
 ], ids=["oversize-header", "bad-request-line", "bad-length", "no-route", "bad-method"])
 def test_every_error_body_is_protocol_json(server, head):
     status, headers, body = rawhttp.request(server.port, head)
