@@ -18,7 +18,7 @@ import numpy as np
 STRATEGIES = ("naive", "multidiffusion", "mixture", "spot", "memory")
 # For models that recommend nothing (a Stable Diffusion checkpoint): a moderate refine.
 GENERIC_STRENGTH, GENERIC_STEPS = 0.35, 8
-_BUNDLED_SPEC = Path(__file__).parent / "weights" / "seamwise-tiny.json"
+_BUNDLED_SPEC = Path(__file__).parent / "models" / "weights" / "seamwise-tiny.json"
 
 
 class Cancelled(Exception):

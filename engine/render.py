@@ -16,15 +16,15 @@ import torch.nn.functional as F
 
 from engine import api
 from engine.adapters import ModelAdapter, load_adapter
-from engine.canvas import CancelRequested, CanvasDenoiser, Counters
+from engine.denoise.canvas import CancelRequested, CanvasDenoiser, Counters
 from engine.device import make_deterministic, pick_device, pick_dtype
 from engine.layerwise.plan import UnsupportedModel
-from engine.memory.halo import halo_for
-from engine.memory.noise import NoiseField
-from engine.memory.switches import Mechanisms
-from engine.sampler import make_scheduler, sample
-from engine.seam_risk import SeamRisk
-from engine.strategies import STRATEGIES, make_strategy
+from engine.mechanisms.halo import halo_for
+from engine.sampling.noise import NoiseField
+from engine.mechanisms.switches import Mechanisms
+from engine.sampling.sampler import make_scheduler, sample
+from engine.denoise.seam_risk import SeamRisk
+from engine.tiling.strategies import STRATEGIES, make_strategy
 
 MAX_OUTPUT_PIXELS = 400_000_000   # 400 MP: beyond this even the host canvas does not fit sensibly
 DTYPE_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}

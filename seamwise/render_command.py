@@ -118,7 +118,7 @@ def _render(args: argparse.Namespace) -> int:
     params = _params(args)
 
     from engine.api import Cancelled, EngineError, render
-    from engine.tiny_model import ModelMissing
+    from engine.models.tiny import ModelMissing
 
     with _ProgressBar() as bar:
         try:

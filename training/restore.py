@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler
 
-from engine.tiny_model import TinyModel
+from engine.models.tiny import TinyModel
 
 
 def make_scheduler(model: TinyModel) -> DDIMScheduler:

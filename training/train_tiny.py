@@ -2,8 +2,8 @@
 
 Two steps, both reproducible:
 
-    python -m engine.train_tiny --prepare-data DATA      # apt-get download + unpack + crop lists
-    python -m engine.train_tiny --data DATA --out RUN    # train, checkpoint, export weights
+    python -m training.train_tiny --prepare-data DATA      # apt-get download + unpack + crop lists
+    python -m training.train_tiny --data DATA --out RUN    # train, checkpoint, export weights
 
 Data: scikit-image's sample photographs and the photographs among Debian's wallpaper packages
 (see docs/MODEL.md for names and licences). The held-out photographs below never enter training;
@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.degrade import DegradationRanges, random_degradation
-from engine.tiny_model import (DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, OUTPUTS, build_unet,
+from training.degrade import DegradationRanges, random_degradation
+from engine.models.tiny import (DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, OUTPUTS, build_unet,
                                with_output)
 
 # --- data -------------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def train(args: argparse.Namespace) -> None:
                 "recommended": {
                     "refine": {"strength": args.recommend[0], "steps": int(args.recommend[1])},
                     "x2": {"strength": args.recommend[2], "steps": int(args.recommend[3])}},
-                "command": "python -m engine.train_tiny " + " ".join(sys.argv[1:]),
+                "command": "python -m training.train_tiny " + " ".join(sys.argv[1:]),
             },
         }
 
@@ -371,9 +371,9 @@ def pick_settings(data: Path, weights: Path | None, seed: int = 7, crop: int = 1
     The recommended settings in the model's JSON come from this sweep, so the held-out benchmark
     stays an honest test.
     """
-    from engine.degrade import bicubic_up_uint8, damage_refine, damage_x2, psnr, to_tensor, to_uint8
-    from engine.tiny_model import load_tiny
-    from engine.tiny_sampling import restore
+    from training.degrade import bicubic_up_uint8, damage_refine, damage_x2, psnr, to_tensor, to_uint8
+    from engine.models.tiny import load_tiny
+    from training.restore import restore
 
     model = load_tiny(weights=weights, device="cuda" if torch.cuda.is_available() else "cpu")
     rng = np.random.default_rng(seed)

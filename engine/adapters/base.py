@@ -72,7 +72,7 @@ class ModelAdapter(Protocol):
     device: torch.device
     dtype: torch.dtype
     # Optional: `default_mechanisms: dict` — memory switches measured to pay for this model
-    # (engine.memory.switches.Mechanisms names); the caller's RenderParams.mechanisms override them.
+    # (engine.mechanisms.switches.Mechanisms names); the caller's RenderParams.mechanisms override them.
 
     def conditioning(self, params: RenderParams, source: torch.Tensor) -> Conditioning:
         """Build conditioning once per render. `source`: [-1, 1] NCHW at output size, on the host."""
@@ -95,7 +95,7 @@ class ModelAdapter(Protocol):
                              window: Window, cond: Conditioning,
                              run: Callable[..., np.ndarray]) -> torch.Tensor:
         """x0 of one window of any size, [1, C, h, w] on the host, through `run`: an
-        `engine.memory.layerwise.LayerwiseUNet` over `layerwise_unet()`, called as
+        `engine.layerwise.unet.LayerwiseUNet` over `layerwise_unet()`, called as
         run(sample HWC array, timestep, context=None, added_cond_kwargs=None) → HWC array."""
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:

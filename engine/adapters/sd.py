@@ -17,7 +17,7 @@ import torch
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.adapters.prompts import PromptEmbeds, encode_sd, encode_sdxl, zeros_like
-from engine import vae_tiled
+from engine.vae import tiled as vae_tiled
 
 if TYPE_CHECKING:
     from engine.api import RenderParams

@@ -18,15 +18,15 @@ from engine.adapters.base import Conditioning, ModelAdapter, Window
 from engine.device import is_out_of_memory
 from engine.layerwise.plan import Plan, UnsupportedModel
 from engine.layerwise.runner import storage_dtype
-from engine.memory import anchor as anchoring
-from engine.memory import thumbnail as thumbs
-from engine.memory.attention import AttentionMemory
-from engine.memory.groupnorm import GroupNormMemory, StopForward
-from engine.memory.layerwise import LayerwiseUNet
-from engine.memory.switches import Mechanisms
-from engine.seam_risk import SeamRisk
-from engine.strategies import Strategy, make_strategy, snap
-from engine.tiling import Tile, tile_weight, touches
+from engine.mechanisms import anchor as anchoring
+from engine.mechanisms import thumbnail as thumbs
+from engine.mechanisms.kv_bank import AttentionMemory
+from engine.mechanisms.groupnorm import GroupNormMemory, StopForward
+from engine.layerwise.unet import LayerwiseUNet
+from engine.mechanisms.switches import Mechanisms
+from engine.denoise.seam_risk import SeamRisk
+from engine.tiling.strategies import Strategy, make_strategy, snap
+from engine.tiling.windows import Tile, tile_weight, touches
 
 
 class CancelRequested(Exception):

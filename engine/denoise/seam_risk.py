@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.memory import thumbnail as thumbs
+from engine.mechanisms import thumbnail as thumbs
 
 SCALE = 0.05
 

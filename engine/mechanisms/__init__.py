@@ -4,6 +4,6 @@ Switches (RenderParams.mechanisms, defaults in `Mechanisms`): halo (0, in the `m
 noise field (1, structural: the sampler steps one canvas), thumbnail pass (2), GroupNorm
 statistics (3), attention key/value bank (4), low-frequency anchoring (5), position (6).
 """
-from engine.memory.switches import Mechanisms
+from engine.mechanisms.switches import Mechanisms
 
 __all__ = ["Mechanisms"]

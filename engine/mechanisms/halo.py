@@ -1,5 +1,5 @@
 """Neighbour context (mechanism 0) lives in the `memory` window plan: see
-engine.strategies.Strategy.plan ("memory") and engine.tiling.with_halo / profile_1d("feather").
+engine.tiling.strategies.Strategy.plan ("memory") and engine.tiling.windows.with_halo / profile_1d("feather").
 This module only states the rule the plan follows, so the ablation switch has one home."""
 from __future__ import annotations
 

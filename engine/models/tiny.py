@@ -7,7 +7,7 @@ network's output added to `cond` (see `ResidualToCondition`). `cond` is the inpu
 bicubic-upscaled to the output size for --scale 2/4 and as-is for refine. GroupNorm and a
 self-attention level give the engine's memory mechanisms something to act on.
 
-The weights and the config they were trained with ship in `engine/weights/`; loading never
+The weights and the config they were trained with ship in `engine/models/weights/`; loading never
 touches the network.
 """
 from __future__ import annotations

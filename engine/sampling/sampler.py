@@ -14,7 +14,7 @@ import torch
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
                        EulerDiscreteScheduler)
 
-from engine.memory.noise import NoiseField
+from engine.sampling.noise import NoiseField
 
 SCHEDULERS = {
     "euler": (EulerDiscreteScheduler, {}),

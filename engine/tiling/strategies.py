@@ -6,15 +6,15 @@ All of them feed the same canvas denoiser, so every comparison is side by side i
 - mixture: overlapping windows, Gaussian weights (Mixture of Diffusers);
 - spot: non-overlapping tiles whose grid shifts every step (SpotDiffusion);
 - memory: non-overlapping cores evaluated with a halo of live canvas around them, the core
-  feathered into the neighbours' halos; the other memory mechanisms ride on top (engine.memory).
+  feathered into the neighbours' halos; the other memory mechanisms ride on top (engine.mechanisms).
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-from engine import tiling
-from engine.tiling import Tile
+from engine.tiling import windows as tiling
+from engine.tiling.windows import Tile
 
 STRATEGIES = ("naive", "multidiffusion", "mixture", "spot", "memory")
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .attention import Bank, attend, finish, project_kv, tokens
-from .plan import AttnOp, Plan
-from .stats import NormAffine
+from engine.layerwise.attention import Bank, attend, finish, project_kv, tokens
+from engine.layerwise.plan import AttnOp, Plan
+from engine.layerwise.stats import NormAffine
 
 
 def thumbnail(x: Tensor, longest: int) -> tuple[Tensor, int]:

@@ -4,7 +4,7 @@ import pytest
 import skimage.data
 import torch
 
-from engine import degrade
+from training import degrade
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from engine.tiny_model import ResidualToCondition, build_unet, load_tiny, with_output
-from engine.train_tiny import main as train_main
+from engine.models.tiny import ResidualToCondition, build_unet, load_tiny, with_output
+from training.train_tiny import main as train_main
 
 SMALL = dict(sample_size=32, in_channels=6, out_channels=3, block_out_channels=(32, 32),
              down_block_types=("DownBlock2D", "AttnDownBlock2D"),

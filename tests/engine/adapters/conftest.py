@@ -7,7 +7,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(1)
 
-from engine.adapters.random_models import tiny_sd, tiny_sdxl  # noqa: E402
+from tests.fixtures.random_models import tiny_sd, tiny_sdxl  # noqa: E402
 
 
 @pytest.fixture(scope="session")

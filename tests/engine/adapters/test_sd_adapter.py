@@ -110,7 +110,7 @@ def test_encode_decode_latent_canvas(sd_folder):
 def test_full_sdxl_architecture_wiring_on_meta_device(tmp_path):
     """The published SDXL config end to end (2816-wide added conditioning, 2048-wide context,
     guidance batch) without allocating its 2.6 B weights."""
-    from engine.adapters.random_models import sdxl_random_adapter
+    from tests.fixtures.random_models import sdxl_random_adapter
     adapter = sdxl_random_adapter(tmp_path, "meta", torch.float16, full=True)
     assert (adapter.native_size, adapter.downsample_factor, adapter.vae_scale) == (128, 4, 8)
     cond = adapter.conditioning(RenderParams(prompt="the sky"), torch.zeros(1, 3, 8, 8))

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from engine import api
-from engine.canvas import layerwise_window_bytes
+from engine.denoise.canvas import layerwise_window_bytes
 from engine.layerwise.plan import UnsupportedModel, unet_plan
-from engine.memory.layerwise import LayerwiseUNet
-from engine.memory.switches import Mechanisms
+from engine.layerwise.unet import LayerwiseUNet
+from engine.mechanisms.switches import Mechanisms
 
 LAYERWISE = {"layerwise": True}
 AUTO = {"layerwise": "auto"}   # whole frames where they fit (the bundled model's default is tiles)
@@ -210,7 +210,7 @@ def test_auto_falls_back_to_tiles_for_a_model_it_cannot_unroll_and_on_says_why(t
 
     def refuse(unet):
         raise plan.UnsupportedModel("down_blocks.1: unsupported ResnetDownsampleBlock2D")
-    monkeypatch.setattr("engine.memory.layerwise.unet_plan", refuse)
+    monkeypatch.setattr("engine.layerwise.unet.unet_plan", refuse)
     r = api.render(photo, _params(tile=32), adapter=tiny)
     assert not r.stats["layerwise"]
     with pytest.raises(api.EngineError, match="ResnetDownsampleBlock2D"):

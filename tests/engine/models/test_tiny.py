@@ -1,7 +1,7 @@
 """The shipped seamwise-tiny model: it loads offline, it is small, and it really restores photos.
 
 The quality checks use scikit-image's "chelsea" photograph, which the training script holds out
-(engine.train_tiny.HELDOUT_SKIMAGE); the model never saw it.
+(training.train_tiny.HELDOUT_SKIMAGE); the model never saw it.
 """
 import json
 import os
@@ -14,10 +14,10 @@ import pytest
 import skimage.data
 import torch
 
-from engine import degrade
-from engine.tiny_model import CONFIG_FILE, WEIGHTS_FILE, ModelMissing, TinyModel, load_tiny
-from engine.tiny_sampling import restore
-from engine.train_tiny import HELDOUT_SKIMAGE, TRAIN_SKIMAGE
+from training import degrade
+from engine.models.tiny import CONFIG_FILE, WEIGHTS_FILE, ModelMissing, TinyModel, load_tiny
+from training.restore import restore
+from training.train_tiny import HELDOUT_SKIMAGE, TRAIN_SKIMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def test_weights_are_small_and_described():
 
 
 def test_loads_from_the_package_with_no_network():
-    code = ("from engine.tiny_model import load_tiny; m = load_tiny(); "
+    code = ("from engine.models.tiny import load_tiny; m = load_tiny(); "
             "print(m.native_size, m.downsample_factor, sum(p.numel() for p in m.unet.parameters()))")
     env = dict(os.environ, HF_HUB_OFFLINE="1", HTTP_PROXY="http://127.0.0.1:9",
                HTTPS_PROXY="http://127.0.0.1:9", OMP_NUM_THREADS="1")

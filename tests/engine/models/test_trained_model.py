@@ -13,7 +13,7 @@ import torch
 
 from engine import api
 from engine.adapters.tiny import TinyAdapter
-from engine.tiny_model import WEIGHTS_FILE, load_tiny
+from engine.models.tiny import WEIGHTS_FILE, load_tiny
 
 pytestmark = pytest.mark.skipif(not WEIGHTS_FILE.is_file(), reason="trained weights not present")
 
@@ -31,7 +31,7 @@ def picture():
 
 @pytest.mark.parametrize("strength,steps", [(0.3, 1), (0.5, 2), (0.3, 4)])  # 0.3 x 4: no even divide
 def test_one_tile_over_the_frame_matches_the_reference_sampler(trained, picture, strength, steps):
-    from engine.tiny_sampling import restore
+    from training.restore import restore
     params = api.RenderParams(strategy="naive", tile=256, steps=steps, strength=strength, seed=5)
     r = api.render(picture, params, adapter=trained)
     assert r.stats["tiles"] == 1

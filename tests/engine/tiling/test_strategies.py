@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from engine import api
-from engine.canvas import Counters
-from engine.memory import thumbnail as thumbs
-from engine.memory.switches import Mechanisms
+from engine.denoise.canvas import Counters
+from engine.mechanisms import thumbnail as thumbs
+from engine.mechanisms.switches import Mechanisms
 from engine.render import denoise_canvas
-from engine.sampler import SCHEDULERS
-from engine.strategies import STRATEGIES
+from engine.sampling.sampler import SCHEDULERS
+from engine.tiling.strategies import STRATEGIES
 
 
 @pytest.mark.parametrize("strategy,scheduler", list(itertools.product(STRATEGIES, SCHEDULERS)))
@@ -84,8 +84,8 @@ def test_memory_beats_naive_and_multidiffusion_on_the_tiny_architecture(tiny):
 
 @pytest.mark.parametrize("name", ["ddim", "euler", "euler_a", "dpm++2m"])
 def test_in_place_noising_matches_the_schedulers_add_noise(name):
-    from engine.sampler import make_scheduler, noised, schedule
-    from engine.tiny_model import DEFAULT_SCHEDULER_CONFIG
+    from engine.sampling.sampler import make_scheduler, noised, schedule
+    from engine.models.tiny import DEFAULT_SCHEDULER_CONFIG
     scheduler = make_scheduler(name, DEFAULT_SCHEDULER_CONFIG)
     timesteps, _ = schedule(scheduler, 3, 0.4)
     g = torch.Generator().manual_seed(0)

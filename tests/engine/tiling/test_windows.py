@@ -2,8 +2,8 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from engine import tiling
-from engine.strategies import STRATEGIES, make_strategy
+from engine.tiling import windows as tiling
+from engine.tiling.strategies import STRATEGIES, make_strategy
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks.vae import small_vae, synthetic_latent, synthetic_photo
-from engine.vae_tiled import AttentionPolicy, tiled_decode, tiled_decode_into, tiled_encode
+from engine.vae.tiled import AttentionPolicy, tiled_decode, tiled_decode_into, tiled_encode
 
 torch.set_num_threads(1)
 TOL = 1e-4  # the target is 1e-3 max abs; exact mode differs only by summation order

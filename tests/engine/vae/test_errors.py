@@ -7,7 +7,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from benchmarks.vae import small_vae
-from engine.vae_tiled import UnsupportedModel, tiled_decode, tiled_decode_into, tiled_encode
+from engine.vae.tiled import UnsupportedModel, tiled_decode, tiled_decode_into, tiled_encode
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.vae import small_vae, synthetic_latent
-from engine.vae_tiled import tiled_decode, tiled_encode
+from engine.vae.tiled import tiled_decode, tiled_encode
 
 torch.set_num_threads(1)
 

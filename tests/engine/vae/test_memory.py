@@ -25,7 +25,7 @@ LAYOUT = dict(block_out_channels=(CHANNELS, 8, 8), down_block_types=("DownEncode
 CHILD = textwrap.dedent(f"""
     import json, threading, numpy as np, psutil, torch
     from diffusers import AutoencoderKL
-    from engine.vae_tiled import tiled_decode_into
+    from engine.vae.tiled import tiled_decode_into
     torch.set_num_threads(1)
     torch.manual_seed(0)
     vae = AutoencoderKL(**{LAYOUT!r}).eval()
