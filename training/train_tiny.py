@@ -371,8 +371,8 @@ def pick_settings(data: Path, weights: Path | None, seed: int = 7, crop: int = 1
     The recommended settings in the model's JSON come from this sweep, so the held-out benchmark
     stays an honest test.
     """
-    from training.degrade import bicubic_up_uint8, damage_refine, damage_x2, psnr, to_tensor, to_uint8
     from engine.models.tiny import load_tiny
+    from training.degrade import bicubic_up_uint8, damage_refine, damage_x2, psnr, to_tensor, to_uint8
     from training.restore import restore
 
     model = load_tiny(weights=weights, device="cuda" if torch.cuda.is_available() else "cpu")

@@ -11,13 +11,12 @@ Window coordinates are canvas pixels. Output pixels = canvas pixels × `vae_scal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # engine.api imports the renderer, which imports this package
-    from engine.api import RenderParams
+from engine.types import RenderParams
 
 
 @dataclass(frozen=True)

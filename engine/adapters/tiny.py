@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
-from engine.api import EngineError, RenderParams
 from engine.mechanisms import thumbnail as thumbs
 from engine.models.tiny import ResidualToCondition
+from engine.types import EngineError, RenderParams
 
 
 class TinyAdapter:

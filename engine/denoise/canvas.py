@@ -15,22 +15,19 @@ import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, ModelAdapter, Window
+from engine.denoise.seam_risk import SeamRisk
 from engine.device import is_out_of_memory
 from engine.layerwise.plan import Plan, UnsupportedModel
 from engine.layerwise.runner import storage_dtype
+from engine.layerwise.unet import LayerwiseUNet
 from engine.mechanisms import anchor as anchoring
 from engine.mechanisms import thumbnail as thumbs
-from engine.mechanisms.kv_bank import AttentionMemory
 from engine.mechanisms.groupnorm import GroupNormMemory, StopForward
-from engine.layerwise.unet import LayerwiseUNet
+from engine.mechanisms.kv_bank import AttentionMemory
 from engine.mechanisms.switches import Mechanisms
-from engine.denoise.seam_risk import SeamRisk
 from engine.tiling.strategies import Strategy, make_strategy, snap
 from engine.tiling.windows import Tile, tile_weight, touches
-
-
-class CancelRequested(Exception):
-    """Internal: the caller's cancel check fired between tiles."""
+from engine.types import Cancelled, Unit
 
 
 @dataclass
@@ -57,7 +54,7 @@ def layerwise_window_bytes(plan: Plan, tile: int, grid: int, itemsize: int) -> i
     return plan.peak_bytes(side, side, itemsize)
 
 
-TileCallback = Callable[[int, int, int, str], None]   # (step, done, in the step, "tile" | "operation")
+TileCallback = Callable[[int, int, int, Unit], None]   # (step, done, in the step, unit)
 
 
 class CanvasDenoiser:
@@ -267,7 +264,7 @@ class CanvasDenoiser:
                     self.risk.add(x0, ys, xs)
             done += len(batch)
             if self.on_tile:
-                self.on_tile(step, done, len(plan), "tile")
+                self.on_tile(step, done, len(plan), Unit.TILE)
         if self.gn:
             if self.gn.mode == "previous":
                 self.gn.finish_step()
@@ -299,7 +296,7 @@ class CanvasDenoiser:
         lw = self.layerwise
         lw.tile = self.strategy.tile   # an out-of-memory retry shrinks it
         lw.on_tile = self._check_cancel
-        lw.on_op = (lambda done, ops: self.on_tile(step, done, ops, "operation")) if self.on_tile else None
+        lw.on_op = (lambda done, ops: self.on_tile(step, done, ops, Unit.OPERATION)) if self.on_tile else None
         self._check_cancel()
         window = Window(by0, bx0, by1 - by0, bx1 - bx0, h, w)
         try:
@@ -362,7 +359,7 @@ class CanvasDenoiser:
 
     def _check_cancel(self) -> None:
         if self.should_cancel and self.should_cancel():
-            raise CancelRequested
+            raise Cancelled("render cancelled")
 
     def _predict(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, batch: list[Tile],
                  h: int, w: int) -> torch.Tensor:

@@ -23,10 +23,10 @@ import torch
 from torch import Tensor
 
 from engine.layerwise.attention import AttentionPolicy
-from engine.vae.fast import _Thumb, make_banks, run_tiles, thumbnail
 from engine.layerwise.plan import Plan, UnsupportedModel, decoder_plan, encoder_plan
 from engine.layerwise.runner import Runner, Stored, storage_dtype
 from engine.layerwise.store import ActivationStore, RamActivation
+from engine.vae.fast import _Thumb, make_banks, run_tiles, thumbnail
 
 __all__ = ["tiled_decode", "tiled_decode_into", "tiled_encode", "check_room", "AttentionPolicy", "UnsupportedModel",
            "MODES"]

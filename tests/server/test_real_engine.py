@@ -13,7 +13,7 @@ from .conftest import run
 
 def _engine_ready() -> str | None:
     import engine
-    weights = Path(engine.__file__).parent / "weights" / "seamwise-tiny.safetensors"
+    weights = Path(engine.__file__).parent / "models" / "weights" / "seamwise-tiny.safetensors"
     if not weights.exists():     # checked first: importing the engine loads torch
         return "the bundled model's weights are not in engine/models/weights yet"
     from engine import api

@@ -14,8 +14,8 @@ import pytest
 import skimage.data
 import torch
 
-from training import degrade
 from engine.models.tiny import CONFIG_FILE, WEIGHTS_FILE, ModelMissing, TinyModel, load_tiny
+from training import degrade
 from training.restore import restore
 from training.train_tiny import HELDOUT_SKIMAGE, TRAIN_SKIMAGE
 

@@ -84,8 +84,8 @@ def test_memory_beats_naive_and_multidiffusion_on_the_tiny_architecture(tiny):
 
 @pytest.mark.parametrize("name", ["ddim", "euler", "euler_a", "dpm++2m"])
 def test_in_place_noising_matches_the_schedulers_add_noise(name):
-    from engine.sampling.sampler import make_scheduler, noised, schedule
     from engine.models.tiny import DEFAULT_SCHEDULER_CONFIG
+    from engine.sampling.sampler import make_scheduler, noised, schedule
     scheduler = make_scheduler(name, DEFAULT_SCHEDULER_CONFIG)
     timesteps, _ = schedule(scheduler, 3, 0.4)
     g = torch.Generator().manual_seed(0)
