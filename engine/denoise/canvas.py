@@ -75,6 +75,7 @@ class CanvasDenoiser:
         self.kv: AttentionMemory | None = None
         self.layerwise: LayerwiseUNet | None = None
         self.layerwise_windows = False     # layerwise per large window, fused like tiles
+        self._step = 0                     # the scheduler step being denoised
         self._weights: dict[tuple, torch.Tensor] = {}
 
     # -- installing the memory on the model for the duration of a render -------------------
@@ -83,6 +84,9 @@ class CanvasDenoiser:
             self.layerwise = self._layerwise_unet()
         if self.layerwise:   # it gives every layer the whole canvas: the approximations step aside
             self.mech = replace(self.mech, groupnorm="off", kv_bank=False)
+            self.layerwise.on_tile = self._check_cancel
+            if self.on_tile and not self.layerwise_windows:   # windows report like tiles
+                self.layerwise.on_op = self._on_operation
             self.counters.layerwise = True
             if self.layerwise_windows:
                 self.counters.layerwise_window = self.strategy.tile
@@ -196,10 +200,16 @@ class CanvasDenoiser:
         smaller = snap(s.tile // 2, s.grid)
         if smaller < max(s.grid, 2 * s.halo, 16):
             raise error
+        if self.layerwise:   # its compute tile is the strategy's
+            self.layerwise.tile = smaller
         self.strategy = replace(s, tile=smaller, overlap=min(s.overlap, smaller - s.grid)
                                 if s.name in ("multidiffusion", "mixture") else s.overlap)
 
+    def _on_operation(self, done: int, operations: int) -> None:
+        self.on_tile(self._step, done, operations, Unit.OPERATION)
+
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, step: int) -> torch.Tensor:
+        self._step = step
         a = self.adapter
         _, c, h, w = x.shape
         t_dev = torch.as_tensor(t, device=a.device)
@@ -215,7 +225,7 @@ class CanvasDenoiser:
         if self.risk:
             self.risk.begin_step(c)
         if self.layerwise and not self.layerwise_windows:
-            x0, covered = self._layerwise(x, t_dev, alpha_bar, step, plan)
+            x0, covered = self._layerwise(x, t_dev, alpha_bar, plan)
         else:
             x0, covered = self._tiles(x, t_dev, alpha_bar, step, plan, stride)
         if self.mech.anchor != "off":
@@ -235,18 +245,16 @@ class CanvasDenoiser:
         _, c, h, w = x.shape
         batches = self._batches(plan)
         if self.gn and self.mech.groupnorm == "thumbnail":
-            self.gn.mode = "use"
+            self.gn.use_recorded()
         if self.gn and self.mech.groupnorm == "exact":
             self._pool_statistics(x, t_dev, alpha_bar, batches, h, w)
         if self.gn and self.mech.groupnorm == "previous":
-            self.gn.mode = "previous"
-            self.gn.running = {}
+            self.gn.pool_this_pass()
         if self.gn and self.mech.groupnorm == "iterate":
             self._iterate_statistics(x, t_dev, alpha_bar, self._batches(plan[::self.mech.gn_every]),
                                      h, w)
         if self.kv:
-            self.kv.state.mode = "read"
-            self.kv.state.stride = stride
+            self.kv.read(stride)
 
         num = torch.zeros_like(x)
         den = torch.zeros(1, 1, h, w, dtype=x.dtype)
@@ -266,11 +274,11 @@ class CanvasDenoiser:
             if self.on_tile:
                 self.on_tile(step, done, len(plan), Unit.TILE)
         if self.gn:
-            if self.gn.mode == "previous":
+            if self.gn.pooling_this_pass:
                 self.gn.finish_step()
-            self.gn.mode = "own"
+            self.gn.own()
         if self.kv:
-            self.kv.state.mode = "off"
+            self.kv.off()
 
         # Fused in num's own memory: at 150 MP every canvas-sized temporary is 1.8 GB.
         covered = den > 0
@@ -280,7 +288,7 @@ class CanvasDenoiser:
             x0 = torch.where(covered, x0, self.reference)
         return x0, covered
 
-    def _layerwise(self, x: torch.Tensor, t_dev: torch.Tensor, alpha_bar: float, step: int,
+    def _layerwise(self, x: torch.Tensor, t_dev: torch.Tensor, alpha_bar: float,
                    plan: list[Tile]) -> tuple[torch.Tensor, torch.Tensor]:
         """x0 of the bounding box of the active windows, evaluated one layer at a time.
 
@@ -293,15 +301,11 @@ class CanvasDenoiser:
         if box is None:
             return self.reference.clone(), covered
         (by0, by1), (bx0, bx1) = box
-        lw = self.layerwise
-        lw.tile = self.strategy.tile   # an out-of-memory retry shrinks it
-        lw.on_tile = self._check_cancel
-        lw.on_op = (lambda done, ops: self.on_tile(step, done, ops, Unit.OPERATION)) if self.on_tile else None
         self._check_cancel()
         window = Window(by0, bx0, by1 - by0, bx1 - bx0, h, w)
         try:
             out = a.predict_x0_layerwise(x[:, :, by0:by1, bx0:bx1], t_dev, alpha_bar, window,
-                                         self.cond, lw)
+                                         self.cond, self.layerwise)
         finally:
             self.counters.model_calls += self.cond.evaluations
             self.counters.token_evals += (by1 - by0) * (bx1 - bx0) * self.cond.evaluations
@@ -323,20 +327,20 @@ class CanvasDenoiser:
         xt = thumbs.subsample(x, stride, a.downsample_factor)
         th, tw = xt.shape[-2:]
         window = Window(0, 0, th, tw, th, tw, stride=stride)
-        if self.gn:
-            self.gn.mode = "record" if self.mech.groupnorm == "thumbnail" else "own"
+        if self.gn and self.mech.groupnorm == "thumbnail":
+            self.gn.record()
+        elif self.gn:
+            self.gn.own()
         if self.kv:
-            self.kv.state.mode = "record"
-            self.kv.state.stride = stride
-            self.kv.state.window_hw = (th, tw)
+            self.kv.record(stride, (th, tw))
         self._check_cancel()
         out = a.predict_x0(xt.to(a.device, a.dtype), t, alpha_bar, [window], self.cond)
         self.counters.model_calls += self.cond.evaluations
         self.counters.token_evals += th * tw * self.cond.evaluations
         if self.gn:
-            self.gn.mode = "own"
+            self.gn.own()
         if self.kv:
-            self.kv.state.mode = "off"
+            self.kv.off()
         return out.float().cpu(), stride
 
     def _batches(self, plan: list[Tile]) -> list[list[Tile]]:
@@ -368,7 +372,6 @@ class CanvasDenoiser:
         windows = [Window(*p.window, h, w) for p in batch]
         xb = torch.cat([x[:, :, p.y.start:p.y.stop, p.x.start:p.x.stop] for p in batch])
         if self.layerwise_windows:   # batches of one window
-            self.layerwise.on_tile = self._check_cancel
             try:
                 return a.predict_x0_layerwise(xb, t, alpha_bar, windows[0], self.cond,
                                               self.layerwise).float()
@@ -376,7 +379,7 @@ class CanvasDenoiser:
                 self.counters.model_calls += self.cond.evaluations
                 self.counters.token_evals += xb.shape[-2] * xb.shape[-1] * self.cond.evaluations
         if self.kv:
-            self.kv.state.window_hw = xb.shape[-2:]
+            self.kv.window(xb.shape[-2:])
         try:
             out = a.predict_x0(xb.to(a.device, a.dtype), t, alpha_bar, windows, self.cond)
         finally:  # a statistics pass stopped early still counts as a whole call
@@ -399,14 +402,14 @@ class CanvasDenoiser:
         statistics that the next pass (finally the fused one) normalises with. The extra passes
         may visit only every n-th tile (`gn_every`): statistics need a sample, not every pixel."""
         gn = self.gn
-        gn.pooled = {}
+        gn.forget_pooled()
         for _ in range(self.mech.gn_passes - 1):
-            gn.mode, gn.running = "previous", {}
+            gn.pool_this_pass()
             for batch in batches:
                 gn.core_masks = self._core_masks(batch)
                 self._predict(x, t, alpha_bar, batch, h, w)
             gn.finish_step()
-        gn.mode, gn.running = "previous", {}
+        gn.pool_this_pass()
 
     def _pool_statistics(self, x, t, alpha_bar, batches, h, w) -> None:
         """Exact statistics: one barrier pass per GroupNorm layer over all tile cores."""
@@ -419,8 +422,8 @@ class CanvasDenoiser:
                     self._predict(x, t, alpha_bar, batch, h, w)
                 except StopForward:
                     continue
-                gn.target = None  # a pass completed: every layer is pooled
+                gn.pass_completed()
                 break
             if not gn.finish_layer():
                 break
-        gn.mode = "use_pooled"
+        gn.use_pooled()

@@ -19,6 +19,7 @@ duration of a render, with one that can
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
@@ -50,10 +51,23 @@ def _normalise(m: nn.GroupNorm, x: torch.Tensor, mean: torch.Tensor, var: torch.
     return y.to(x.dtype)
 
 
+class Statistics(Enum):
+    """What every GroupNorm normalises with during the next model calls."""
+    OWN = "own"              # the window's own (plain GroupNorm)
+    RECORD = "record"        # its own, recording them (the thumbnail pass)
+    RECORDED = "recorded"    # the recorded ones
+    BARRIER = "barrier"      # pooled where pooled; pool the first unpooled layer, then stop
+    POOLED = "pooled"        # the pooled ones
+    PREVIOUS = "previous"    # the pooled ones (if any) while pooling this pass's sums
+
+
 class GroupNormMemory:
+    """Installed on every GroupNorm of a model for a render (a context manager); the canvas
+    denoiser says what the next calls normalise with by calling one of the methods below."""
+
     def __init__(self, module: nn.Module):
         self.norms = [m for m in module.modules() if isinstance(m, nn.GroupNorm)]
-        self.mode = "own"            # "own" | "record" | "use" | "barrier"
+        self.mode = Statistics.OWN
         self.recorded: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
         self.pooled: dict[nn.GroupNorm, tuple[torch.Tensor, torch.Tensor]] = {}
         self.target: nn.GroupNorm | None = None
@@ -79,14 +93,44 @@ class GroupNormMemory:
             return self._forward(m, x)
         return forward
 
+    # -- what the next calls normalise with ----------------------------------------------------
+    def own(self) -> None:
+        self.mode = Statistics.OWN
+
+    def record(self) -> None:
+        self.mode = Statistics.RECORD
+
+    def use_recorded(self) -> None:
+        self.mode = Statistics.RECORDED
+
+    def use_pooled(self) -> None:
+        self.mode = Statistics.POOLED
+
+    def pool_this_pass(self) -> None:
+        """Normalise with the pooled statistics while pooling this pass's; `finish_step` makes
+        them the next pass's."""
+        self.mode, self.running = Statistics.PREVIOUS, {}
+
+    def forget_pooled(self) -> None:
+        self.pooled = {}
+
+    @property
+    def pooling_this_pass(self) -> bool:
+        return self.mode == Statistics.PREVIOUS
+
+    def pass_completed(self) -> None:
+        """A barrier pass went through every layer: all of them are pooled."""
+        self.target = None
+
+    # -- the forward installed on every GroupNorm -----------------------------------------------
     def _forward(self, m: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "record":
+        if self.mode == Statistics.RECORD:
             xf = x.float().reshape(x.shape[0], m.num_groups, -1)
             self.recorded[m] = (xf.mean(dim=(0, 2)), xf.var(dim=(0, 2), unbiased=False))
             return F.group_norm(x, m.num_groups, m.weight, m.bias, m.eps)
-        if self.mode == "use" and m in self.recorded:
+        if self.mode == Statistics.RECORDED and m in self.recorded:
             return _normalise(m, x, *self.recorded[m])
-        if self.mode == "barrier":
+        if self.mode == Statistics.BARRIER:
             if m in self.pooled:
                 return _normalise(m, x, *self.pooled[m])
             if self.target is None:
@@ -94,9 +138,9 @@ class GroupNormMemory:
             if self.target is m:
                 self._accumulate(m, x)
             raise StopForward
-        if self.mode == "use_pooled" and m in self.pooled:
+        if self.mode == Statistics.POOLED and m in self.pooled:
             return _normalise(m, x, *self.pooled[m])
-        if self.mode == "previous":
+        if self.mode == Statistics.PREVIOUS:
             self.running[m] = self._sums(m, x) + self.running.get(m, 0)
             if m in self.pooled:
                 return _normalise(m, x, *self.pooled[m])
@@ -123,7 +167,7 @@ class GroupNormMemory:
 
     def start_barrier(self) -> None:
         self.pooled = {}
-        self.mode = "barrier"
+        self.mode = Statistics.BARRIER
 
     def finish_step(self) -> None:
         """"previous" mode: this step's pooled sums become the next step's statistics."""

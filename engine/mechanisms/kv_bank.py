@@ -8,16 +8,24 @@ it summarises would have.
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
+class BankUse(Enum):
+    """What self-attention does with the bank during the next model calls."""
+    OFF = "off"          # plain attention
+    RECORD = "record"    # fill it (the thumbnail pass)
+    READ = "read"        # attend to it as well
+
+
 class BankState:
     def __init__(self, pool: int):
         self.pool = pool
-        self.mode = "off"       # "off" | "record" | "read"
+        self.mode = BankUse.OFF
         self.stride = 1
         self.window_hw = (1, 1)  # spatial size of the current model input (for token layers)
         self.banks: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}
@@ -37,8 +45,8 @@ class BankAttnProcessor:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
                  temb=None, *args, **kwargs):
         st = self.state
-        if encoder_hidden_states is not None or attention_mask is not None or st.mode == "off" \
-                or (st.mode == "read" and self.name not in st.banks):
+        if encoder_hidden_states is not None or attention_mask is not None or st.mode == BankUse.OFF \
+                or (st.mode == BankUse.READ and self.name not in st.banks):
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb,
                                  *args, **kwargs)
         residual = hidden_states
@@ -59,7 +67,7 @@ class BankAttnProcessor:
         heads = attn.heads
         d = key.shape[-1] // heads
         mask = None
-        if st.mode == "record":
+        if st.mode == BankUse.RECORD:
             p = st.pool
             pk = F.avg_pool2d(key.transpose(1, 2).reshape(b, -1, h, w), p, ceil_mode=True)
             pv = F.avg_pool2d(value.transpose(1, 2).reshape(b, -1, h, w), p, ceil_mode=True)
@@ -117,3 +125,19 @@ class AttentionMemory:
         for (name, m), proc in zip(self.layers, self.saved):
             m.set_processor(proc)
         self.saved = []
+
+    # -- what the next calls do with the bank ---------------------------------------------------
+    def record(self, stride: int, window_hw: tuple[int, int]) -> None:
+        """Fill the bank from a thumbnail pass over a canvas subsampled by `stride`."""
+        self.state.mode, self.state.stride, self.state.window_hw = BankUse.RECORD, stride, window_hw
+
+    def read(self, stride: int) -> None:
+        """Attend to the bank as well (recorded at `stride`)."""
+        self.state.mode, self.state.stride = BankUse.READ, stride
+
+    def off(self) -> None:
+        self.state.mode = BankUse.OFF
+
+    def window(self, window_hw: tuple[int, int]) -> None:
+        """The spatial size of the next call's input (token layers do not carry it)."""
+        self.state.window_hw = window_hw
