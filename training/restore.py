@@ -1,33 +1,17 @@
 """Untiled sampling with seamwise-tiny: the reference the tiled engine is measured against.
 
-`restore` is how the product runs the model on a picture that fits in one pass: the condition
-(the input photo, already bicubic-upscaled for ×2) is noised to the timestep the strength names,
-then a deterministic DDIM sampler walks down, and the last step returns its x0 prediction. Strength s starts at t ≈ s·T with
-"trailing" spacing, so even one step really starts from noise at that level and its output is
+`restore` runs the model on a whole picture in one pass, with the engine's own scheduler set-up
+(engine.sampling.sampler): the condition (the input photo, already bicubic-upscaled for ×2) is
+noised to the timestep the strength names, then a deterministic DDIM sampler walks down, and the
+last step returns its x0 prediction. Strength s starts at t ≈ s·T with "trailing" spacing, so even one step really starts from noise at that level and its output is
 the model's x0 prediction (what recovers the most signal; more steps add invented detail).
 """
 from __future__ import annotations
 
 import torch
-from diffusers import DDIMScheduler
 
 from engine.models.tiny import TinyModel
-
-
-def make_scheduler(model: TinyModel) -> DDIMScheduler:
-    cfg = {k: v for k, v in model.scheduler_config.items() if not k.startswith("_")}
-    return DDIMScheduler.from_config(cfg)
-
-
-def timesteps_for(scheduler: DDIMScheduler, strength: float, steps: int) -> torch.Tensor:
-    """The last `steps` timesteps of a schedule whose full length would span strength 1."""
-    if not 0.0 < strength <= 1.0:
-        raise ValueError(f"strength must be in (0, 1], got {strength}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    total = min(scheduler.config.num_train_timesteps, max(steps, round(steps / strength)))
-    scheduler.set_timesteps(total)
-    return scheduler.timesteps[-steps:]
+from engine.sampling.sampler import make_scheduler, schedule
 
 
 @torch.no_grad()
@@ -43,10 +27,17 @@ def restore(model: TinyModel, cond: torch.Tensor, strength: float, steps: int,
         raise ValueError(f"cond must be Nx3xHxW, got {tuple(cond.shape)}")
     if cond.shape[2] % f or cond.shape[3] % f:
         raise ValueError(f"height and width must be multiples of {f}, got {tuple(cond.shape[2:])}")
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     unet = model.unet
     device, dtype = unet.device, unet.dtype
-    sched = make_scheduler(model)
-    ts = timesteps_for(sched, strength, steps)
+    if model.scheduler_config.get("prediction_type", "sample") != "sample":
+        raise ValueError("the bundled model format predicts samples (x0)")
+    # The engine's own scheduler set-up (DDIM, "trailing" spacing), here stepped untiled.
+    sched = make_scheduler("ddim", model.scheduler_config)
+    ts = torch.stack(schedule(sched, steps, strength)[0])
     cond = cond.to(device=device, dtype=dtype)
     g = torch.Generator("cpu").manual_seed(int(seed))
     noise = torch.randn(cond.shape, generator=g, dtype=torch.float32).to(device=device, dtype=dtype)

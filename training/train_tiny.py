@@ -222,147 +222,188 @@ def export_weights(unet, spec: dict, path: Path, half: bool) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    from diffusers import DDPMScheduler
-
+    """Train (or resume), checkpoint every --ckpt-minutes, export the EMA weights with their spec."""
+    if not args.steps and not args.max_minutes:
+        raise SystemExit("--steps 0 (train for a time) needs --max-minutes")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    device = _training_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
     manifest = json.loads((data / "manifest.json").read_text())
     train_imgs = load_split(data, "train")
-    held = set(manifest["heldout"])
-    assert not held & {n for n, _ in train_imgs}, "held-out photo in the training split"
+    assert not set(manifest["heldout"]) & {n for n, _ in train_imgs}, \
+        "held-out photo in the training split"
     sampler = CropSampler([im for _, im in train_imgs], args.crop, args.seed)
-
-    unet_cfg = dict(DEFAULT_UNET_CONFIG, sample_size=args.crop)
-    if args.channels:
-        unet_cfg["block_out_channels"] = tuple(args.channels)
-        n = len(args.channels)
-        unet_cfg["down_block_types"] = tuple(["DownBlock2D"] * (n - 1) + ["AttnDownBlock2D"])
-        unet_cfg["up_block_types"] = tuple(["AttnUpBlock2D"] + ["UpBlock2D"] * (n - 1))
-    if args.layers:
-        unet_cfg["layers_per_block"] = args.layers
-    sched_cfg = dict(DEFAULT_SCHEDULER_CONFIG)
-    unet = build_unet(unet_cfg)
-    if args.output == "residual":
-        # Start at "change nothing": the correction is zero until training makes it otherwise.
-        torch.nn.init.zeros_(unet.conv_out.weight)
-        torch.nn.init.zeros_(unet.conv_out.bias)
-    ema = build_unet(unet_cfg)
-    ema.load_state_dict(unet.state_dict())
-    ema.requires_grad_(False)
-    unet.to(device)
-    ema.to(device)
-    net = with_output(unet, args.output)
-    n_params = sum(p.numel() for p in unet.parameters())
-    sched = DDPMScheduler.from_config(sched_cfg)
-    acp = sched.alphas_cumprod.float()
-
-    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    step, elapsed, history = 0, 0.0, []
+    run = _Run(args, manifest, device)
     ckpt = out / "checkpoint.pt"
     if args.resume and ckpt.is_file():
-        st = torch.load(ckpt, weights_only=False, map_location=device)
-        unet.load_state_dict(st["unet"]); ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["opt"])
-        step, elapsed, history = st["step"], st["elapsed"], st["history"]
-        print(f"resumed at step {step}", flush=True)
-    if not args.steps and not args.max_minutes:
-        raise SystemExit("--steps 0 (train for a time) needs --max-minutes")
-    last_step = args.steps or 10 ** 9
+        run.resume(ckpt)
     batches = torch.utils.data.DataLoader(
-        TrainingBatches(sampler, args.batch, last_step, step, acp, args), batch_size=None,
-        num_workers=args.workers, prefetch_factor=4 if args.workers else None,
+        TrainingBatches(sampler, args.batch, args.steps or 10 ** 9, run.step, run.acp, args),
+        batch_size=None, num_workers=args.workers, prefetch_factor=4 if args.workers else None,
         persistent_workers=False, pin_memory=device.type == "cuda")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    print(f"params {run.n_params}  images {len(sampler.images)}  crop {args.crop}  "
+          f"batch {args.batch}  output {args.output}  device {run.device_name}", flush=True)
+    run.loop(batches, ckpt, out / "seamwise-tiny.safetensors")
+    print(f"done: {run.step} steps in {run.elapsed:.0f}s", flush=True)
 
-    def lr_at(s: int) -> float:
+
+def _training_device(name: str | None) -> torch.device:
+    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def _unet_config(args: argparse.Namespace) -> dict:
+    """The bundled architecture at the crop size, narrowed or deepened by --channels/--layers."""
+    cfg = dict(DEFAULT_UNET_CONFIG, sample_size=args.crop)
+    if args.channels:
+        cfg["block_out_channels"] = tuple(args.channels)
+        n = len(args.channels)
+        cfg["down_block_types"] = tuple(["DownBlock2D"] * (n - 1) + ["AttnDownBlock2D"])
+        cfg["up_block_types"] = tuple(["AttnUpBlock2D"] + ["UpBlock2D"] * (n - 1))
+    if args.layers:
+        cfg["layers_per_block"] = args.layers
+    return cfg
+
+
+class _Run:
+    """One training run's state: the model and its EMA, the optimiser, step, time and loss log."""
+
+    def __init__(self, args: argparse.Namespace, manifest: dict, device: torch.device):
+        from diffusers import DDPMScheduler
+
+        self.args, self.manifest, self.device = args, manifest, device
+        self.unet_cfg = _unet_config(args)
+        self.sched_cfg = dict(DEFAULT_SCHEDULER_CONFIG)
+        self.unet = build_unet(self.unet_cfg)
+        if args.output == "residual":
+            # Start at "change nothing": the correction is zero until training makes it otherwise.
+            torch.nn.init.zeros_(self.unet.conv_out.weight)
+            torch.nn.init.zeros_(self.unet.conv_out.bias)
+        self.ema = build_unet(self.unet_cfg)
+        self.ema.load_state_dict(self.unet.state_dict())
+        self.ema.requires_grad_(False)
+        self.unet.to(device)
+        self.ema.to(device)
+        self.net = with_output(self.unet, args.output)
+        self.n_params = sum(p.numel() for p in self.unet.parameters())
+        self.acp = DDPMScheduler.from_config(self.sched_cfg).alphas_cumprod.float()
+        self.opt = torch.optim.AdamW(self.unet.parameters(), lr=args.lr, weight_decay=0.0,
+                                     betas=(0.9, 0.99))
+        self.step, self.elapsed, self.history = 0, 0.0, []
+        self.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        self.t0 = 0.0
+
+    def resume(self, ckpt: Path) -> None:
+        st = torch.load(ckpt, weights_only=False, map_location=self.device)
+        self.unet.load_state_dict(st["unet"])
+        self.ema.load_state_dict(st["ema"])
+        self.opt.load_state_dict(st["opt"])
+        self.step, self.elapsed, self.history = st["step"], st["elapsed"], st["history"]
+        print(f"resumed at step {self.step}", flush=True)
+
+    def lr_at(self, s: int) -> float:
         """Warm-up, then a cosine over the steps, or over the time allowed when --steps is 0
         (a GPU run of a fixed length; the steps it reached go into the JSON)."""
-        if s < args.warmup:
-            return args.lr * (s + 1) / args.warmup
-        if args.steps:
-            p = (s - args.warmup) / max(1, args.steps - args.warmup)
+        a = self.args
+        if s < a.warmup:
+            return a.lr * (s + 1) / a.warmup
+        if a.steps:
+            p = (s - a.warmup) / max(1, a.steps - a.warmup)
         else:
-            p = (time.time() - t0) / (args.max_minutes * 60)
-        return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * min(1.0, p)))
+            p = (time.time() - self.t0) / (a.max_minutes * 60)
+        return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1 + math.cos(math.pi * min(1.0, p)))
 
-    def spec(final_loss: float | None) -> dict:
+    def loop(self, batches, ckpt: Path, weights: Path) -> None:
+        """Train until --steps or --max-minutes, checkpointing on the way and at the end."""
+        a = self.args
+        last_step = a.steps or 10 ** 9
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                  enabled=self.device.type == "cuda")
+        self.unet.train()
+        t_last_ckpt = time.time()
+        window: list[torch.Tensor] = []
+        self.t0 = time.time() - self.elapsed
+        for batch in batches:
+            window.append(self._train_step(batch, autocast))
+            if self.step % a.log_every == 0:
+                mean = float(torch.stack(window).mean())
+                window.clear()
+                self.history.append([self.step, round(self.elapsed, 1), mean])
+                print(f"step {self.step:6d}  {self.elapsed:7.1f}s  "
+                      f"{self.step / self.elapsed:.3f} it/s  loss {mean:.5f}  "
+                      f"lr {self.lr_at(self.step):.2e}", flush=True)
+            done = self.step >= last_step or (a.max_minutes and self.elapsed > a.max_minutes * 60)
+            if done or time.time() - t_last_ckpt > a.ckpt_minutes * 60:
+                self._checkpoint(ckpt, weights)
+                t_last_ckpt = time.time()
+            if done:
+                break
+        self._export(weights)
+
+    def _train_step(self, batch, autocast) -> torch.Tensor:
+        """One optimiser step on (clean, cond, t, x_t): L1 on x0, clipped, then the EMA."""
+        clean, cond, t, x_t = (v.to(self.device, non_blocking=True) for v in batch)
+        for pg in self.opt.param_groups:
+            pg["lr"] = self.lr_at(self.step)
+        with autocast:
+            pred = self.net(torch.cat([x_t, cond], 1), t).sample
+        loss = (pred.float() - clean).abs().mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
+        self.opt.step()
+        decay = min(self.args.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.unet.parameters()),
+                                 1 - decay)
+        self.step += 1
+        self.elapsed = time.time() - self.t0
+        return loss.detach()
+
+    def _checkpoint(self, ckpt: Path, weights: Path) -> None:
+        torch.save({"unet": self.unet.state_dict(), "ema": self.ema.state_dict(),
+                    "opt": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed,
+                    "history": self.history}, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)
+        self._export(weights)
+        print(f"checkpoint at step {self.step}", flush=True)
+
+    def _export(self, weights: Path) -> None:
+        s = self.spec(self.history[-1][2] if self.history else None)
+        s["meta"]["loss_history"] = self.history
+        export_weights(self.ema, s, weights, self.args.half)
+
+    def spec(self, final_loss: float | None) -> dict:
+        """The JSON that ships next to the weights: architecture, schedule, provenance."""
+        a, manifest = self.args, self.manifest
         return {
-            "unet": {k: (list(v) if isinstance(v, tuple) else v) for k, v in unet_cfg.items()},
-            "scheduler": dict(sched_cfg, _class_name="DDIMScheduler"),
-            "output": args.output,
+            "unet": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.unet_cfg.items()},
+            "scheduler": dict(self.sched_cfg, _class_name="DDIMScheduler"),
+            "output": a.output,
             "meta": {
                 "name": "seamwise-tiny",
-                "parameters": n_params,
+                "parameters": self.n_params,
                 "data": {"train": manifest["train"], "heldout": manifest["heldout"],
                          "packages": manifest["packages"],
                          "sources": "scikit-image sample photographs; Debian "
                                     "plasma-workspace-wallpapers photographs (see docs/MODEL.md)"},
-                "steps": step, "batch": args.batch, "crop": args.crop, "seed": args.seed,
-                "seconds": round(elapsed, 1), "device": device_name, "final_loss": final_loss,
-                "loss": "L1 on x0", "ema_decay": args.ema,
-                "timesteps": {"low_max": args.low_max, "p_low": args.p_low},
-                "x_t_start": {"from_condition": args.p_from_cond, "blend": args.p_mix},
+                "steps": self.step, "batch": a.batch, "crop": a.crop, "seed": a.seed,
+                "seconds": round(self.elapsed, 1), "device": self.device_name,
+                "final_loss": final_loss, "loss": "L1 on x0", "ema_decay": a.ema,
+                "timesteps": {"low_max": a.low_max, "p_low": a.p_low},
+                "x_t_start": {"from_condition": a.p_from_cond, "blend": a.p_mix},
                 "recommended": {
-                    "refine": {"strength": args.recommend[0], "steps": int(args.recommend[1])},
-                    "x2": {"strength": args.recommend[2], "steps": int(args.recommend[3])}},
+                    "refine": {"strength": a.recommend[0], "steps": int(a.recommend[1])},
+                    "x2": {"strength": a.recommend[2], "steps": int(a.recommend[3])}},
                 "command": "python -m training.train_tiny " + " ".join(sys.argv[1:]),
             },
         }
-
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"params {n_params}  images {len(sampler.images)}  crop {args.crop}  batch {args.batch}  "
-          f"output {args.output}  device {device_name}", flush=True)
-    unet.train()
-    t_last_ckpt = time.time()
-    window: list[torch.Tensor] = []
-    t0 = time.time() - elapsed
-    for clean, cond, t, x_t in batches:
-        clean, cond, t, x_t = (v.to(device, non_blocking=True) for v in (clean, cond, t, x_t))
-        for pg in opt.param_groups:
-            pg["lr"] = lr_at(step)
-        with autocast:
-            pred = net(torch.cat([x_t, cond], 1), t).sample
-        loss = (pred.float() - clean).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(list(ema.parameters()), list(unet.parameters()), 1 - decay)
-        step += 1
-        elapsed = time.time() - t0
-        window.append(loss.detach())
-        if step % args.log_every == 0:
-            mean = float(torch.stack(window).mean()); window.clear()
-            history.append([step, round(elapsed, 1), mean])
-            print(f"step {step:6d}  {elapsed:7.1f}s  {step / elapsed:.3f} it/s  loss {mean:.5f}  "
-                  f"lr {lr_at(step):.2e}", flush=True)
-        done = step >= last_step or (args.max_minutes and elapsed > args.max_minutes * 60)
-        if done or time.time() - t_last_ckpt > args.ckpt_minutes * 60:
-            final = history[-1][2] if history else None
-            torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "step": step, "elapsed": elapsed,
-                        "history": history}, ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
-            s = spec(final)
-            s["meta"]["loss_history"] = history
-            export_weights(ema, s, out / "seamwise-tiny.safetensors", args.half)
-            t_last_ckpt = time.time()
-            print(f"checkpoint at step {step}", flush=True)
-        if done:
-            break
-    s = spec(history[-1][2] if history else None)
-    s["meta"]["loss_history"] = history
-    export_weights(ema, s, out / "seamwise-tiny.safetensors", args.half)
-    print(f"done: {step} steps in {elapsed:.0f}s", flush=True)
 
 
 def pick_settings(data: Path, weights: Path | None, seed: int = 7, crop: int = 192, n: int = 8) -> dict:

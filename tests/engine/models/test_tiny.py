@@ -19,7 +19,7 @@ from training import degrade
 from training.restore import restore
 from training.train_tiny import HELDOUT_SKIMAGE, TRAIN_SKIMAGE
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
