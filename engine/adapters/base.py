@@ -16,29 +16,10 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from engine.tiling.windows import Window
 from engine.types import RenderParams
 
-
-@dataclass(frozen=True)
-class Window:
-    """A rectangle of the canvas evaluated by one model call (core + halo for `memory`).
-
-    `stride` > 1 marks the thumbnail pass: the canvas has been strided-subsampled by `stride`, and
-    (y, x, h, w, canvas_h, canvas_w) are coordinates in that subsampled canvas. Adapters use the
-    window to crop their conditioning (concat images) and to build position signals (SDXL
-    `crops_coords_top_left` = (y, x) × stride × vae_scale, `original_size` = canvas size × ...).
-    """
-    y: int
-    x: int
-    h: int
-    w: int
-    canvas_h: int
-    canvas_w: int
-    stride: int = 1
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
+__all__ = ["Conditioning", "ModelAdapter", "Window", "x0_from_prediction"]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from engine.adapters.base import Conditioning, ModelAdapter, Window
+from engine.adapters.base import Conditioning, ModelAdapter
 from engine.denoise.seam_risk import SeamRisk
 from engine.device import is_out_of_memory
 from engine.layerwise.plan import Plan, UnsupportedModel
@@ -26,7 +26,7 @@ from engine.mechanisms.groupnorm import GroupNormMemory, StopForward
 from engine.mechanisms.kv_bank import AttentionMemory
 from engine.mechanisms.switches import Mechanisms
 from engine.tiling.strategies import Strategy, make_strategy, snap
-from engine.tiling.windows import Tile, tile_weight, touches
+from engine.tiling.windows import Tile, Window, bounding_window, tile_weight, touches
 from engine.types import Cancelled, Unit
 
 
@@ -115,18 +115,17 @@ class CanvasDenoiser:
             return lw
         _, _, h, w = self.reference.shape
         plan = [p for p in self.strategy.plan(h, w, 0) if touches(p, self.active)]
-        box = self._box(plan)
+        box = bounding_window(plan, h, w)
         if box is None:
             return None
-        (by0, by1), (bx0, bx1) = box
         tiled_work = sum((p.y.stop - p.y.start) * (p.x.stop - p.x.start) for p in plan)
-        if (by1 - by0) * (bx1 - bx0) > tiled_work:
+        if box.h * box.w > tiled_work:
             return None
         full = storage_dtype(self.adapter.dtype)
         choices = {"full": [full], "float16": [np.dtype(np.float16)],
                    "auto": [full] + ([np.dtype(np.float16)] if full.itemsize > 2 else [])}[storage]
         for dtype in choices:   # the most precise storage that fits
-            if lw.plan.peak_bytes(by1 - by0, bx1 - bx0, dtype.itemsize) <= lw.budget:
+            if lw.plan.peak_bytes(box.h, box.w, dtype.itemsize) <= lw.budget:
                 lw.storage = None if dtype == full else dtype
                 return lw
         return self._layerwise_windows(lw, choices[-1], full)
@@ -153,14 +152,6 @@ class CanvasDenoiser:
         self.layerwise_windows = True
         lw.storage = None if dtype == full else dtype
         return lw
-
-    @staticmethod
-    def _box(plan: list[Tile]) -> tuple[tuple[int, int], tuple[int, int]] | None:
-        """Rows and columns spanned by the windows of a plan."""
-        if not plan:
-            return None
-        return ((min(p.y.start for p in plan), max(p.y.stop for p in plan)),
-                (min(p.x.start for p in plan), max(p.x.stop for p in plan)))
 
     def __exit__(self, *exc) -> None:
         if self.gn:
@@ -297,26 +288,25 @@ class CanvasDenoiser:
         a = self.adapter
         _, _, h, w = x.shape
         covered = torch.zeros(1, 1, h, w, dtype=torch.bool)
-        box = self._box(plan)
+        box = bounding_window(plan, h, w)
         if box is None:
             return self.reference.clone(), covered
-        (by0, by1), (bx0, bx1) = box
+        ys, xs = box.slices
         self._check_cancel()
-        window = Window(by0, bx0, by1 - by0, bx1 - bx0, h, w)
         try:
-            out = a.predict_x0_layerwise(x[:, :, by0:by1, bx0:bx1], t_dev, alpha_bar, window,
-                                         self.cond, self.layerwise)
+            out = a.predict_x0_layerwise(x[:, :, ys, xs], t_dev, alpha_bar, box, self.cond,
+                                         self.layerwise)
         finally:
             self.counters.model_calls += self.cond.evaluations
-            self.counters.token_evals += (by1 - by0) * (bx1 - bx0) * self.cond.evaluations
-        covered[..., by0:by1, bx0:bx1] = True
-        if (by1 - by0, bx1 - bx0) == (h, w):
+            self.counters.token_evals += box.h * box.w * self.cond.evaluations
+        covered[..., ys, xs] = True
+        if (box.h, box.w) == (h, w):
             x0 = out.float()
         else:
             x0 = self.reference.clone()
-            x0[..., by0:by1, bx0:bx1] = out
+            x0[..., ys, xs] = out
         if self.risk:
-            self.risk.add(x0[0, :, by0:by1, bx0:bx1], slice(by0, by1), slice(bx0, bx1))
+            self.risk.add(x0[0, :, ys, xs], ys, xs)
         return x0, covered
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -369,7 +359,7 @@ class CanvasDenoiser:
                  h: int, w: int) -> torch.Tensor:
         self._check_cancel()
         a = self.adapter
-        windows = [Window(*p.window, h, w) for p in batch]
+        windows = [p.window(h, w) for p in batch]
         xb = torch.cat([x[:, :, p.y.start:p.y.stop, p.x.start:p.x.stop] for p in batch])
         if self.layerwise_windows:   # batches of one window
             try:

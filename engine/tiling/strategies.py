@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from engine.tiling import windows as tiling
 from engine.tiling.windows import Tile
-
-STRATEGIES = ("naive", "multidiffusion", "mixture", "spot", "memory")
+from engine.types import STRATEGIES
 
 
 def default_overlap(strategy: str, tile: int, grid: int) -> int:

@@ -1,7 +1,8 @@
 """Window plans and fusion weights: pure functions over integers and small tensors.
 
-A plan is a list of `Tile`s: the window a model call evaluates, the core it owns, and the fusion
-weight over the window. Every coordinate sits on the model's downsampling grid (`grid`), because a
+Two rectangles, each with one job: a `Tile` is an entry of a plan (the window a model call
+evaluates, the core it owns, and the fusion weight over the window); a `Window` is the rectangle
+an adapter is asked to evaluate, with the canvas it sits in (`Tile.window`, `bounding_window`). Every coordinate sits on the model's downsampling grid (`grid`), because a
 window shifted off that grid predicts differently even deep inside it.
 """
 from __future__ import annotations
@@ -10,6 +11,28 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of the canvas evaluated by one model call (core + halo for `memory`).
+
+    `stride` > 1 marks the thumbnail pass: the canvas has been strided-subsampled by `stride`, and
+    (y, x, h, w, canvas_h, canvas_w) are coordinates in that subsampled canvas. Adapters use the
+    window to crop their conditioning (concat images) and to build position signals (SDXL
+    `crops_coords_top_left` = (y, x) × stride × vae_scale, `original_size` = canvas size × ...).
+    """
+    y: int
+    x: int
+    h: int
+    w: int
+    canvas_h: int
+    canvas_w: int
+    stride: int = 1
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
 
 
 @dataclass(frozen=True)
@@ -28,9 +51,10 @@ class Tile:
     profile: str     # "flat" | "feather" | "gaussian"
     feather: int     # ramp half-width for "feather", canvas px
 
-    @property
-    def window(self) -> tuple[int, int, int, int]:
-        return self.y.start, self.x.start, self.y.stop - self.y.start, self.x.stop - self.x.start
+    def window(self, canvas_h: int, canvas_w: int) -> Window:
+        """The rectangle a model call evaluates for this tile."""
+        return Window(self.y.start, self.x.start, self.y.stop - self.y.start,
+                      self.x.stop - self.x.start, canvas_h, canvas_w)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -113,6 +137,15 @@ def weight_sum(plan: list[Tile], canvas_h: int, canvas_w: int) -> torch.Tensor:
         ys, xs = slice(t.y.start, t.y.stop), slice(t.x.start, t.x.stop)
         total[ys, xs] += tile_weight(t, canvas_h, canvas_w)
     return total
+
+
+def bounding_window(plan: list[Tile], canvas_h: int, canvas_w: int) -> Window | None:
+    """The rectangle spanned by the windows of a plan; None for an empty plan."""
+    if not plan:
+        return None
+    y0, x0 = min(p.y.start for p in plan), min(p.x.start for p in plan)
+    return Window(y0, x0, max(p.y.stop for p in plan) - y0, max(p.x.stop for p in plan) - x0,
+                  canvas_h, canvas_w)
 
 
 def touches(tile: Tile, active: torch.Tensor | None) -> bool:
