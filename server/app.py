@@ -10,10 +10,11 @@ from aiohttp import web
 
 from .auth import bearer
 from .config import ServerConfig
-from .errors import ProtocolError
+from .errors import ProtocolError, as_protocol_error
 from .http_api import add_routes
 from .peers import add_routes as add_peer_routes
 from .state import ServerState
+from .store import StoreError
 from .ws import websocket_handler
 
 log = logging.getLogger("seamwise.server")
@@ -35,7 +36,8 @@ async def guard(request: web.Request, handler):
             if state.auth.check(bearer(request.headers.get("Authorization"))) is None:
                 raise ProtocolError("unauthorized", "a valid bearer token is required (pair first)")
         return await handler(request)
-    except ProtocolError as err:
+    except (ProtocolError, StoreError) as exc:
+        err = as_protocol_error(exc)
         return web.json_response(err.body(), status=err.http_status)
     except web.HTTPException as exc:
         if exc.status == 413:

@@ -10,11 +10,11 @@ from . import __version__
 from .auth import Auth
 from .config import PROTOCOL_VERSION, ServerConfig
 from .engines import make_engine
-from .errors import ProtocolError
+from .errors import ProtocolError, as_protocol_error
 from .discovery import Discovery
 from .hub import Hub
 from .peers import Forwarder, Peers, new_server_id
-from .store import UNFINISHED, Job, JobState, JobStore, open_db
+from .store import UNFINISHED, Job, JobState, JobStore, StoreError, open_db
 from .worker import Worker, done_event
 
 log = logging.getLogger("seamwise.server")
@@ -146,9 +146,8 @@ class ServerState:
         extra = image["bytes"] * scale * scale + image["width"] * image["height"] * scale * scale
         try:
             return self.store.create(params, image, mask, chunk_bytes, source, extra_bytes=extra)
-        except ProtocolError as err:
-            err.req = req
-            raise
+        except StoreError as exc:
+            raise as_protocol_error(exc, req) from None
 
     async def complete_upload(self, job: Job) -> None:
         """Flush a fully received upload (in a thread: the loop keeps serving) and queue it."""

@@ -22,7 +22,6 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .errors import ProtocolError
 from .validate import chunk_count
 
 SCHEMA = """
@@ -72,6 +71,27 @@ CREATE TABLE IF NOT EXISTS peers (
 """
 
 UPLOAD_STREAMS = ("image", "mask")
+
+
+class StoreError(Exception):
+    """The store could not do what was asked. It knows nothing of the wire: server/errors.py
+    turns these into protocol errors where a request caused them."""
+
+    def __init__(self, message: str, job: Optional[str] = None):
+        super().__init__(message)
+        self.job = job
+
+
+class NoSuchJob(StoreError):
+    """The job is not (or no longer) stored."""
+
+
+class StoreFull(StoreError):
+    """The data directory has no room for what the job needs."""
+
+
+class WrongSize(StoreError):
+    """An upload does not have the size its header declared."""
 
 
 class JobState(StrEnum):
@@ -211,8 +231,8 @@ class JobStore:
         need = image["bytes"] + (mask["bytes"] if mask else 0) + extra_bytes
         free = shutil.disk_usage(self.root).free
         if need + 1024 * 1024 > free:
-            raise ProtocolError("disk_full", f"the server's data directory has {free} bytes free; "
-                                             f"this job needs {need}")
+            raise StoreFull(f"the server's data directory has {free} bytes free; "
+                            f"this job needs {need}")
         now = time.time()
         header = {k: v for k, v in image.items() if k != "icc"}
         job = Job(id=job_id, seq=0, state=JobState.UPLOADING, created=now, updated=now, params=params,
@@ -237,12 +257,12 @@ class JobStore:
         except OSError as exc:
             shutil.rmtree(jdir, ignore_errors=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ProtocolError("disk_full", "the server's data directory is full") from None
+                raise StoreFull("the server's data directory is full") from None
             raise
         except sqlite3.OperationalError as exc:
             shutil.rmtree(jdir, ignore_errors=True)
             if "full" in str(exc):
-                raise ProtocolError("disk_full", "the server's data directory is full") from None
+                raise StoreFull("the server's data directory is full") from None
             raise
         self.jobs[job_id] = job
         return job
@@ -261,12 +281,10 @@ class JobStore:
             _pwrite_all(self.path(job.id, stream.name + ".raw"), data, start)
             _pwrite_all(self.path(job.id, stream.name + ".got"), b"\1", index)
         except FileNotFoundError:
-            raise ProtocolError("not_found", "the job was cancelled or released",
-                                job=job.id) from None
+            raise NoSuchJob("the job was cancelled or released", job.id) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ProtocolError("disk_full", "the server's data directory is full",
-                                    job=job.id) from None
+                raise StoreFull("the server's data directory is full", job.id) from None
             raise
         stream.got[index] = 1
         return True
@@ -276,14 +294,13 @@ class JobStore:
         stream = job.streams[name]
         flat = memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
         if len(flat) != stream.bytes:
-            raise ProtocolError("bad_request", f"{name} has the wrong size")
+            raise WrongSize(f"{name} has the wrong size", job.id)
         try:
             _pwrite_all(self.path(job.id, name + ".raw"), flat, 0)
             _pwrite_all(self.path(job.id, name + ".got"), b"\1" * stream.chunks, 0)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ProtocolError("disk_full", "the server's data directory is full",
-                                    job=job.id) from None
+                raise StoreFull("the server's data directory is full", job.id) from None
             raise
         stream.got[:] = b"\1" * stream.chunks
 
@@ -358,8 +375,8 @@ class JobStore:
     def get(self, job_id: object) -> Job:
         job = self.jobs.get(job_id) if isinstance(job_id, str) else None
         if job is None:
-            raise ProtocolError("not_found", "no such job (it may have been released or expired)",
-                                job=job_id if isinstance(job_id, str) else None)
+            raise NoSuchJob("no such job (it may have been released or expired)",
+                            job_id if isinstance(job_id, str) else None)
         return job
 
     def in_order(self, states: Iterable[JobState]) -> list[Job]:

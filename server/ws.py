@@ -9,9 +9,9 @@ import msgpack
 from aiohttp import WSMsgType, web
 
 from .config import PROTOCOL_VERSION
-from .errors import ProtocolError
+from .errors import ProtocolError, as_protocol_error
 from .state import ServerState
-from .store import Job, JobState
+from .store import Job, JobState, StoreError
 from .validate import chunk_count, validate_chunk_bytes, validate_image_header, \
     validate_mask_header, validate_params
 
@@ -172,12 +172,13 @@ class Session:
             result = handler(self, msg)
             if asyncio.iscoroutine(result):
                 await result
-        except ProtocolError as err:
+        except (ProtocolError, StoreError) as exc:
+            err = as_protocol_error(exc)
             if err.job is None and isinstance(msg.get("job"), str):
                 err.job = msg["job"][:64]
             if err.req is None and isinstance(msg.get("req"), (str, int)):
                 err.req = msg["req"]
-            raise
+            raise err from None
 
     def on_ping(self, msg: dict) -> None:
         self.send({"type": "pong"})
