@@ -114,56 +114,22 @@ async def _read_form(request: web.Request):
 
 
 async def create_job(request: web.Request) -> web.Response:
+    """POST /v1/jobs: one image (and optional mask) in the body, the job queued at once."""
     s = _state(request)
     if request.headers.get("X-Seamwise") != "1":
         raise ProtocolError("bad_request", "POST /v1/jobs needs the header X-Seamwise: 1")
-    ctype = request.content_type
-    raw_params = {k: v for k, v in request.query.items()}
-    length = request.content_length
-    if length is not None and length > s.config.limits.max_http_body_bytes:
-        raise ProtocolError("too_large", "the request body is too large")
-    mask_bytes = None
-    if ctype in IMAGE_TYPES:
-        image_bytes = await request.read()
-    elif ctype == "multipart/form-data":
-        try:
-            image_bytes, mask_bytes, extra = await _read_form(request)
-        except ProtocolError:
-            raise
-        except Exception:   # the multipart parser raises several types on a broken body
-            raise ProtocolError("bad_request", "the multipart body is malformed") from None
-        raw_params.update(extra)
-    else:
-        raise ProtocolError("unsupported_image",
-                            "send the image as image/tiff, image/png or multipart/form-data")
+    image_bytes, mask_bytes, raw_params = await _read_body(request, s.config.limits)
     params = validate_params(raw_params, s.engine.recommended)
-    picture = await asyncio.to_thread(_decode, image_bytes, "image", s.config.limits)
+    picture, header = await _decode_picture(image_bytes, s.config.limits)
     del image_bytes
-    if picture.format not in ("tiff", "png"):
-        raise ProtocolError("unsupported_image", "send a TIFF or PNG file")
-    px = picture.pixels
-    if px.ndim != 3 or px.shape[2] not in (3, 4):
-        raise ProtocolError("unsupported_image", "the image must be RGB or RGBA")
-    header = validate_image_header({"width": px.shape[1], "height": px.shape[0],
-                                    "channels": px.shape[2], "depth": px.dtype.itemsize * 8,
-                                    "icc": picture.icc}, s.config.limits)
-    mask = mask_header = None
+    mask, mask_header = None, None
     if mask_bytes is not None:
-        mpic = await asyncio.to_thread(_decode, mask_bytes, "mask", s.config.limits)
-        mask = mpic.pixels
-        if mask.ndim == 3:
-            if mask.shape[2] != 1:
-                raise ProtocolError("unsupported_image", "the mask must be single-channel grey")
-            mask = mask[:, :, 0]
-        if mask.dtype != np.uint8:
-            raise ProtocolError("unsupported_image", "the mask must be 8-bit")
-        mask_header = validate_mask_header({"width": mask.shape[1], "height": mask.shape[0]},
-                                           header)
+        mask, mask_header = await _decode_mask(mask_bytes, header, s.config.limits)
     job = s.create_job(params, header, mask_header, s.config.limits.max_chunk_bytes,
                        picture.format)
     try:
         await asyncio.to_thread(s.store.write_whole, job, "image",
-                                px.astype(DTYPES[header["depth"]], copy=False))
+                                picture.pixels.astype(DTYPES[header["depth"]], copy=False))
         if mask is not None:
             await asyncio.to_thread(s.store.write_whole, job, "mask", mask)
         if picture.metadata:
@@ -175,6 +141,53 @@ async def create_job(request: web.Request) -> web.Response:
     s.queue_job(job)
     return json_response({"job": job.id, "state": job.state,
                           "position": s.worker.position(job)}, status=202)
+
+
+async def _read_body(request: web.Request, limits) -> tuple[bytes, Optional[bytes], dict]:
+    """(image file, mask file or None, parameters): the query's, then the form's params part."""
+    raw_params = {k: v for k, v in request.query.items()}
+    length = request.content_length
+    if length is not None and length > limits.max_http_body_bytes:
+        raise ProtocolError("too_large", "the request body is too large")
+    if request.content_type in IMAGE_TYPES:
+        return await request.read(), None, raw_params
+    if request.content_type != "multipart/form-data":
+        raise ProtocolError("unsupported_image",
+                            "send the image as image/tiff, image/png or multipart/form-data")
+    try:
+        image_bytes, mask_bytes, extra = await _read_form(request)
+    except ProtocolError:
+        raise
+    except Exception:   # the multipart parser raises several types on a broken body
+        raise ProtocolError("bad_request", "the multipart body is malformed") from None
+    raw_params.update(extra)
+    return image_bytes, mask_bytes, raw_params
+
+
+async def _decode_picture(data: bytes, limits):
+    """The uploaded TIFF or PNG, RGB or RGBA, and its checked header."""
+    picture = await asyncio.to_thread(_decode, data, "image", limits)
+    if picture.format not in ("tiff", "png"):
+        raise ProtocolError("unsupported_image", "send a TIFF or PNG file")
+    px = picture.pixels
+    if px.ndim != 3 or px.shape[2] not in (3, 4):
+        raise ProtocolError("unsupported_image", "the image must be RGB or RGBA")
+    header = validate_image_header({"width": px.shape[1], "height": px.shape[0],
+                                    "channels": px.shape[2], "depth": px.dtype.itemsize * 8,
+                                    "icc": picture.icc}, limits)
+    return picture, header
+
+
+async def _decode_mask(data: bytes, header: dict, limits) -> tuple[np.ndarray, dict]:
+    """The uploaded mask: single-channel 8-bit grey of the image's size."""
+    mask = (await asyncio.to_thread(_decode, data, "mask", limits)).pixels
+    if mask.ndim == 3:
+        if mask.shape[2] != 1:
+            raise ProtocolError("unsupported_image", "the mask must be single-channel grey")
+        mask = mask[:, :, 0]
+    if mask.dtype != np.uint8:
+        raise ProtocolError("unsupported_image", "the mask must be 8-bit")
+    return mask, validate_mask_header({"width": mask.shape[1], "height": mask.shape[0]}, header)
 
 
 async def job_status(request: web.Request) -> web.Response:
