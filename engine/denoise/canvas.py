@@ -11,13 +11,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
-import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, ModelAdapter
+from engine.denoise import whole_frame
 from engine.denoise.seam_risk import SeamRisk
 from engine.device import is_out_of_memory
-from engine.layerwise.plan import Plan, UnsupportedModel
 from engine.layerwise.runner import storage_dtype
 from engine.layerwise.unet import LayerwiseUNet
 from engine.mechanisms import anchor as anchoring
@@ -25,7 +24,7 @@ from engine.mechanisms import thumbnail as thumbs
 from engine.mechanisms.groupnorm import GroupNormMemory, StopForward
 from engine.mechanisms.kv_bank import AttentionMemory
 from engine.mechanisms.switches import Mechanisms
-from engine.tiling.strategies import Strategy, make_strategy, snap
+from engine.tiling.strategies import Strategy, snap
 from engine.tiling.windows import Tile, Window, bounding_window, tile_weight, touches
 from engine.types import Cancelled, Unit
 
@@ -44,14 +43,6 @@ class Counters:
 
     def add_seconds(self, phase: str, s: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + s
-
-
-def layerwise_window_bytes(plan: Plan, tile: int, grid: int, itemsize: int) -> int:
-    """Activations alive at once while a window of `tile` canvas px, with memory's default halo,
-    is evaluated layerwise: what a budget must hold for windows that big. (The default halo:
-    twice as wide measured +0.26 dB for +18% work.)"""
-    side = tile + make_strategy("memory", tile, None, grid).overlap
-    return plan.peak_bytes(side, side, itemsize)
 
 
 TileCallback = Callable[[int, int, int, Unit], None]   # (step, done, in the step, unit)
@@ -81,7 +72,13 @@ class CanvasDenoiser:
     # -- installing the memory on the model for the duration of a render -------------------
     def __enter__(self) -> "CanvasDenoiser":
         if self.mech.layerwise != "off":
-            self.layerwise = self._layerwise_unet()
+            choice = whole_frame.choose(self.adapter, self.strategy, self.mech,
+                                        self.reference.shape, self.active)
+            if choice is not None:
+                self.layerwise = choice.unet
+                if choice.windows is not None:   # batches of one large window
+                    self.strategy, self.batch_size = choice.windows, 1
+                    self.layerwise_windows = True
         if self.layerwise:   # it gives every layer the whole canvas: the approximations step aside
             self.mech = replace(self.mech, groupnorm="off", kv_bank=False)
             self.layerwise.on_tile = self._check_cancel
@@ -97,61 +94,6 @@ class CanvasDenoiser:
         if self.mech.kv_bank:
             self.kv = AttentionMemory(self.adapter.denoiser, self.mech.kv_pool).__enter__()
         return self
-
-    def _layerwise_unet(self) -> LayerwiseUNet | None:
-        """"on": always; "auto": when the model's layers can be unrolled, the active box's
-        activations fit the device and RAM budgets, and the box is no more work than the tiles
-        (two small selections in opposite corners are cheaper as tiles)."""
-        storage = self.mech.layerwise_storage
-        try:
-            lw = LayerwiseUNet(self.adapter.layerwise_unet(), self.strategy.tile,
-                               ram_budget=self.mech.layerwise_ram_bytes,
-                               storage=np.dtype(np.float16) if storage == "float16" else None)
-        except UnsupportedModel:
-            if self.mech.layerwise == "on":
-                raise
-            return None
-        if self.mech.layerwise == "on":
-            return lw
-        _, _, h, w = self.reference.shape
-        plan = [p for p in self.strategy.plan(h, w, 0) if touches(p, self.active)]
-        box = bounding_window(plan, h, w)
-        if box is None:
-            return None
-        tiled_work = sum((p.y.stop - p.y.start) * (p.x.stop - p.x.start) for p in plan)
-        if box.h * box.w > tiled_work:
-            return None
-        full = storage_dtype(self.adapter.dtype)
-        choices = {"full": [full], "float16": [np.dtype(np.float16)],
-                   "auto": [full] + ([np.dtype(np.float16)] if full.itemsize > 2 else [])}[storage]
-        for dtype in choices:   # the most precise storage that fits
-            if lw.plan.peak_bytes(box.h, box.w, dtype.itemsize) <= lw.budget:
-                lw.storage = None if dtype == full else dtype
-                return lw
-        return self._layerwise_windows(lw, choices[-1], full)
-
-    def _layerwise_windows(self, lw: LayerwiseUNet, dtype: np.dtype,
-                           full: np.dtype) -> LayerwiseUNet | None:
-        """The frame does not fit whole: the largest windows (with their halos) that do, each
-        evaluated layerwise and fused like tiles. Their statistics and attention span megapixels
-        rather than a tile, and their seams are far apart; below four tiles' side, plain tiles."""
-        s = self.strategy
-
-        def fits(tile: int) -> bool:
-            return layerwise_window_bytes(lw.plan, tile, s.grid, dtype.itemsize) <= lw.budget
-        low, high = 4 * s.tile, snap(max(self.reference.shape[-2:]), s.grid, minimum=s.grid)
-        if not fits(low):
-            return None
-        if fits(high):
-            low = high
-        while high - low > s.grid:    # the largest fitting window side, on the grid: fits(low)
-            mid = snap((low + high) // 2, s.grid)
-            low, high = (mid, high) if fits(mid) else (low, mid)
-        self.strategy = make_strategy("memory", low, None, s.grid, s.seed, s.feather)
-        self.batch_size = 1
-        self.layerwise_windows = True
-        lw.storage = None if dtype == full else dtype
-        return lw
 
     def __exit__(self, *exc) -> None:
         if self.gn:

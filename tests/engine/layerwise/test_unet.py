@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine import api
-from engine.denoise.canvas import layerwise_window_bytes
+from engine.denoise.whole_frame import layerwise_window_bytes
 from engine.layerwise.plan import UnsupportedModel, unet_plan
 from engine.layerwise.unet import LayerwiseUNet
 from engine.mechanisms.switches import Mechanisms
