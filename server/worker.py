@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from engine.api import Cancelled, EngineError, Progress, RenderResult
+from engine.api import Cancelled, EngineError, Progress, RenderResult, Unit
 
 from .hub import Hub
 from .store import Job, JobState, JobStore
@@ -148,7 +148,7 @@ class Worker:
 
     def _progress_event(self, job: Job, p: Optional[dict]) -> dict:
         p = p or {"phase": JobState.QUEUED, "step": 0, "steps": job.params["steps"], "tile": 0,
-                  "tiles": 0, "unit": "tile", "fraction": 0.0, "eta_s": None}
+                  "tiles": 0, "unit": Unit.TILE, "fraction": 0.0, "eta_s": None}
         return dict({"type": "progress", "job": job.id, "state": job.state,
                      "position": self.position(job)}, **p)
 
