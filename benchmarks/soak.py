@@ -30,7 +30,7 @@ import numpy as np
 import psutil
 
 from engine.imageio import Picture, decode_image, encode_image
-from server.alloc import tune_allocator
+from seamwise.alloc import tune_allocator
 from server.client import HttpClient, ServerError, WsClient
 
 from . import crafted

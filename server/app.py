@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .auth import bearer, needs_token
 from .config import ServerConfig
-from .errors import ProtocolError
+from .errors import ProtocolError, as_protocol_error
 from .hosts import HostCheck
 from .http_api import add_routes
 from .http_errors import JsonErrorRunner
@@ -20,6 +20,7 @@ from .owner import ADMIN_PREFIX, OwnerKey
 from .owner import add_routes as add_owner_routes
 from .peers import add_routes as add_peer_routes
 from .state import ServerState
+from .store import StoreError
 from .ws import websocket_handler
 
 log = logging.getLogger("seamwise.server")
@@ -68,7 +69,8 @@ async def guard(request: web.Request, handler):
                 request.path not in OPEN_PATHS and request.path != WS_PATH:
             raise ProtocolError("unauthorized", "a valid bearer token is required (pair first)")
         return await handler(request)
-    except ProtocolError as err:
+    except (ProtocolError, StoreError) as exc:
+        err = as_protocol_error(exc)
         return web.json_response(err.body(), status=err.http_status)
     except web.HTTPException as exc:
         if exc.status == 413:

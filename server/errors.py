@@ -69,3 +69,21 @@ class ProtocolError(Exception):
     def body(self) -> dict:
         return {"type": "error", "code": self.code, "message": scrub(self.message),
                 "job": self.job, "req": self.req, "fatal": self.fatal}
+
+
+def as_protocol_error(exc: Exception, req: Any = None) -> "ProtocolError":
+    """The protocol error a client is sent for `exc`: a ProtocolError as is, a job store error
+    by its kind (NoSuchJob → not_found, StoreFull → disk_full, WrongSize → bad_request)."""
+    from .store import NoSuchJob, StoreError, StoreFull
+
+    if isinstance(exc, ProtocolError):
+        err = exc
+    elif isinstance(exc, StoreError):
+        code = "not_found" if isinstance(exc, NoSuchJob) else \
+            "disk_full" if isinstance(exc, StoreFull) else "bad_request"
+        err = ProtocolError(code, str(exc), job=exc.job)
+    else:
+        raise TypeError(f"no protocol error for {type(exc).__name__}")
+    if err.req is None:
+        err.req = req
+    return err

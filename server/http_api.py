@@ -13,10 +13,11 @@ import numpy as np
 from aiohttp import web
 
 from . import __version__, uploads
-from .alloc import MemoryBudget
+from .budget import MemoryBudget
 from .config import PROTOCOL_VERSION
 from .errors import ProtocolError
 from .state import ServerState
+from .store import JobState
 from .validate import (DTYPES, json_object_body, validate_image_header, validate_mask_header,
                        validate_params)
 
@@ -40,7 +41,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def info(request: web.Request) -> web.Response:
     s = _state(request)
-    queue = len(s.store.in_order(("queued", "running")))
+    queue = len(s.store.in_order((JobState.QUEUED, JobState.RUNNING)))
     health = await asyncio.to_thread(_health_facts, s)
     return json_response({"version": __version__, "protocol": PROTOCOL_VERSION,
                           "model": s.engine.model_name, "device": s.engine.device,
@@ -122,6 +123,7 @@ def _holding_disk(s: ServerState, nbytes: Optional[int]):
 
 
 async def create_job(request: web.Request) -> web.Response:
+    """POST /v1/jobs: one image (and optional mask) in the body, the job queued at once."""
     s = _state(request)
     limits = s.config.limits
     if request.headers.get("X-Seamwise") != "1":
@@ -180,7 +182,7 @@ async def _store_upload(s: ServerState, params: dict, paths: dict, limits,
                        owner=owner)
     try:
         await asyncio.to_thread(s.store.write_whole, job, "image",
-                                px.astype(DTYPES[header["depth"]], copy=False))
+                                picture.pixels.astype(DTYPES[header["depth"]], copy=False))
         if mask is not None:
             await asyncio.to_thread(s.store.write_whole, job, "mask", mask)
         if picture.metadata:
@@ -203,8 +205,8 @@ async def job_status(request: web.Request) -> web.Response:
 
 def _done_job(s: ServerState, job_id: str):
     job = s.store.get(job_id)
-    if job.state != "done":
-        if job.state == "failed":
+    if job.state != JobState.DONE:
+        if job.state == JobState.FAILED:
             raise ProtocolError("not_ready", f"the job failed: {job.error_message}", job=job.id)
         raise ProtocolError("not_ready", f"the job is {job.state}", job=job.id)
     return job
@@ -264,7 +266,7 @@ async def job_preview(request: web.Request) -> web.Response:
 async def job_delete(request: web.Request) -> web.Response:
     s = _state(request)
     job = s.store.get(request.match_info["id"])
-    if job.state in ("uploading", "queued", "running"):
+    if job.state in (JobState.UPLOADING, JobState.QUEUED, JobState.RUNNING):
         s.worker.cancel(job)
         return json_response({"job": job.id, "state": job.state})
     s.release(job)

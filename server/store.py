@@ -24,12 +24,12 @@ import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 
-from .errors import ProtocolError
 from .validate import chunk_count
 
 SCHEMA = """
@@ -81,8 +81,42 @@ CREATE TABLE IF NOT EXISTS peers (
 log = logging.getLogger("seamwise.store")
 
 UPLOAD_STREAMS = ("image", "mask")
-UNFINISHED = ("uploading", "queued", "running")
-FINAL = ("done", "failed", "cancelled")
+
+
+class StoreError(Exception):
+    """The store could not do what was asked. It knows nothing of the wire: server/errors.py
+    turns these into protocol errors where a request caused them."""
+
+    def __init__(self, message: str, job: Optional[str] = None):
+        super().__init__(message)
+        self.job = job
+
+
+class NoSuchJob(StoreError):
+    """The job is not (or no longer) stored."""
+
+
+class StoreFull(StoreError):
+    """The data directory has no room for what the job needs."""
+
+
+class WrongSize(StoreError):
+    """An upload does not have the size its header declared."""
+
+
+class JobState(StrEnum):
+    """A job's life (PROTOCOL.md section 4); str-valued, so stored rows and messages keep the
+    plain words."""
+    UPLOADING = "uploading"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+UNFINISHED = (JobState.UPLOADING, JobState.QUEUED, JobState.RUNNING)
+FINAL = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 STATES = UNFINISHED + FINAL
 DISK_MARGIN = 1024 * 1024
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -177,7 +211,7 @@ class Stream:
 class Job:
     id: str
     seq: int
-    state: str
+    state: JobState
     created: float
     updated: float
     params: dict
@@ -218,13 +252,13 @@ class JobStore:
         for r in rows:
             try:
                 job = _job_from_row(r)
-                if job.state == "uploading":
+                if job.state == JobState.UPLOADING:
                     job.streams = self._open_streams(job)
             except (ValueError, TypeError, KeyError, ZeroDivisionError, AttributeError):
                 bad.append(r[0])
                 continue
-            if job.state == "running":   # interrupted by a crash: run it again
-                job.state = "queued"
+            if job.state == JobState.RUNNING:   # interrupted by a crash: run it again
+                job.state = JobState.QUEUED
                 self._save_state(job)
             self.jobs[job.id] = job
         if bad:
@@ -266,13 +300,13 @@ class JobStore:
         return total
 
     def check_room(self, need: int, job: Optional[str] = None) -> None:
-        """disk_full unless `need` more bytes fit beside everything already promised."""
+        """StoreFull unless `need` more bytes fit beside everything already promised."""
         free = shutil.disk_usage(self.root).free
         promised = self.reserved_bytes()
         if need + promised + DISK_MARGIN > free:
-            raise ProtocolError("disk_full", f"the server's data directory has {free:,} bytes "
-                                             f"free, {promised:,} of them promised to accepted "
-                                             f"jobs; this needs {need:,}", job=job)
+            raise StoreFull(f"the server's data directory has {free:,} bytes free, "
+                            f"{promised:,} of them promised to accepted jobs; this needs {need:,}",
+                            job=job)
 
     # ---- paths ---------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -294,7 +328,7 @@ class JobStore:
         self.check_room(disk_need(image, mask, params["scale"]))
         now = time.time()
         header = {k: v for k, v in image.items() if k != "icc"}
-        job = Job(id=job_id, seq=0, state="uploading", created=now, updated=now, params=params,
+        job = Job(id=job_id, seq=0, state=JobState.UPLOADING, created=now, updated=now, params=params,
                   image=header, icc=image.get("icc"), mask=mask, chunk_bytes=chunk_bytes,
                   source=source, owner=owner)
         try:
@@ -316,12 +350,12 @@ class JobStore:
         except OSError as exc:
             shutil.rmtree(jdir, ignore_errors=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ProtocolError("disk_full", "the server's data directory is full") from None
+                raise StoreFull("the server's data directory is full") from None
             raise
         except sqlite3.OperationalError as exc:
             shutil.rmtree(jdir, ignore_errors=True)
             if "full" in str(exc):
-                raise ProtocolError("disk_full", "the server's data directory is full") from None
+                raise StoreFull("the server's data directory is full") from None
             raise
         self.jobs[job_id] = job
         return job
@@ -340,12 +374,10 @@ class JobStore:
             _pwrite_all(self.path(job.id, stream.name + ".raw"), data, start)
             _pwrite_all(self.path(job.id, stream.name + ".got"), b"\1", index)
         except FileNotFoundError:
-            raise ProtocolError("not_found", "the job was cancelled or released",
-                                job=job.id) from None
+            raise NoSuchJob("the job was cancelled or released", job.id) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ProtocolError("disk_full", "the server's data directory is full",
-                                    job=job.id) from None
+                raise StoreFull("the server's data directory is full", job.id) from None
             raise
         stream.got[index] = 1
         job.active = time.monotonic()
@@ -356,16 +388,27 @@ class JobStore:
         stream = job.streams[name]
         flat = memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
         if len(flat) != stream.bytes:
-            raise ProtocolError("bad_request", f"{name} has the wrong size")
+            raise WrongSize(f"{name} has the wrong size", job.id)
         try:
             _pwrite_all(self.path(job.id, name + ".raw"), flat, 0)
             _pwrite_all(self.path(job.id, name + ".got"), b"\1" * stream.chunks, 0)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ProtocolError("disk_full", "the server's data directory is full",
-                                    job=job.id) from None
+                raise StoreFull("the server's data directory is full", job.id) from None
             raise
         stream.got[:] = b"\1" * stream.chunks
+
+    def write_array(self, job: Job, name: str, array: np.ndarray,
+                    block: int = 64 * 1024 * 1024) -> None:
+        """Write a result array's bytes to the job's folder without a full-size copy, then fsync
+        (before the job is reported done). OSError (a full disk) is the caller's to report."""
+        path = self.path(job.id, name)
+        flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        with open(path, "wb") as f:
+            for start in range(0, flat.size, block):
+                f.write(memoryview(flat[start:start + block]))
+            f.flush()
+        _fsync_path(path)
 
     def flush_upload(self, job: Job) -> None:
         """Force the uploaded files to stable storage (slow: call it from a thread)."""
@@ -377,10 +420,10 @@ class JobStore:
     def finish_upload(self, job: Job) -> None:
         """Queue a job whose upload is complete and flushed."""
         job.streams = {}
-        self.set_state(job, "queued")
+        self.set_state(job, JobState.QUEUED)
 
     # ---- state ---------------------------------------------------------------------------
-    def set_state(self, job: Job, state: str, *, error: Optional[tuple[str, str]] = None,
+    def set_state(self, job: Job, state: JobState, *, error: Optional[tuple[str, str]] = None,
                   result: Optional[dict] = None, stats: Optional[dict] = None) -> None:
         job.state = state
         job.updated = time.time()
@@ -433,11 +476,11 @@ class JobStore:
     def get(self, job_id: object) -> Job:
         job = self.jobs.get(job_id) if isinstance(job_id, str) else None
         if job is None:
-            raise ProtocolError("not_found", "no such job (it may have been released or expired)",
-                                job=job_id if isinstance(job_id, str) else None)
+            raise NoSuchJob("no such job (it may have been released or expired)",
+                            job_id if isinstance(job_id, str) else None)
         return job
 
-    def in_order(self, states: Iterable[str]) -> list[Job]:
+    def in_order(self, states: Iterable[JobState]) -> list[Job]:
         states = tuple(states)
         return sorted((j for j in self.jobs.values() if j.state in states), key=lambda j: j.seq)
 
@@ -449,14 +492,14 @@ class JobStore:
     def expired(self, retention_s: float, now: Optional[float] = None) -> list[Job]:
         now = time.time() if now is None else now
         return [j for j in self.jobs.values()
-                if (j.state in FINAL or j.state == "uploading") and now - j.updated > retention_s]
+                if (j.state in FINAL or j.state == JobState.UPLOADING) and now - j.updated > retention_s]
 
 
 def _job_from_row(r: tuple) -> Job:
     """A job from its row, every field checked: ValueError, TypeError or KeyError if damaged."""
     if not isinstance(r[0], str) or not _JOB_ID.fullmatch(r[0]) or r[2] not in STATES:
         raise ValueError("bad id or state")
-    job = Job(id=r[0], seq=int(r[1]), state=r[2], created=float(r[3]), updated=float(r[4]),
+    job = Job(id=r[0], seq=int(r[1]), state=JobState(r[2]), created=float(r[3]), updated=float(r[4]),
               params=json.loads(r[5]), image=json.loads(r[6]), icc=r[7],
               mask=json.loads(r[8]) if r[8] else None, chunk_bytes=int(r[9]), source=str(r[10]),
               result=json.loads(r[11]) if r[11] else None,

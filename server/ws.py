@@ -10,9 +10,9 @@ from aiohttp import WSMsgType, web
 
 from .auth import needs_token
 from .config import PROTOCOL_VERSION
-from .errors import ProtocolError
+from .errors import ProtocolError, as_protocol_error
 from .state import ServerState
-from .store import Job
+from .store import Job, JobState, StoreError
 from .validate import chunk_count, validate_chunk_bytes, validate_image_header, \
     validate_mask_header, validate_params
 
@@ -226,12 +226,13 @@ class Session:
             result = handler(self, msg)
             if asyncio.iscoroutine(result):
                 await result
-        except ProtocolError as err:
+        except (ProtocolError, StoreError) as exc:
+            err = as_protocol_error(exc)
             if err.job is None and isinstance(msg.get("job"), str):
                 err.job = msg["job"][:64]
             if err.req is None and isinstance(msg.get("req"), (str, int)):
                 err.req = msg["req"]
-            raise
+            raise err from None
 
     def on_ping(self, msg: dict) -> None:
         self.send({"type": "pong"})
@@ -281,8 +282,8 @@ class Session:
             raise ProtocolError("bad_chunk", f"chunk {index} of {name} must hold {expected} "
                                              f"bytes, got {len(data)}", job=job.id)
         ack = {"type": "ack", "job": job.id, "stream": name, "index": index}
-        if job.state != "uploading":
-            if job.state in ("cancelled", "failed"):
+        if job.state != JobState.UPLOADING:
+            if job.state in (JobState.CANCELLED, JobState.FAILED):
                 raise ProtocolError("bad_chunk", f"the job was {job.state}", job=job.id)
             self.send(ack)        # a late duplicate of a chunk that is already stored
             return
@@ -310,7 +311,7 @@ class Session:
         stream = msg.get("stream")
         if stream not in DOWNLOAD_STREAMS:
             raise ProtocolError("bad_request", "fetch stream must be result or seams", job=job.id)
-        if job.state != "done":
+        if job.state != JobState.DONE:
             raise ProtocolError("not_ready", f"the job is {job.state}", job=job.id)
         header = job.result if stream == "result" else job.result["seams"]
         start = msg.get("from", 0)

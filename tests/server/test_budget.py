@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.alloc import MemoryBudget
+from server.budget import MemoryBudget
 from server.errors import ProtocolError
 
 
