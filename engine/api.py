@@ -10,6 +10,7 @@ first `Session.warm_up` or the first question about the device.
   server reports about it (recommended settings, device).
 - `recommended_settings(model, scale)`: the model's own (strength, steps), read from its JSON.
 - `parse_params` / `check_params` (from engine.types): the one check of render parameters.
+- `runtime_facts()`: the torch build and the device renders would use (for `seamwise doctor`).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from engine.types import (GENERIC_STEPS, GENERIC_STRENGTH, MAX_STEPS, STRATEGIES
 __all__ = ["GENERIC_STEPS", "GENERIC_STRENGTH", "STRATEGIES", "Cancelled", "DeviceInfo",
            "EngineError", "ParamError", "Phase", "Progress", "ProgressCallback", "RenderParams",
            "RenderResult", "Session", "Unit", "as_int", "as_number", "check_params", "parse_params",
-           "recommended_settings", "render"]
+           "recommended_settings", "render", "runtime_facts"]
 
 _BUNDLED_SPEC = Path(__file__).parent / "models" / "weights" / "seamwise-tiny.json"
 
@@ -64,6 +65,14 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     from engine.render import render as _render
 
     return _render(image, params, mask, progress, should_cancel, **options)
+
+
+def runtime_facts() -> dict:
+    """torch's version and build, the device a render would use and its free memory (imports
+    torch: a broken install raises here, which the caller reports)."""
+    from engine.device import runtime_facts as facts
+
+    return facts()
 
 
 def checkpoint_family(shapes: Mapping[str, Sequence[int]]) -> str:
