@@ -148,8 +148,10 @@ def test_each_photo_is_enhanced_before_the_loop_moves_on(slow_server, tmp_path):
     assert all(o.success for o in host.records.done.values()) and len(host.records.done) == 3
     for index, content in host.records.done_files.items():  # downstream gets the upscaled file
         assert tifffile.imread(io.BytesIO(content)).shape == (48, 48, 3), index
-    # photos 2 and 3 were rendered by Lightroom while the server worked on the one before
-    assert host.records.render_waits[1] > 0.3
+    # photos 2 and 3 were rendered by Lightroom while the server worked on the one before (each
+    # takes 0.5 s to render; how much of photo 1's the plugin waited for depends on how long its
+    # version check took, so only the later ones are asserted)
+    assert set(host.records.render_waits) == {1, 2, 3}
     assert host.records.render_waits[2] == 0 and host.records.render_waits[3] == 0
     # the progress bar followed the server's steps, and its portion never went back
     captions = [caption for _, caption in host.records.progress]
