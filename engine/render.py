@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine import api
+from engine import api, colour
 from engine.adapters import ModelAdapter, load_adapter
 from engine.canvas import CancelRequested, CanvasDenoiser, Counters
 from engine.device import make_deterministic, pick_device, pick_dtype
@@ -101,11 +101,14 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
            progress: Optional[api.ProgressCallback] = None,
            should_cancel: Optional[Callable[[], bool]] = None, *,
            adapter: Optional[ModelAdapter] = None, device: Optional[str] = None,
-           batch_size: int = 4) -> api.RenderResult:
+           batch_size: int = 4, icc: Optional[bytes] = None,
+           profile: Optional[str] = None) -> api.RenderResult:
     """Refine (scale 1) or upscale (2, 4) `image`, only where `mask` > 0.
 
     `adapter` overrides `params.model` (an already loaded model: the server keeps one warm, tests
-    pass small random-weight ones); `device` overrides the automatic choice.
+    pass small random-weight ones); `device` overrides the automatic choice. `icc` (the image's
+    embedded profile) or else `profile` (its name) say what colours the pixels mean; the model
+    sees them converted to its own colour space (engine.colour).
     """
     _validate(image, params, mask)
     try:
@@ -136,6 +139,10 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     make_deterministic(adapter.device)
     # Defaults measured for this model (engine.adapters.base), under the caller's switches.
     mech = Mechanisms.from_dict({**getattr(adapter, "default_mechanisms", {}), **params.mechanisms})
+    try:
+        colours = colour.plan(icc, profile, image.dtype, getattr(adapter, "colour_space", None))
+    except colour.ColourError as e:
+        raise api.EngineError(str(e)) from e
     seconds["load"] = time.perf_counter() - started
     check_cancel()
 
@@ -146,7 +153,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
     oh, ow = h * s, w * s
     # The [-1, 1] canvas source is the only full-size float copy of the photo kept through
     # sampling; _compose rereads the caller's array (host RAM at 150 MP: benchmarks.memory).
-    source = _resize(_to_unit(image[..., :3]), s).mul_(2).sub_(1).clamp_(-1, 1)
+    source = _resize(_model_unit(image, colours), s).mul_(2).sub_(1).clamp_(-1, 1)
     step_px = adapter.downsample_factor * adapter.vae_scale
     ph, pw = (-oh) % step_px, (-ow) % step_px
     if ph or pw:
@@ -202,7 +209,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         except OSError as e:
             raise api.EngineError(f"cannot keep the decoder's activations: {e}") from e
         del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
-        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s)
+        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s, colours)
         del out
     seam = risk.map(ch * adapter.vae_scale, cw * adapter.vae_scale)[:oh, :ow]
     if mask_out is not None:
@@ -223,6 +230,7 @@ def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarra
         "scheduler": params.scheduler or "ddim",
         "mechanisms": {k: v for k, v in vars(mech).items()} if strategy.name == "memory" else {},
         "canvas": [ch, cw],
+        "colour": colours.stats(), "warnings": list(colours.warnings),
     }
     return api.RenderResult(image=result, seam_risk=seam.numpy(), stats=stats)
 
@@ -253,21 +261,31 @@ def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params:
     return canvas, denoiser
 
 
+def _model_unit(image: np.ndarray, colours: colour.ColourPlan) -> torch.Tensor:
+    """The RGB channels as [1, 3, H, W] float in the model's colour space, 0..1 nominal."""
+    return colours.model_unit(image[..., :3]) if colours.active else _to_unit(image[..., :3])
+
+
 def _compose(image: np.ndarray, out: torch.Tensor, mask: Optional[torch.Tensor],
-             scale: int) -> np.ndarray:
+             scale: int, colours: Optional[colour.ColourPlan] = None) -> np.ndarray:
     """Blend the render (consumed) into the (upscaled) input by the mask, in the caller's dtype.
 
-    Where the mask is 0 the caller's own pixels are copied, so the outside is bit-identical."""
+    Where the mask is 0 the caller's own pixels are copied, so the outside is bit-identical.
+    A colour-managed render blends in the model's space over the unclipped input, then converts
+    back to the document's profile."""
     base = None
-    if mask is not None or scale > 1:
+    if colours is not None and colours.active:
+        out = colours.document_unit(
+            colour.blend_unclipped(out, _resize(_model_unit(image, colours), scale), mask))
+    elif mask is not None or scale > 1:
         base = _resize(_to_unit(image[..., :3]), scale)
         if image.dtype != np.float32:
             base = base.clamp_(0, 1)
-    if mask is not None:
-        out = out.sub_(base).mul_(mask).add_(base)
+        if mask is not None:
+            out = out.sub_(base).mul_(mask).add_(base)
     pixels = _from_unit(out, image.dtype, consume=True)
     del out
-    if mask is not None:
+    if mask is not None and (scale == 1 or base is not None):
         keep = (mask[0, 0] <= 0).numpy()
         pixels[keep] = image[..., :3][keep] if scale == 1 else _from_unit(base, image.dtype)[keep]
     if image.shape[2] == 4:
