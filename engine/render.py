@@ -275,8 +275,11 @@ def _compose(image: np.ndarray, out: torch.Tensor, mask: Optional[torch.Tensor],
     back to the document's profile."""
     base = None
     if colours is not None and colours.active:
-        out = colours.document_unit(
-            colour.blend_unclipped(out, _resize(_model_unit(image, colours), scale), mask))
+        model_base = _resize(_model_unit(image, colours), scale)
+        out = colour.blend_unclipped(out, model_base, mask)
+        out = (colours.document_change(out, model_base, _to_unit(image[..., :3])) if scale == 1
+               else colours.document_unit(out))
+        del model_base
     elif mask is not None or scale > 1:
         base = _resize(_to_unit(image[..., :3]), scale)
         if image.dtype != np.float32:

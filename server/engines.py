@@ -67,7 +67,8 @@ class IdentityEngine:
         self.delay = delay_per_step
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable, should_cancel: Callable[[], bool]) -> Rendered:
+               progress: Callable, should_cancel: Callable[[], bool], icc: Optional[bytes] = None,
+               profile: Optional[str] = None) -> Rendered:
         steps = params["steps"]
         t0 = time.perf_counter()
 
@@ -134,7 +135,10 @@ class RealEngine:
             return self._adapter
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable, should_cancel: Callable[[], bool]) -> Rendered:
+               progress: Callable, should_cancel: Callable[[], bool], icc: Optional[bytes] = None,
+               profile: Optional[str] = None) -> Rendered:
+        """`icc` (the image's embedded profile) or `profile` (its name) tell the engine which
+        colours the pixels mean (engine.colour); warnings come back in the stats."""
         from engine import api
         adapter = self._loaded()
         rp = api.RenderParams(scale=params["scale"], strength=params["strength"],
@@ -146,7 +150,8 @@ class RealEngine:
                               mechanisms=self.mechanisms)
         try:
             result = api.render(image, rp, mask=mask, progress=progress,
-                                should_cancel=should_cancel, adapter=adapter)
+                                should_cancel=should_cancel, adapter=adapter, icc=icc,
+                                profile=profile)
         except api.Cancelled:
             raise RenderCancelled() from None
         except api.EngineError as exc:

@@ -15,7 +15,7 @@ from .discovery import Discovery
 from .hub import Hub
 from .peers import Forwarder, Peers, new_server_id
 from .store import UNFINISHED, Job, JobStore, open_db
-from .worker import Worker, done_event
+from .worker import Worker, done_event, job_warnings
 
 log = logging.getLogger("seamwise.server")
 
@@ -205,4 +205,4 @@ class ServerState:
         error = {"code": job.error_code, "message": job.error_message} \
             if job.state == "failed" else None
         return {"job": job.id, "state": job.state, "position": self.worker.position(job),
-                "progress": progress, "error": error}
+                "progress": progress, "error": error, "warnings": job_warnings(job)}

@@ -216,7 +216,8 @@ class Worker:
                 loop.call_soon_threadsafe(self._publish_preview, job, jpeg, w, hh)
 
         try:
-            out = self.engine.render(image, dict(job.params), mask, on_progress, cancel.is_set)
+            out = self.engine.render(image, dict(job.params), mask, on_progress, cancel.is_set,
+                                     icc=job.icc, profile=h.get("profile"))
         except RenderCancelled:
             return "cancelled", None
         except RenderFailed as exc:
@@ -273,8 +274,16 @@ class Worker:
 def done_event(job: Job, kind: str = "job.done") -> dict:
     result = {k: v for k, v in job.result.items() if k != "seams"}
     result["icc"] = job.icc
+    if job.image.get("profile"):
+        result["profile"] = job.image["profile"]
     return {"type": kind, "job": job.id, "result": result, "seams": job.result["seams"],
-            "stats": job.stats or {}}
+            "stats": job.stats or {}, "warnings": job_warnings(job)}
+
+
+def job_warnings(job: Job) -> list[str]:
+    """What the user should know about a finished job's result (an unknown colour profile)."""
+    warnings = (job.stats or {}).get("warnings") or []
+    return [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)]
 
 
 def encode_preview(rgb: np.ndarray) -> tuple[bytes, int, int]:

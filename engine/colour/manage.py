@@ -74,6 +74,22 @@ class ColourPlan:
         self.from_model(hwc, out=hwc)
         return torch.from_numpy(hwc).permute(2, 0, 1)[None]
 
+    def document_change(self, blended: torch.Tensor, base: torch.Tensor,
+                        original: torch.Tensor) -> torch.Tensor:
+        """`original` (the document's own pixels, 0..1 nominal, consumed) plus what the model
+        changed, measured in the document's space: original + B(blended) − B(base), B the
+        conversion back. A pixel the model left alone (blended = base) is then the document's
+        own value exactly, whatever the float round trip's own error at extreme colours."""
+        change = self.document_unit(blended).sub_(self.document_unit(base))
+        return original.add_(change)
+
+
+# Changes smaller than this (in the model's 0..1 range) are float round-off of the render's own
+# arithmetic, not edits: a fifteenth of a 16-bit level. Kept, they would come back as several
+# 16-bit levels near black in pure-gamma documents (Adobe RGB, ProPhoto), whose curves are
+# infinitely steep at 0.
+ROUND_OFF = 1e-6
+
 
 def blend_unclipped(out: torch.Tensor, base: torch.Tensor,
                     mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -81,6 +97,7 @@ def blend_unclipped(out: torch.Tensor, base: torch.Tensor,
     the mask: base + mask · (out − clip(base)). Where the model kept what it saw, this is
     `base` itself, out-of-gamut part included."""
     out = out.sub_(base.clamp(0, 1))
+    out.masked_fill_(out.abs() <= ROUND_OFF, 0.0)
     if mask is not None:
         out = out.mul_(mask)
     return out.add_(base)
