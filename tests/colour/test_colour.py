@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.colour import KeepsWhatItSees, delta_e_2000
 from engine import api, colour
 from engine.adapters.tiny import TinyAdapter
 from engine.colour import lcms, profiles
@@ -16,14 +17,6 @@ SMALL_UNET = dict(sample_size=32, in_channels=6, out_channels=3, block_out_chann
                   down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
                   up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
                   layers_per_block=1, norm_num_groups=8, attention_head_dim=16)
-
-
-class KeepsWhatItSees(TinyAdapter):
-    """A model that predicts exactly the picture it is shown: every pixel it returns is one it
-    did not change, so a render's output differs from its input only by colour handling."""
-
-    def predict_x0(self, x_t, t, alpha_bar, windows, cond):
-        return torch.cat([self._cond_crop(cond, w) for w in windows]).to(x_t.device, x_t.dtype)
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +190,13 @@ def test_profiles_are_built_by_littlecms_and_named():
         data = colour.standard_profile_bytes(space)
         assert data[36:40] == b"acsp"                      # an ICC profile
         assert lcms.Profile.from_bytes(data).description == space
+
+
+def test_the_benchmarks_ciede2000_agrees_with_littlecms():
+    rng = np.random.default_rng(1)
+    a = np.stack([rng.uniform(0, 100, 2000), rng.uniform(-90, 90, 2000),
+                  rng.uniform(-90, 90, 2000)], -1)
+    b = a + rng.normal(0, 3, a.shape)
+    b[:20] = a[:20]                                         # identical pairs
+    b[20:40, 1:] = 0                                        # grey against colour
+    assert np.allclose(delta_e_2000(a, b), lcms.delta_e_2000(a, b), atol=1e-6)
