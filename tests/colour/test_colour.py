@@ -200,3 +200,11 @@ def test_the_benchmarks_ciede2000_agrees_with_littlecms():
     b[:20] = a[:20]                                         # identical pairs
     b[20:40, 1:] = 0                                        # grey against colour
     assert np.allclose(delta_e_2000(a, b), lcms.delta_e_2000(a, b), atol=1e-6)
+
+
+def test_without_littlecms_renders_go_on_unmanaged_with_a_warning(monkeypatch):
+    def missing():
+        raise lcms.ColourEngineMissing("LittleCMS 2 (liblcms2) is not installed")
+    monkeypatch.setattr(lcms, "library", missing)
+    p = colour.plan(None, "ProPhoto RGB", np.dtype(np.uint16))
+    assert not p.active and len(p.warnings) == 1 and "LittleCMS" in p.warnings[0]
