@@ -35,6 +35,7 @@ from engine.adapters.tiny import TinyAdapter
 from engine.colour import lcms, profiles
 from engine.train_tiny import load_split, prepare_data
 
+FIGURES = ("managed_mean", "managed_p99", "unmanaged_mean", "unmanaged_p99")
 SPACES = [profiles.SRGB, "Adobe RGB (1998)", "ProPhoto RGB", "Display P3"]
 DEPTHS = {8: (np.uint8, 255.0), 16: (np.uint16, 65535.0)}
 PARAMS = api.RenderParams(strength=0.5, steps=4, seed=0, strategy="memory")
@@ -101,7 +102,8 @@ def photographs(data: Path, crop: int) -> list[tuple[str, np.ndarray]]:
     for name, img in load_split(data, "heldout"):
         h, w = img.shape[:2]
         y, x = (h - crop) // 2, (w - crop) // 2
-        out.append((name, np.ascontiguousarray(img[y:y + crop, x:x + crop]).astype(np.float32) / 255))
+        centre = np.ascontiguousarray(img[y:y + crop, x:x + crop])
+        out.append((name, centre.astype(np.float32) / 255))
     return out
 
 
@@ -138,7 +140,8 @@ def measure_photo(name: str, srgb: np.ndarray, conv: Converter, adapter, keeps) 
                        edit_mean=float(edit.mean()))
             for label, profile in (("managed", space), ("unmanaged", None)):
                 if space == profiles.SRGB and label == "unmanaged":
-                    row["unmanaged_mean"], row["unmanaged_p99"] = row["managed_mean"], row["managed_p99"]
+                    row["unmanaged_mean"] = row["managed_mean"]
+                    row["unmanaged_p99"] = row["managed_p99"]
                     continue
                 out = api.render(doc, PARAMS, adapter=adapter, profile=profile).image
                 diff = delta_e_2000(lab_in + _edit(conv, doc, out, space), lab_ref)
@@ -146,14 +149,16 @@ def measure_photo(name: str, srgb: np.ndarray, conv: Converter, adapter, keeps) 
             kept = api.render(doc, PARAMS, adapter=keeps, profile=space).image
             row["round_trip_levels"] = float(np.abs(kept.astype(np.int64) - doc).max())
             rows.append(row)
-            print(f"{name:30s} {space:18s} {depth:3d} {row['against']:>11s} {row['edit_mean']:7.3f} "
-                  f"{row['managed_mean']:8.3f} {row['managed_p99']:8.3f} {row['unmanaged_mean']:10.3f} "
-                  f"{row['unmanaged_p99']:10.3f} {row['round_trip_levels']:6.0f}", flush=True)
+            print(f"{name:30s} {space:18s} {depth:3d} {row['against']:>11s} "
+                  f"{row['edit_mean']:7.3f} {row['managed_mean']:8.3f} {row['managed_p99']:8.3f} "
+                  f"{row['unmanaged_mean']:10.3f} {row['unmanaged_p99']:10.3f} "
+                  f"{row['round_trip_levels']:6.0f}", flush=True)
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="192 px crops instead of 512 px")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="prepared data folder")
     args = p.parse_args(argv)
@@ -169,11 +174,11 @@ def main(argv: list[str] | None = None) -> None:
     conv.to_srgb["ProPhoto RGB"](sample, out=sample)
     convert_s_per_mp = (time.perf_counter() - t) / 4.194304
     started = time.perf_counter()
-    print("difference between each render's edit and the sRGB render's edit at the same depth, after "
-          "converting back to sRGB, as a fraction of that edit (CIEDE2000); round trip of kept pixels in "
-          "the document's levels")
-    print(f"{'photograph':30s} {'space':18s} {'bit':>3s} {'against':>11s} {'edit ΔE':>7s} {'managed':>8s} {'p99':>8s} "
-          f"{'unmanaged':>10s} {'p99':>10s} {'trip':>6s}")
+    print("difference between each render's edit and the sRGB render's edit at the same depth, "
+          "after converting back to sRGB, as a fraction of that edit (CIEDE2000); round trip of "
+          "kept pixels in the document's levels")
+    print(f"{'photograph':30s} {'space':18s} {'bit':>3s} {'against':>11s} {'edit ΔE':>7s} "
+          f"{'managed':>8s} {'p99':>8s} {'unmanaged':>10s} {'p99':>10s} {'trip':>6s}")
     rows = []
     for name, srgb in photographs(args.data, crop):
         rows += measure_photo(name, srgb, conv, adapter, keeps)
@@ -183,13 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in dict.fromkeys(r["photo"] for r in rows):
         mine = [r for r in compared if r["photo"] == name]
         per_photo[name] = {k: round(float(np.mean([r[k] for r in mine])), 4)
-                           for k in ("managed_mean", "managed_p99", "unmanaged_mean", "unmanaged_p99")}
+                           for k in FIGURES}
     summary = {k: round(float(np.mean([r[k] for r in compared])), 4)
-               for k in ("managed_mean", "managed_p99", "unmanaged_mean", "unmanaged_p99")}
+               for k in FIGURES}
     summary["worst_photo_managed_mean"] = max(v["managed_mean"] for v in per_photo.values())
-    summary["by_depth"] = {d: {k: round(float(np.mean([r[k] for r in compared if r["depth"] == d])), 4)
-                               for k in ("managed_mean", "managed_p99", "unmanaged_mean")}
-                           for d in DEPTHS}
+    summary["by_depth"] = {
+        d: {k: round(float(np.mean([r[k] for r in compared if r["depth"] == d])), 4)
+            for k in FIGURES} for d in DEPTHS}
     summary["quantisation_floor_mean"] = round(float(np.mean([r["managed_mean"] for r in floor])), 4)
     summary["round_trip_levels_max"] = {d: max(r["round_trip_levels"] for r in rows if r["depth"] == d)
                                         for d in DEPTHS}
