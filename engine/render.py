@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import colour
 from engine.adapters import ModelAdapter, open_model
 from engine.denoise.canvas import CanvasDenoiser, Counters
 from engine.denoise.seam_risk import SeamRisk
@@ -38,11 +39,14 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
            progress: Optional[ProgressCallback] = None,
            should_cancel: Optional[Callable[[], bool]] = None, *,
            adapter: Optional[ModelAdapter] = None, device: Optional[str] = None,
-           batch_size: int = 4) -> RenderResult:
+           batch_size: int = 4, icc: Optional[bytes] = None,
+           profile: Optional[str] = None) -> RenderResult:
     """Refine (scale 1) or upscale (2, 4) `image`, only where `mask` > 0.
 
     `adapter` overrides `params.model` (an already loaded model: a Session keeps one warm, tests
-    pass small random-weight ones); `device` overrides the automatic choice.
+    pass small random-weight ones); `device` overrides the automatic choice. `icc` (the image's
+    embedded profile) or else `profile` (its name) say what colours the pixels mean; the model
+    sees them converted to its own colour space (engine.colour).
     """
     check_inputs(image, params, mask)
     seconds: dict[str, float] = {}
@@ -54,11 +58,12 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     started = render_started = time.perf_counter()
     events.report(Phase.LOAD, 0, 0, 0, 0.0)
     adapter, mech = prepare_model(params, adapter, device)
+    colours = plan_colours(icc, profile, image, adapter)
     seconds["load"] = time.perf_counter() - started
     events.check_cancel()
 
     started = time.perf_counter()
-    source = prepare_source(image, s, adapter)
+    source = prepare_source(image, s, adapter, colours)
     cond = adapter.conditioning(params, source)
     cond.position = mech.position
     events.report(Phase.ENCODE, 0, 0, 0, 0.02)
@@ -83,14 +88,15 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     with torch.inference_mode():
         out = decode(adapter, canvas)[..., :oh, :ow]
         del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
-        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s)
+        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s, colours)
         del out
     seam = seam_map(risk, adapter.vae_scale, oh, ow, mask_out)
     seconds["decode"] = time.perf_counter() - started
     seconds["total"] = time.perf_counter() - render_started
     events.report(Phase.DECODE, steps, 0, 0, 1.0)
     return RenderResult(image=result, seam_risk=seam.numpy(),
-                        stats=_stats(params, adapter, mech, strategy, counters, [ch, cw]))
+                        stats={**_stats(params, adapter, mech, strategy, counters, [ch, cw]),
+                               "colour": colours.stats(), "warnings": list(colours.warnings)})
 
 
 def _stats(params: RenderParams, adapter: ModelAdapter, mech: Mechanisms, strategy: Strategy,
@@ -176,11 +182,21 @@ def prepare_model(params: RenderParams, adapter: Optional[ModelAdapter],
                                           **params.mechanisms})
 
 
-def prepare_source(image: np.ndarray, scale: int, adapter: ModelAdapter) -> torch.Tensor:
-    """The image's colour channels at output size in [-1, 1], padded on the bottom and right to
-    the model's grid. The only full-size float copy of the photo kept through sampling;
-    _compose rereads the caller's array (host RAM at 150 MP: benchmarks.memory)."""
-    source = _resize(_to_unit(image[..., :3]), scale).mul_(2).sub_(1).clamp_(-1, 1)
+def plan_colours(icc: Optional[bytes], profile: Optional[str], image: np.ndarray,
+                 adapter: ModelAdapter) -> colour.ColourPlan:
+    """How the document's colours reach the model's own colour space, and back."""
+    try:
+        return colour.plan(icc, profile, image.dtype, getattr(adapter, "colour_space", None))
+    except colour.ColourError as e:
+        raise EngineError(str(e)) from e
+
+
+def prepare_source(image: np.ndarray, scale: int, adapter: ModelAdapter,
+                   colours: colour.ColourPlan) -> torch.Tensor:
+    """The image's colour channels in the model's colour space at output size in [-1, 1], padded
+    on the bottom and right to the model's grid. The only full-size float copy of the photo kept
+    through sampling; _compose rereads the caller's array (host RAM at 150 MP: benchmarks.memory)."""
+    source = _resize(_model_unit(image, colours), scale).mul_(2).sub_(1).clamp_(-1, 1)
     step_px = adapter.downsample_factor * adapter.vae_scale
     ph, pw = (-source.shape[-2]) % step_px, (-source.shape[-1]) % step_px
     if ph or pw:
@@ -309,21 +325,34 @@ def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params:
     return canvas, denoiser
 
 
+def _model_unit(image: np.ndarray, colours: colour.ColourPlan) -> torch.Tensor:
+    """The RGB channels as [1, 3, H, W] float in the model's colour space, 0..1 nominal."""
+    return colours.model_unit(image[..., :3]) if colours.active else _to_unit(image[..., :3])
+
+
 def _compose(image: np.ndarray, out: torch.Tensor, mask: Optional[torch.Tensor],
-             scale: int) -> np.ndarray:
+             scale: int, colours: Optional[colour.ColourPlan] = None) -> np.ndarray:
     """Blend the render (consumed) into the (upscaled) input by the mask, in the caller's dtype.
 
-    Where the mask is 0 the caller's own pixels are copied, so the outside is bit-identical."""
+    Where the mask is 0 the caller's own pixels are copied, so the outside is bit-identical.
+    A colour-managed render blends in the model's space over the unclipped input, then converts
+    back to the document's profile."""
     base = None
-    if mask is not None or scale > 1:
+    if colours is not None and colours.active:
+        model_base = _resize(_model_unit(image, colours), scale)
+        out = colour.blend_unclipped(out, model_base, mask)
+        out = (colours.document_change(out, model_base, _to_unit(image[..., :3])) if scale == 1
+               else colours.document_unit(out))
+        del model_base
+    elif mask is not None or scale > 1:
         base = _resize(_to_unit(image[..., :3]), scale)
         if image.dtype != np.float32:
             base = base.clamp_(0, 1)
-    if mask is not None:
-        out = out.sub_(base).mul_(mask).add_(base)
+        if mask is not None:
+            out = out.sub_(base).mul_(mask).add_(base)
     pixels = _from_unit(out, image.dtype, consume=True)
     del out
-    if mask is not None:
+    if mask is not None and (scale == 1 or base is not None):
         keep = (mask[0, 0] <= 0).numpy()
         pixels[keep] = image[..., :3][keep] if scale == 1 else _from_unit(base, image.dtype)[keep]
     if image.shape[2] == 4:

@@ -122,7 +122,8 @@ def _render(args: argparse.Namespace) -> int:
 
     with _ProgressBar() as bar:
         try:
-            result = render(picture.pixels, params, mask=mask, progress=bar.update)
+            result = render(picture.pixels, params, mask=mask, progress=bar.update,
+                            icc=picture.icc)
         except (EngineError, ValueError) as exc:
             raise UserError(str(exc)) from None
         except Cancelled:
@@ -136,6 +137,8 @@ def _render(args: argparse.Namespace) -> int:
     except ImageError as exc:
         raise UserError(str(exc)) from None
     stats = result.stats
+    for warning in stats.get("warnings", []):
+        print(f"seamwise render: warning: {warning}", file=sys.stderr)
     print(f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, "
           f"{picture.depth}-bit, {stats.get('tiles', '?')} tiles, "
           f"{stats.get('seconds', {}).get('total', 0):.1f} s)", file=sys.stderr)

@@ -46,11 +46,15 @@ class Rendered:
     done: dict
 
 
-def header_for(image: np.ndarray, icc: Optional[bytes] = None) -> dict:
+def header_for(image: np.ndarray, icc: Optional[bytes] = None,
+               profile: Optional[str] = None) -> dict:
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16,
              np.dtype(np.float32): 32}[image.dtype.newbyteorder("=")]
-    return {"width": int(image.shape[1]), "height": int(image.shape[0]),
-            "channels": int(image.shape[2]), "depth": depth, "icc": icc}
+    header = {"width": int(image.shape[1]), "height": int(image.shape[0]),
+              "channels": int(image.shape[2]), "depth": depth, "icc": icc}
+    if profile:
+        header["profile"] = profile
+    return header
 
 
 def _as_bytes(array: np.ndarray) -> memoryview:
@@ -175,12 +179,12 @@ class WsClient:
 
     async def submit(self, image: np.ndarray, params: Optional[dict] = None,
                      mask: Optional[np.ndarray] = None, icc: Optional[bytes] = None,
-                     chunk_bytes: Optional[int] = None) -> str:
+                     chunk_bytes: Optional[int] = None, profile: Optional[str] = None) -> str:
         limits = self.welcome["limits"]
         chunk_bytes = chunk_bytes or limits["max_chunk_bytes"]
         mask_h = None if mask is None else {"width": int(mask.shape[1]),
                                             "height": int(mask.shape[0])}
-        accepted = await self.create(header_for(image, icc), params, mask_h, chunk_bytes)
+        accepted = await self.create(header_for(image, icc, profile), params, mask_h, chunk_bytes)
         job = accepted["job"]
         await self.upload(job, "image", _as_bytes(image), chunk_bytes,
                           window=accepted["window"])
@@ -232,8 +236,8 @@ class WsClient:
 
     async def render(self, image: np.ndarray, params: Optional[dict] = None,
                      mask: Optional[np.ndarray] = None, icc: Optional[bytes] = None,
-                     release: bool = True) -> Rendered:
-        job = await self.submit(image, params, mask, icc)
+                     release: bool = True, profile: Optional[str] = None) -> Rendered:
+        job = await self.submit(image, params, mask, icc, profile=profile)
         done = await self.wait(job)
         result, seams = await self.download(done)
         if release:

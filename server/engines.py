@@ -62,8 +62,8 @@ class IdentityEngine:
         """Nothing to load."""
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable[[Progress], None],
-               should_cancel: Callable[[], bool]) -> RenderResult:
+               progress: Callable[[Progress], None], should_cancel: Callable[[], bool],
+               icc: Optional[bytes] = None, profile: Optional[str] = None) -> RenderResult:
         steps = params["steps"]
         t0 = time.perf_counter()
         for step in range(steps):
@@ -105,11 +105,13 @@ class RealEngine:
         self.session.warm_up()
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable[[Progress], None],
-               should_cancel: Callable[[], bool]) -> RenderResult:
+               progress: Callable[[Progress], None], should_cancel: Callable[[], bool],
+               icc: Optional[bytes] = None, profile: Optional[str] = None) -> RenderResult:
+        """`icc` (the image's embedded profile) or `profile` (its name) tell the engine which
+        colours the pixels mean (engine.colour); warnings come back in the stats."""
         rp = RenderParams(**{k: v for k, v in params.items() if k in ENGINE_PARAMS})
         return self.session.render(image, rp, mask=mask, progress=progress,
-                                   should_cancel=should_cancel)
+                                   should_cancel=should_cancel, icc=icc, profile=profile)
 
 
 def make_engine(kind: str, model: str, identity_delay: float = 0.0, layerwise: Optional[str] = None,

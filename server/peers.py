@@ -114,7 +114,8 @@ class Forwarder:
             async with WsClient(url, token=peer["token"], client="seamwise-forward/0.1") as c:
                 remote = await c.submit(image, params, mask, job.icc,
                                         chunk_bytes=min(job.chunk_bytes,
-                                                        c.welcome["limits"]["max_chunk_bytes"]))
+                                                        c.welcome["limits"]["max_chunk_bytes"]),
+                                        profile=h.get("profile"))
                 done = await self._follow(c, job, remote, cancel, on_progress)
                 if done is None:
                     return JobState.CANCELLED, None

@@ -15,7 +15,7 @@ from .discovery import Discovery
 from .hub import Hub
 from .peers import Forwarder, Peers, new_server_id
 from .store import UNFINISHED, Job, JobState, JobStore, StoreError, open_db
-from .worker import Worker, done_event
+from .worker import Worker, done_event, job_warnings
 
 log = logging.getLogger("seamwise.server")
 
@@ -250,4 +250,4 @@ class ServerState:
         error = {"code": job.error_code, "message": job.error_message} \
             if job.state == JobState.FAILED else None
         return {"job": job.id, "state": job.state, "position": self.worker.position(job),
-                "progress": progress, "error": error}
+                "progress": progress, "error": error, "warnings": job_warnings(job)}

@@ -88,9 +88,24 @@ def validate_image_header(raw: Any, limits: Limits) -> dict:
         raise ProtocolError("bad_request", "image.icc must be bytes or nil")
     if icc is not None and len(icc) > limits.max_icc_bytes:
         raise ProtocolError("too_large", "ICC profile is too large")
-    return {"width": width, "height": height, "channels": channels, "depth": depth,
-            "icc": bytes(icc) if icc is not None else None,
-            "bytes": width * height * channels * depth // 8}
+    header = {"width": width, "height": height, "channels": channels, "depth": depth,
+              "icc": bytes(icc) if icc is not None else None,
+              "bytes": width * height * channels * depth // 8}
+    profile = validate_profile_name(raw.get("profile"))
+    if profile is not None:
+        header["profile"] = profile
+    return header
+
+
+def validate_profile_name(raw: Any) -> Optional[str]:
+    """`image.profile`: the name of the pixels' profile, for clients that cannot send its bytes
+    (the Photoshop panel); the engine builds the standard ones (engine.colour)."""
+    if _empty(raw):
+        return None
+    if not isinstance(raw, str) or len(raw) > 255 or not raw.isprintable():
+        raise ProtocolError("bad_request", "image.profile must be a profile name of at most 255 "
+                                           "printable characters, or nil")
+    return raw
 
 
 def validate_mask_header(raw: Any, image: dict) -> Optional[dict]:

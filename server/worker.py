@@ -211,7 +211,8 @@ class Worker:
         image, mask = self._inputs(job)
         try:
             out = self.engine.render(image, dict(job.params), mask,
-                                     self._progress_reporter(job, loop), cancel.is_set)
+                                     self._progress_reporter(job, loop), cancel.is_set,
+                                     icc=job.icc, profile=job.image.get("profile"))
         except Cancelled:
             return JobState.CANCELLED, None
         except EngineError as exc:
@@ -305,8 +306,16 @@ class Worker:
 def done_event(job: Job, kind: str = "job.done") -> dict:
     result = {k: v for k, v in job.result.items() if k != "seams"}
     result["icc"] = job.icc
+    if job.image.get("profile"):
+        result["profile"] = job.image["profile"]
     return {"type": kind, "job": job.id, "result": result, "seams": job.result["seams"],
-            "stats": job.stats or {}}
+            "stats": job.stats or {}, "warnings": job_warnings(job)}
+
+
+def job_warnings(job: Job) -> list[str]:
+    """What the user should know about a finished job's result (an unknown colour profile)."""
+    warnings = (job.stats or {}).get("warnings") or []
+    return [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)]
 
 
 def encode_preview(rgb: np.ndarray) -> tuple[bytes, int, int]:

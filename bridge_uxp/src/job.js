@@ -157,7 +157,7 @@ class JobRunner {
           const status = this.record.job ? await this._watch(conn) : await this._create(conn);
           await this._advance(conn, status);
           await this._finish();
-          return { state: "done", job: this.record.job };
+          return { state: "done", job: this.record.job, warnings: this.record.warnings || [] };
         } catch (err) {
           if (!(err instanceof ConnectionLost) || this.cancelRequested) throw err;
           lostSince = lostSince || Date.now();
@@ -264,7 +264,7 @@ class JobRunner {
       type: "job.create",
       req,
       params,
-      image: { width: layer.width, height: layer.height, channels: layer.channels, depth: plan.depth, icc: null },
+      image: imageHeader(layer, plan),
       mask: mask ? { width: layer.width, height: layer.height } : null,
       chunk_bytes: chunkBytes,
     });
@@ -343,6 +343,7 @@ class JobRunner {
     const job = this.record.job;
     this.record.result = done.result;
     this.record.seams = done.seams;
+    this.record.warnings = done.warnings || [];
     const total = done.result.chunks + done.seams.chunks;
     let got = 0;
     for (const stream of ["result", "seams"]) {
@@ -396,7 +397,7 @@ class JobRunner {
     });
     await this._removeSpools();
     this.storage.removeItem(RECORD_KEY);
-    this._update({ phase: "done", fraction: 1, message: `Added layer "${this.record.name}".` });
+    this._update({ phase: "done", fraction: 1, message: doneMessage(this.record.name, this.record.warnings) });
   }
 
   /** Cancel or failure: tell the server (if it listens), drop local state. */
@@ -428,4 +429,18 @@ class JobRunner {
   }
 }
 
-module.exports = { JobRunner, RECORD_KEY, jobName, progressCaption };
+/**
+ * The job's image header. UXP gives the document's profile by name only, so the panel sends the
+ * name and the server builds the standard profiles (PROTOCOL.md, section 1); no ICC bytes.
+ */
+function imageHeader(layer, plan) {
+  return { width: layer.width, height: layer.height, channels: layer.channels, depth: plan.depth, icc: null, profile: layer.colorProfile || null };
+}
+
+/** The closing status line: the new layer, and what the server warned about (an unknown profile). */
+function doneMessage(name, warnings) {
+  const notes = (warnings || []).map((w) => ` Note: ${w.charAt(0).toUpperCase()}${w.slice(1)}.`).join("");
+  return `Added layer "${name}".${notes}`;
+}
+
+module.exports = { JobRunner, RECORD_KEY, jobName, progressCaption, imageHeader, doneMessage };

@@ -105,8 +105,21 @@ def _load_folder(path: Path, device: torch.device, dtype: torch.dtype,
         encoders.append(model(CLIPTextModelWithProjection, "text_encoder_2"))
         tokenizers.append(CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2",
                                                         local_files_only=True))
-    return _assemble(unet, vae, encoders, tokenizers, _scheduler_config(path, prediction_type),
-                     device, dtype, str(path))
+    adapter = _assemble(unet, vae, encoders, tokenizers, _scheduler_config(path, prediction_type),
+                        device, dtype, str(path))
+    declared = _declared_colour_space(path)
+    if declared:
+        adapter.colour_space = declared
+    return adapter
+
+
+def _declared_colour_space(path: Path) -> Optional[str]:
+    """The "colour_space" a model folder's model_index.json declares, if any (engine.colour)."""
+    try:
+        value = json.loads((path / "model_index.json").read_text()).get("colour_space")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _assemble(unet, vae, encoders, tokenizers, scheduler_config, device, dtype, source

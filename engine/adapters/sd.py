@@ -37,6 +37,9 @@ class StableDiffusionAdapter:
     # `vae_store` (None: the system's temporary directory).
     vae_ram_budget: int = vae_tiled.DEFAULT_RAM_BUDGET
     vae_store: str | None = None
+    # The colour space of the training images (engine.colour): sRGB for the SD family, unless
+    # the model folder's model_index.json says otherwise in "colour_space".
+    colour_space: str = "sRGB IEC61966-2.1"
     space: str = field(default="latent", init=False)
     # Measured on a random-weight SD-layout UNet (BENCHMARKS.md, Engine): layerwise evaluation
     # gives the untiled result (152 dB vs the halo's 53) at the untiled work, where it fits.

@@ -28,10 +28,13 @@ class TinyAdapter:
     # over bicubic at x2. So tiles with the halo alone (the approximate statistics and the bank
     # did not pay either); layerwise stays a switch, seamless but less faithful for this model.
     default_mechanisms: dict = {"layerwise": "off"}
+    # The colour space the model was trained in (engine.colour): the training photographs are
+    # sRGB; a retrained model says otherwise in its JSON's meta.colour_space.
+    colour_space: str = "sRGB IEC61966-2.1"
 
     def __init__(self, unet: nn.Module, scheduler_config: dict, native_size: int,
                  downsample_factor: int, device: torch.device, dtype: torch.dtype,
-                 default_tile: int | None = None):
+                 default_tile: int | None = None, colour_space: str | None = None):
         p = next(unet.parameters())
         if p.device != torch.device(device) or p.dtype != dtype:
             unet = unet.to(device=device, dtype=dtype)
@@ -42,6 +45,8 @@ class TinyAdapter:
         self.downsample_factor = downsample_factor
         self.default_tile = default_tile or 2 * native_size
         self.device, self.dtype = torch.device(device), dtype
+        if colour_space:
+            self.colour_space = colour_space
 
     @classmethod
     def load(cls, device: torch.device, dtype: torch.dtype, weights=None) -> "TinyAdapter":
@@ -50,7 +55,8 @@ class TinyAdapter:
             m = load_tiny(device=device, dtype=dtype, weights=weights)
         except ModelMissing as e:
             raise EngineError(str(e)) from e
-        return cls(m.unet, m.scheduler_config, m.native_size, m.downsample_factor, device, dtype)
+        return cls(m.unet, m.scheduler_config, m.native_size, m.downsample_factor, device, dtype,
+                   colour_space=m.meta.get("colour_space"))
 
     @classmethod
     def from_config(cls, device: torch.device, dtype: torch.dtype, unet_config: dict | None = None,

@@ -153,3 +153,25 @@ def test_guidance_and_negative_prompt_options():
     assert _params(build_parser().parse_args(argv[:4])).guidance is None
     with pytest.raises(SystemExit):
         build_parser().parse_args([*argv[:4], "--guidance", "0.5"])
+
+
+def test_embedded_profile_is_used_and_an_unreadable_one_is_one_warning(tmp_path):
+    """The file's profile tells the engine what its colours mean; the same pixels tagged ProPhoto
+    render differently from untagged ones (the model sees them converted to sRGB)."""
+    from engine.colour import standard_profile_bytes
+
+    src = photo((48, 64, 3))
+    prophoto = standard_profile_bytes("ProPhoto RGB")
+    outs = {}
+    for name, icc in (("prophoto", prophoto), ("plain", None), ("broken", b"\0" * 300)):
+        write_image(tmp_path / f"{name}.tif", Picture(src, icc, "tiff"))
+        run = seamwise("render", tmp_path / f"{name}.tif", "-o", tmp_path / f"{name}-out.tif",
+                       "--steps", 2, "--strength", 0.5, "--tile", 64)
+        assert run.returncode == 0, run.stderr
+        outs[name] = (read_image(tmp_path / f"{name}-out.tif"), run.stderr)
+    assert outs["prophoto"][0].icc == prophoto
+    assert "warning" not in outs["prophoto"][1]
+    assert not np.array_equal(outs["prophoto"][0].pixels, outs["plain"][0].pixels)
+    warnings = [line for line in outs["broken"][1].splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "cannot be read" in warnings[0]
+    assert np.array_equal(outs["broken"][0].pixels, outs["plain"][0].pixels)

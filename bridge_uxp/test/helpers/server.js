@@ -22,8 +22,8 @@ function tempDir(prefix = "seamwise-test-") {
 /**
  * @returns {Promise<{url, port, dataDir, pairingCode, stop, kill, output}>}
  */
-async function startServer({ dataDir = tempDir(), lan = false, identityDelay = 0, port = 0, timeoutMs = 60000 } = {}) {
-  const args = ["-m", "server", "serve", "--port", String(port), "--engine", "identity", "--data-dir", dataDir, "--no-discovery"];
+async function startServer({ dataDir = tempDir(), lan = false, identityDelay = 0, port = 0, timeoutMs = 60000, engine = "identity" } = {}) {
+  const args = ["-m", "server", "serve", "--port", String(port), "--engine", engine, "--data-dir", dataDir, "--no-discovery"];
   if (lan) args.push("--lan", "--host", "127.0.0.1");
   if (identityDelay) args.push("--identity-delay", String(identityDelay));
   const child = spawn(PYTHON, args, {
