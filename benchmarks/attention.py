@@ -5,7 +5,7 @@ bundled model's output, and whether it leaves lines at its windows' edges.
 
 Up to 128² attention tokens (1024² px for the bundled model) layerwise evaluation attends over the
 whole canvas and equals the untiled forward. Beyond, each query tile attends to a 64-token window
-around it plus 1024 far-field cell means (`engine.memory.layerwise`). This runs
+around it plus 1024 far-field cell means (`engine.layerwise.unet`). This runs
 one evaluation of the trained model on a photograph (scikit-image astronaut, bicubic-enlarged,
 noised to ᾱ = 0.7, t = 300) three ways: layerwise with whole-canvas exact attention (the untiled
 result), layerwise with the default policy, and 192 px tiles with a 16 px halo (the tiled path's
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from engine.adapters.tiny import TinyAdapter
 from engine.layerwise.attention import AttentionPolicy
-from engine.memory.layerwise import UNET_ATTENTION, LayerwiseUNet
+from engine.layerwise.unet import UNET_ATTENTION, LayerwiseUNet
 
 
 def psnr(out: np.ndarray, ref: np.ndarray) -> float:

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from engine import api
-from engine.canvas import Counters
-from engine.memory.switches import Mechanisms
+from engine.denoise.canvas import Counters
+from engine.mechanisms.switches import Mechanisms
 from engine.render import denoise_canvas
 
 VARIANTS = [

@@ -31,8 +31,8 @@ import torch
 
 from benchmarks.tiny_quality import DEFAULT_DATA
 from engine import api
-from engine.degrade import bicubic_up, damage_refine, damage_x2, psnr, to_tensor, to_uint8
-from engine.train_tiny import load_split, prepare_data
+from training.degrade import bicubic_up, damage_refine, damage_x2, psnr, to_tensor, to_uint8
+from training.train_tiny import load_split, prepare_data
 
 METHODS = {
     "memory (default: tiles)": dict(strategy="memory"),

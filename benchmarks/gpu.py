@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from engine.adapters.random_models import sdxl_random_adapter
 from engine.api import RenderParams
-from engine.canvas import Counters
-from engine.memory.switches import Mechanisms
+from engine.denoise.canvas import Counters
+from engine.mechanisms.switches import Mechanisms
 from engine.render import denoise_canvas
+from tests.fixtures.random_models import sdxl_random_adapter
 
 STRATEGIES = ("naive", "mixture", "memory", "layerwise")
 

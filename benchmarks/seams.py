@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import api
-from engine.strategies import STRATEGIES
+from engine.tiling.strategies import STRATEGIES
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 

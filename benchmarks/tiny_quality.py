@@ -8,9 +8,9 @@
     the original next to plain bicubic's (target: within 0.3 dB of bicubic or better), and the
     energy above half Nyquist relative to the original (1.0 = as much fine detail as the original).
 
-The model runs exactly as the product runs it untiled (engine.tiny_sampling.restore), with a
+The model runs exactly as the product runs it untiled (training.restore.restore), with a
 fixed seed. The held-out photographs come from the same prepared data folder as training
-(`python -m engine.train_tiny --prepare-data DIR`, which this runs itself when DIR is missing).
+(`python -m training.train_tiny --prepare-data DIR`, which this runs itself when DIR is missing).
 Prints a table, then one JSON object as the last line.
 """
 from __future__ import annotations
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.degrade import (bicubic_up, damage_refine, damage_x2, high_freq_energy, psnr,
+from training.degrade import (bicubic_up, damage_refine, damage_x2, high_freq_energy, psnr,
                             to_tensor, to_uint8)
-from engine.tiny_model import load_tiny
-from engine.tiny_sampling import restore
-from engine.train_tiny import load_split, prepare_data
+from engine.models.tiny import load_tiny
+from training.restore import restore
+from training.train_tiny import load_split, prepare_data
 
 DEFAULT_DATA = Path(os.environ.get("SEAMWISE_TINY_DATA", Path.home() / ".cache" / "seamwise-tiny-data"))
 

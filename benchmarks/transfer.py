@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.alloc import tune_allocator
+from seamwise.alloc import tune_allocator
 from server.client import WsClient, _as_bytes, header_for
 
 from ._server import RunningServer

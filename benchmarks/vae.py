@@ -109,7 +109,7 @@ def _diffusers_tiled(vae, tile: int):
 
 
 def exactness(quick: bool) -> list[dict]:
-    from engine.vae_tiled import AttentionPolicy, tiled_decode, tiled_encode
+    from engine.vae.tiled import AttentionPolicy, tiled_decode, tiled_encode
 
     side = 512 if quick else 1024
     tile = 256
@@ -155,7 +155,7 @@ def _memory_child(side_h: int, side_w: int, tile: int) -> None:
 
     import psutil
 
-    from engine.vae_tiled import tiled_decode_into
+    from engine.vae.tiled import tiled_decode_into
 
     vae = small_vae("mem")
     lat = synthetic_latent(4, side_h // 8, side_w // 8)

@@ -22,7 +22,7 @@ import torch
 from benchmarks.coherence import photo
 from engine import api
 from engine.adapters.tiny import TinyAdapter
-from engine.canvas import layerwise_window_bytes
+from engine.denoise.canvas import layerwise_window_bytes
 from engine.layerwise.plan import unet_plan
 
 

@@ -20,8 +20,8 @@ import torch
 
 from engine import api
 from engine.adapters.tiny import TinyAdapter
-from engine.memory.thumbnail import stride_for
-from engine.strategies import STRATEGIES, make_strategy
+from engine.mechanisms.thumbnail import stride_for
+from engine.tiling.strategies import STRATEGIES, make_strategy
 
 NARROW = dict(sample_size=96, in_channels=6, out_channels=3, block_out_channels=(8, 8, 8, 8),
               down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),

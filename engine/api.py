@@ -1,49 +1,37 @@
-"""The engine's public Python API: what the CLI and the server call.
+"""The engine's public Python API: what the CLI and the server call, and all they call.
 
 Callers hand over plain numpy arrays and get plain numpy arrays back, so that neither the CLI nor
-the server needs to know anything about tensors, devices or models.
+the server needs to know anything about tensors, devices or models. Importing this module loads
+only the torch-free types (engine.types); torch and the models load on the first render, the
+first `Session.warm_up` or the first question about the device.
 
-The types below are the stable interface the CLI and the server are written against; `render`
-is implemented in engine.render.
+- `render(image, params, ...)`: one render, loading the model it names.
+- `Session(model)`: a model kept loaded between renders (the server's warm model), with what a
+  server reports about it (recommended settings, device).
+- `recommended_settings(model, scale)`: the model's own (strength, steps), read from its JSON.
+- `parse_params` / `check_params` (from engine.types): the one check of render parameters.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import threading
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-STRATEGIES = ("naive", "multidiffusion", "mixture", "spot", "memory")
-# For models that recommend nothing (a Stable Diffusion checkpoint): a moderate refine.
-GENERIC_STRENGTH, GENERIC_STEPS = 0.35, 8
-_BUNDLED_SPEC = Path(__file__).parent / "weights" / "seamwise-tiny.json"
+from engine.types import (GENERIC_STEPS, GENERIC_STRENGTH, MAX_STEPS, STRATEGIES, Cancelled,
+                          DeviceInfo, EngineError, ParamError, Phase, Progress, ProgressCallback,
+                          RenderParams, RenderResult, Unit, as_int, as_number, check_params,
+                          parse_params)
 
+__all__ = ["GENERIC_STEPS", "GENERIC_STRENGTH", "STRATEGIES", "Cancelled", "DeviceInfo",
+           "EngineError", "ParamError", "Phase", "Progress", "ProgressCallback", "RenderParams",
+           "RenderResult", "Session", "Unit", "as_int", "as_number", "check_params", "parse_params",
+           "recommended_settings", "render"]
 
-class Cancelled(Exception):
-    """Raised by `render` when the caller's cancel check returns True."""
-
-
-class EngineError(Exception):
-    """A render failed for a reason the user can act on (bad parameters, model missing, ...)."""
-
-
-@dataclass(frozen=True)
-class RenderParams:
-    scale: int = 1                 # 1 (refine), 2 or 4 (upscale)
-    strength: float = GENERIC_STRENGTH  # 0..1: how far into the noise schedule the render starts
-    steps: int = GENERIC_STEPS          # callers fill both from recommended_settings()
-    seed: int = 0
-    strategy: str = "memory"
-    tile: Optional[int] = None     # output pixels; None = engine default for the model
-    overlap: Optional[int] = None  # output pixels; None = engine default for the strategy
-    prompt: str = ""
-    negative_prompt: str = ""      # what guidance steers away from (prompted models)
-    guidance: Optional[float] = None  # classifier-free guidance scale; None = the adapter's default
-    model: str = "tiny"            # "tiny" (bundled) or a local path
-    scheduler: Optional[str] = None
-    mechanisms: dict = field(default_factory=dict)  # per-mechanism switches for ablation
+_BUNDLED_SPEC = Path(__file__).parent / "models" / "weights" / "seamwise-tiny.json"
 
 
 def recommended_settings(model: str, scale: int) -> tuple[float, int]:
@@ -60,38 +48,14 @@ def recommended_settings(model: str, scale: int) -> tuple[float, int]:
         strength, steps = float(rec["strength"]), int(rec["steps"])
     except (OSError, ValueError, KeyError, TypeError):
         return GENERIC_STRENGTH, GENERIC_STEPS
-    if not (0.0 < strength <= 1.0 and 1 <= steps <= 200):
+    if not (0.0 < strength <= 1.0 and 1 <= steps <= MAX_STEPS):
         return GENERIC_STRENGTH, GENERIC_STEPS
     return strength, steps
 
 
-@dataclass
-class Progress:
-    phase: str          # "load", "encode", "denoise", "decode"
-    step: int
-    steps: int
-    tile: int
-    tiles: int
-    fraction: float     # 0..1 over the whole render
-    preview: Optional[Callable[[], np.ndarray]] = None  # lazily builds an HxWx3 uint8 preview
-    unit: str = "tile"  # what tile/tiles count: "tile", or "operation" when the frame is evaluated
-                        # whole, layer by layer
-
-
-class ProgressCallback(Protocol):
-    def __call__(self, progress: Progress) -> None: ...
-
-
-@dataclass
-class RenderResult:
-    image: np.ndarray       # H*scale x W*scale x C, same dtype and channel count as the input
-    seam_risk: np.ndarray   # H*scale x W*scale float32 in 0..1
-    stats: dict             # tiles, model_calls, token_evals, seconds per phase, device, ...
-
-
 def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] = None,
            progress: Optional[ProgressCallback] = None,
-           should_cancel: Optional[Callable[[], bool]] = None, **options) -> RenderResult:
+           should_cancel: Optional[Callable[[], bool]] = None, **options: Any) -> RenderResult:
     """Refine or upscale `image`; see engine.render.render for the options.
 
     Imported on first call so that importing the API's types (the CLI's help, the server's
@@ -113,3 +77,58 @@ def checkpoint_family(shapes: Mapping[str, Sequence[int]]) -> str:
     from engine.adapters.architectures import detect_family
 
     return detect_family({k: SimpleNamespace(shape=tuple(v)) for k, v in shapes.items()})
+
+
+class Session:
+    """One model, loaded once and kept warm between renders.
+
+    `mechanisms`: switches every render of this session runs with (a server's owner sets them;
+    clients cannot); a render's own RenderParams.mechanisms are laid over them. The model is
+    loaded by `warm_up` or the first render, whichever comes first; a model that cannot be
+    loaded is an EngineError there.
+    """
+
+    def __init__(self, model: str = "tiny", mechanisms: Optional[dict] = None,
+                 device: Optional[str] = None):
+        self.model = model
+        self.mechanisms = dict(mechanisms or {})
+        self._device = device
+        self._recommended = {scale: recommended_settings(model, scale) for scale in (1, 2)}
+        self._adapter = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The model's name as clients see it."""
+        return "seamwise-tiny" if self.model == "tiny" else self.model.rstrip("/\\").split("/")[-1]
+
+    def recommended(self, scale: int) -> tuple[float, int]:
+        """(strength, steps) this model recommends at `scale` (x4 takes x2's)."""
+        return self._recommended[1 if scale == 1 else 2]
+
+    def device(self) -> DeviceInfo:
+        """Where renders will run, without loading the model."""
+        from engine.device import describe, pick_device
+
+        return DeviceInfo(*describe(pick_device(self._device)))
+
+    def warm_up(self) -> None:
+        """Load the model now, so that the first render does not wait for it."""
+        self._loaded()
+
+    def render(self, image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] = None,
+               progress: Optional[ProgressCallback] = None,
+               should_cancel: Optional[Callable[[], bool]] = None, **options: Any) -> RenderResult:
+        """`render` with this session's model and switches."""
+        params = replace(params, model=self.model,
+                         mechanisms={**self.mechanisms, **params.mechanisms})
+        return render(image, params, mask, progress, should_cancel, adapter=self._loaded(),
+                      **options)
+
+    def _loaded(self):
+        with self._lock:
+            if self._adapter is None:
+                from engine.adapters import open_model
+
+                self._adapter = open_model(self.model, self._device)
+            return self._adapter

@@ -42,3 +42,10 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def describe(device: torch.device) -> tuple[str, int | None]:
+    """(kind, total accelerator memory in bytes or None): what /v1/info reports."""
+    if device.type == "cuda":
+        return device.type, int(torch.cuda.get_device_properties(device).total_memory)
+    return device.type, None

@@ -1,8 +1,10 @@
 """`render`: numpy image (+ mask) in, numpy image + seam-risk map + statistics out.
 
-Flow: validate → image to [-1, 1] NCHW at output size (bicubic for ×2/×4) → adapter conditioning
-and canvas → lockstep sampling with the canvas denoiser → decode → compose in the caller's dtype,
-copying input pixels wherever the mask is 0, so the outside of a selection is bit-identical.
+The steps, in the order of diffusers' img2img pipeline, each a function below: check the inputs →
+open the model → prepare the source (the image at output size in [-1, 1], padded to the model's
+grid) and its conditioning → encode it to the canvas → prepare the mask → denoise the canvas
+(lockstep sampling with the canvas denoiser) → decode → compose in the caller's dtype, copying
+input pixels wherever the mask is 0, so the outside of a selection is bit-identical.
 """
 from __future__ import annotations
 
@@ -14,50 +16,222 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine import api
-from engine.adapters import ModelAdapter, load_adapter
-from engine.canvas import CancelRequested, CanvasDenoiser, Counters
-from engine.device import make_deterministic, pick_device, pick_dtype
+from engine.adapters import ModelAdapter, open_model
+from engine.denoise.canvas import CanvasDenoiser, Counters
+from engine.denoise.seam_risk import SeamRisk
+from engine.device import make_deterministic
 from engine.layerwise.plan import UnsupportedModel
-from engine.memory.halo import halo_for
-from engine.memory.noise import NoiseField
-from engine.memory.switches import Mechanisms
-from engine.sampler import make_scheduler, sample
-from engine.seam_risk import SeamRisk
-from engine.strategies import STRATEGIES, make_strategy
+from engine.mechanisms.halo import halo_for
+from engine.mechanisms.switches import Mechanisms
+from engine.sampling.noise import NoiseField
+from engine.sampling.sampler import make_scheduler, sample
+from engine.tiling.strategies import Strategy, make_strategy
+from engine.types import (Cancelled, EngineError, Phase, Progress, ProgressCallback, RenderParams,
+                          RenderResult, Unit, check_params)
 
 MAX_OUTPUT_PIXELS = 400_000_000   # 400 MP: beyond this even the host canvas does not fit sensibly
 DTYPE_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 
 
-def _validate(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarray]) -> None:
+def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] = None,
+           progress: Optional[ProgressCallback] = None,
+           should_cancel: Optional[Callable[[], bool]] = None, *,
+           adapter: Optional[ModelAdapter] = None, device: Optional[str] = None,
+           batch_size: int = 4) -> RenderResult:
+    """Refine (scale 1) or upscale (2, 4) `image`, only where `mask` > 0.
+
+    `adapter` overrides `params.model` (an already loaded model: a Session keeps one warm, tests
+    pass small random-weight ones); `device` overrides the automatic choice.
+    """
+    check_inputs(image, params, mask)
+    seconds: dict[str, float] = {}
+    counters = Counters(seconds=seconds)
+    events = _Events(params.steps, progress, should_cancel)
+    s, steps = params.scale, params.steps
+    oh, ow = image.shape[0] * s, image.shape[1] * s
+
+    started = render_started = time.perf_counter()
+    events.report(Phase.LOAD, 0, 0, 0, 0.0)
+    adapter, mech = prepare_model(params, adapter, device)
+    seconds["load"] = time.perf_counter() - started
+    events.check_cancel()
+
+    started = time.perf_counter()
+    source = prepare_source(image, s, adapter)
+    cond = adapter.conditioning(params, source)
+    cond.position = mech.position
+    events.report(Phase.ENCODE, 0, 0, 0, 0.02)
+    reference = encode(adapter, source)
+    ch, cw = reference.shape[-2:]
+    mask_out, active = prepare_mask(mask, s, source.shape[-2:], adapter)
+    seconds["encode"] = time.perf_counter() - started
+    events.check_cancel()
+
+    started = time.perf_counter()
+    risk = SeamRisk(ch, cw)
+    canvas, denoiser = denoise(adapter, cond, reference, params, mech, active, batch_size, risk,
+                               events, counters)
+    strategy = denoiser.strategy
+    seconds["denoise"] = time.perf_counter() - started
+    events.check_cancel()
+
+    started = time.perf_counter()
+    events.report(Phase.DECODE, steps, 0, 0, 0.92)
+    with torch.inference_mode():
+        out = decode(adapter, canvas)[..., :oh, :ow]
+        del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
+        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s)
+        del out
+    seam = seam_map(risk, adapter.vae_scale, oh, ow, mask_out)
+    seconds["decode"] = time.perf_counter() - started
+    seconds["total"] = time.perf_counter() - render_started
+    events.report(Phase.DECODE, steps, 0, 0, 1.0)
+    return RenderResult(image=result, seam_risk=seam.numpy(),
+                        stats=_stats(params, adapter, mech, strategy, counters, [ch, cw]))
+
+
+def _stats(params: RenderParams, adapter: ModelAdapter, mech: Mechanisms, strategy: Strategy,
+           counters: Counters, canvas: list[int]) -> dict:
+    """What ran and what it cost (RenderResult.stats); sizes in output px."""
+    return {
+        "tiles": counters.tiles, "model_calls": counters.model_calls,
+        "token_evals": counters.token_evals, "oom_retries": counters.retries,
+        "layerwise": counters.layerwise, "layerwise_storage": counters.layerwise_storage,
+        "layerwise_window": (counters.layerwise_window * adapter.vae_scale
+                             if counters.layerwise_window else None),
+        "seconds": {k: round(v, 4) for k, v in counters.seconds.items()},
+        "device": str(adapter.device), "dtype": str(adapter.dtype).replace("torch.", ""),
+        "strategy": strategy.name, "tile": strategy.tile * adapter.vae_scale,
+        "overlap": strategy.overlap * adapter.vae_scale, "steps": params.steps,
+        "scheduler": params.scheduler or "ddim",
+        "mechanisms": {k: v for k, v in vars(mech).items()} if strategy.name == "memory" else {},
+        "canvas": canvas,
+    }
+
+
+class _Events:
+    """The two ways a render talks back while it runs: progress reports and the cancel check."""
+
+    def __init__(self, steps: int, progress: Optional[ProgressCallback],
+                 should_cancel: Optional[Callable[[], bool]]):
+        self.steps, self.progress, self.should_cancel = steps, progress, should_cancel
+
+    def report(self, phase: Phase, step: int, tile: int, tiles: int, fraction: float,
+               unit: Unit = Unit.TILE) -> None:
+        if self.progress:
+            self.progress(Progress(phase, step, self.steps, tile, tiles, float(min(1.0, fraction)),
+                                   None, unit))
+
+    def on_tile(self, step: int, done: int, tiles: int, unit: Unit) -> None:
+        """The canvas denoiser's report: denoising spans 5% to 90% of the render."""
+        self.report(Phase.DENOISE, step, done, tiles,
+                    0.05 + 0.85 * (step + done / max(1, tiles)) / self.steps, unit)
+
+    def check_cancel(self) -> None:
+        if self.should_cancel and self.should_cancel():
+            raise Cancelled("render cancelled")
+
+
+def check_inputs(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray]) -> None:
+    """Refuse, before any work, what cannot be rendered: EngineError (ParamError for params)."""
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise api.EngineError("image must be an H x W x 3 or H x W x 4 array")
+        raise EngineError("image must be an H x W x 3 or H x W x 4 array")
     if image.dtype not in DTYPE_SCALE:
-        raise api.EngineError(f"image dtype {image.dtype} not supported (uint8, uint16, float32)")
+        raise EngineError(f"image dtype {image.dtype} not supported (uint8, uint16, float32)")
     h, w = image.shape[:2]
     if h < 1 or w < 1:
-        raise api.EngineError("image is empty")
-    if params.scale not in (1, 2, 4):
-        raise api.EngineError("scale must be 1, 2 or 4")
+        raise EngineError("image is empty")
+    check_params(params)
     if h * w * params.scale ** 2 > MAX_OUTPUT_PIXELS:
-        raise api.EngineError(f"output of {h * params.scale} x {w * params.scale} px is larger than "
-                              f"the {MAX_OUTPUT_PIXELS // 1_000_000} MP limit")
-    if params.strategy not in STRATEGIES:
-        raise api.EngineError(f"unknown strategy {params.strategy!r}; choose from {', '.join(STRATEGIES)}")
-    if not 1 <= params.steps <= 1000:
-        raise api.EngineError("steps must be between 1 and 1000")
-    if not 0 < params.strength <= 1:
-        raise api.EngineError("strength must be in (0, 1]")
-    if params.tile is not None and params.tile < 16:
-        raise api.EngineError("tile must be at least 16 px")
-    if params.overlap is not None and params.overlap < 0:
-        raise api.EngineError("overlap must be >= 0")
+        raise EngineError(f"output of {h * params.scale} x {w * params.scale} px is larger than "
+                          f"the {MAX_OUTPUT_PIXELS // 1_000_000} MP limit")
     if mask is not None:
         if not isinstance(mask, np.ndarray) or mask.shape != (h, w):
-            raise api.EngineError(f"mask must be an H x W array matching the image ({h} x {w})")
+            raise EngineError(f"mask must be an H x W array matching the image ({h} x {w})")
         if mask.dtype not in (np.uint8, np.float32):
-            raise api.EngineError("mask must be uint8 (0..255) or float32 (0..1)")
+            raise EngineError("mask must be uint8 (0..255) or float32 (0..1)")
+    try:
+        Mechanisms.from_dict(params.mechanisms)   # refuse bad switches before loading anything
+    except ValueError as e:
+        raise EngineError(str(e)) from e
+
+
+def prepare_model(params: RenderParams, adapter: Optional[ModelAdapter],
+                  device: Optional[str]) -> tuple[ModelAdapter, Mechanisms]:
+    """The model (loaded unless given) and the switches it runs with: its measured defaults
+    (engine.adapters.base) under the caller's."""
+    if adapter is None:
+        adapter = open_model(params.model, device)
+    make_deterministic(adapter.device)
+    return adapter, Mechanisms.from_dict({**getattr(adapter, "default_mechanisms", {}),
+                                          **params.mechanisms})
+
+
+def prepare_source(image: np.ndarray, scale: int, adapter: ModelAdapter) -> torch.Tensor:
+    """The image's colour channels at output size in [-1, 1], padded on the bottom and right to
+    the model's grid. The only full-size float copy of the photo kept through sampling;
+    _compose rereads the caller's array (host RAM at 150 MP: benchmarks.memory)."""
+    source = _resize(_to_unit(image[..., :3]), scale).mul_(2).sub_(1).clamp_(-1, 1)
+    step_px = adapter.downsample_factor * adapter.vae_scale
+    ph, pw = (-source.shape[-2]) % step_px, (-source.shape[-1]) % step_px
+    if ph or pw:
+        source = F.pad(source, (0, pw, 0, ph), mode="replicate")
+    return source
+
+
+def encode(adapter: ModelAdapter, source: torch.Tensor) -> torch.Tensor:
+    """The source as the canvas the sampler steps (float32 on the host)."""
+    try:
+        adapter.check_room(source.shape[-2], source.shape[-1])
+        return adapter.encode(source).float().cpu()
+    except OSError as e:   # the tiled VAE's activation store: too little disk, or full
+        raise EngineError(f"cannot keep the encoder's and decoder's activations: {e}") from e
+
+
+def prepare_mask(mask: Optional[np.ndarray], scale: int, padded_hw: tuple[int, int],
+                 adapter: ModelAdapter) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """(the mask at output size in 0..1, the canvas pixels it touches), or (None, None)."""
+    mask_out = _mask_unit(mask)
+    if mask_out is None:
+        return None, None
+    if scale > 1:
+        mask_out = F.interpolate(mask_out, scale_factor=scale, mode="bilinear", align_corners=False)
+    ph, pw = padded_hw[0] - mask_out.shape[-2], padded_hw[1] - mask_out.shape[-1]
+    m = F.pad(mask_out, (0, pw, 0, ph))
+    active = (F.max_pool2d(m, adapter.vae_scale) if adapter.vae_scale > 1 else m)[0, 0] > 0
+    return mask_out, active
+
+
+def denoise(adapter: ModelAdapter, cond, reference: torch.Tensor, params: RenderParams,
+            mech: Mechanisms, active: Optional[torch.Tensor], batch_size: int, risk: SeamRisk,
+            events: _Events, counters: Counters) -> tuple[torch.Tensor, CanvasDenoiser]:
+    """The sampling step of a render, its failures as EngineErrors a user can act on."""
+    try:
+        return denoise_canvas(adapter, cond, reference, params, mech, active=active,
+                              batch_size=batch_size, risk=risk, on_tile=events.on_tile,
+                              should_cancel=events.should_cancel, counters=counters)
+    except (UnsupportedModel, OverflowError) as e:
+        raise EngineError(f"mechanisms.layerwise: {e}") from e
+    except OSError as e:   # the activation store's disk: full, or gone
+        raise EngineError(f"cannot keep the render's activations on disk: {e}") from e
+
+
+def decode(adapter: ModelAdapter, canvas: torch.Tensor) -> torch.Tensor:
+    """The canvas back to a [-1, 1] image at (padded) output size, float32 on the host."""
+    try:
+        return adapter.decode(canvas).float().cpu()
+    except OSError as e:
+        raise EngineError(f"cannot keep the decoder's activations: {e}") from e
+
+
+def seam_map(risk: SeamRisk, vae_scale: int, oh: int, ow: int,
+             mask_out: Optional[torch.Tensor]) -> torch.Tensor:
+    """The seam-risk map at output size, zero outside the selection."""
+    ch, cw = risk.total.shape
+    seam = risk.map(ch * vae_scale, cw * vae_scale)[:oh, :ow]
+    if mask_out is not None:
+        seam = seam.mul_(mask_out[0, 0] > 0)
+    return seam
 
 
 def _to_unit(a: np.ndarray) -> torch.Tensor:
@@ -97,137 +271,7 @@ def _mask_unit(mask: Optional[np.ndarray]) -> Optional[torch.Tensor]:
     return m.clamp(0, 1)[None, None]
 
 
-def render(image: np.ndarray, params: api.RenderParams, mask: Optional[np.ndarray] = None,
-           progress: Optional[api.ProgressCallback] = None,
-           should_cancel: Optional[Callable[[], bool]] = None, *,
-           adapter: Optional[ModelAdapter] = None, device: Optional[str] = None,
-           batch_size: int = 4) -> api.RenderResult:
-    """Refine (scale 1) or upscale (2, 4) `image`, only where `mask` > 0.
-
-    `adapter` overrides `params.model` (an already loaded model: the server keeps one warm, tests
-    pass small random-weight ones); `device` overrides the automatic choice.
-    """
-    _validate(image, params, mask)
-    try:
-        Mechanisms.from_dict(params.mechanisms)   # refuse bad switches before loading anything
-    except ValueError as e:
-        raise api.EngineError(str(e)) from e
-    seconds: dict[str, float] = {}
-    counters = Counters(seconds=seconds)
-
-    def report(phase: str, step: int, steps: int, tile: int, tiles: int, fraction: float,
-               preview=None, unit: str = "tile") -> None:
-        if progress:
-            progress(api.Progress(phase, step, steps, tile, tiles, float(min(1.0, fraction)), preview,
-                                  unit))
-
-    def check_cancel() -> None:
-        if should_cancel and should_cancel():
-            raise api.Cancelled("render cancelled")
-
-    started = render_started = time.perf_counter()
-    report("load", 0, params.steps, 0, 0, 0.0)
-    if adapter is None:
-        dev = pick_device(device)
-        try:
-            adapter = load_adapter(params.model, dev, pick_dtype(dev))
-        except (FileNotFoundError, ValueError, OSError) as e:
-            raise api.EngineError(f"cannot load model {params.model!r}: {e}") from e
-    make_deterministic(adapter.device)
-    # Defaults measured for this model (engine.adapters.base), under the caller's switches.
-    mech = Mechanisms.from_dict({**getattr(adapter, "default_mechanisms", {}), **params.mechanisms})
-    seconds["load"] = time.perf_counter() - started
-    check_cancel()
-
-    # --- image → canvas ---------------------------------------------------------------------
-    started = time.perf_counter()
-    h, w, channels = image.shape
-    s = params.scale
-    oh, ow = h * s, w * s
-    # The [-1, 1] canvas source is the only full-size float copy of the photo kept through
-    # sampling; _compose rereads the caller's array (host RAM at 150 MP: benchmarks.memory).
-    source = _resize(_to_unit(image[..., :3]), s).mul_(2).sub_(1).clamp_(-1, 1)
-    step_px = adapter.downsample_factor * adapter.vae_scale
-    ph, pw = (-oh) % step_px, (-ow) % step_px
-    if ph or pw:
-        source = F.pad(source, (0, pw, 0, ph), mode="replicate")
-    cond = adapter.conditioning(params, source)
-    cond.position = mech.position
-    report("encode", 0, params.steps, 0, 0, 0.02)
-    try:
-        adapter.check_room(source.shape[-2], source.shape[-1])
-        reference = adapter.encode(source).float().cpu()
-    except OSError as e:   # the tiled VAE's activation store: too little disk, or full
-        raise api.EngineError(f"cannot keep the encoder's and decoder's activations: {e}") from e
-    ch, cw = reference.shape[-2:]
-    mask_out = _mask_unit(mask)
-    if mask_out is not None and s > 1:
-        mask_out = F.interpolate(mask_out, scale_factor=s, mode="bilinear", align_corners=False)
-    active = None
-    if mask_out is not None:
-        m = F.pad(mask_out, (0, pw, 0, ph))
-        active = (F.max_pool2d(m, adapter.vae_scale) if adapter.vae_scale > 1 else m)[0, 0] > 0
-    seconds["encode"] = time.perf_counter() - started
-    check_cancel()
-
-    # --- sampling -----------------------------------------------------------------------------
-    started = time.perf_counter()
-    steps = params.steps
-
-    def on_tile(step: int, done: int, tiles: int, unit: str) -> None:
-        report("denoise", step, steps, done, tiles, 0.05 + 0.85 * (step + done / max(1, tiles)) / steps,
-               unit=unit)
-
-    risk = SeamRisk(ch, cw)
-    try:
-        canvas, denoiser = denoise_canvas(adapter, cond, reference, params, mech, active=active,
-                                          batch_size=batch_size, risk=risk, on_tile=on_tile,
-                                          should_cancel=should_cancel, counters=counters)
-    except CancelRequested as e:
-        raise api.Cancelled("render cancelled") from e
-    except (UnsupportedModel, OverflowError) as e:
-        raise api.EngineError(f"mechanisms.layerwise: {e}") from e
-    except OSError as e:   # the activation store's disk: full, or gone
-        raise api.EngineError(f"cannot keep the render's activations on disk: {e}") from e
-    strategy = denoiser.strategy
-    seconds["denoise"] = time.perf_counter() - started
-    check_cancel()
-
-    # --- canvas → image -------------------------------------------------------------------------
-    started = time.perf_counter()
-    report("decode", steps, steps, 0, 0, 0.92)
-    with torch.inference_mode():
-        try:
-            out = adapter.decode(canvas).float().cpu()[..., :oh, :ow]
-        except OSError as e:
-            raise api.EngineError(f"cannot keep the decoder's activations: {e}") from e
-        del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
-        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s)
-        del out
-    seam = risk.map(ch * adapter.vae_scale, cw * adapter.vae_scale)[:oh, :ow]
-    if mask_out is not None:
-        seam = seam.mul_(mask_out[0, 0] > 0)
-    seconds["decode"] = time.perf_counter() - started
-    seconds["total"] = time.perf_counter() - render_started
-    report("decode", steps, steps, 0, 0, 1.0)
-    stats = {
-        "tiles": counters.tiles, "model_calls": counters.model_calls,
-        "token_evals": counters.token_evals, "oom_retries": counters.retries,
-        "layerwise": counters.layerwise, "layerwise_storage": counters.layerwise_storage,
-        "layerwise_window": (counters.layerwise_window * adapter.vae_scale
-                             if counters.layerwise_window else None),
-        "seconds": {k: round(v, 4) for k, v in seconds.items()},
-        "device": str(adapter.device), "dtype": str(adapter.dtype).replace("torch.", ""),
-        "strategy": strategy.name, "tile": strategy.tile * adapter.vae_scale,
-        "overlap": strategy.overlap * adapter.vae_scale, "steps": steps,
-        "scheduler": params.scheduler or "ddim",
-        "mechanisms": {k: v for k, v in vars(mech).items()} if strategy.name == "memory" else {},
-        "canvas": [ch, cw],
-    }
-    return api.RenderResult(image=result, seam_risk=seam.numpy(), stats=stats)
-
-
-def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params: api.RenderParams,
+def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params: RenderParams,
                    mech: Mechanisms, active: Optional[torch.Tensor] = None, batch_size: int = 4,
                    risk: Optional[SeamRisk] = None, on_tile=None, should_cancel=None,
                    counters: Optional[Counters] = None) -> tuple[torch.Tensor, CanvasDenoiser]:
@@ -243,7 +287,7 @@ def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params:
     try:
         scheduler = make_scheduler(params.scheduler, adapter.scheduler_config)
     except ValueError as e:
-        raise api.EngineError(str(e)) from e
+        raise EngineError(str(e)) from e
     denoiser = CanvasDenoiser(adapter, cond, strategy, mech, reference, active=active,
                               batch_size=batch_size, risk=risk, on_tile=on_tile,
                               should_cancel=should_cancel, counters=counters)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, STRATEGIES, RenderParams, recommended_settings
+from engine.api import (GENERIC_STEPS, GENERIC_STRENGTH, STRATEGIES, ParamError, RenderParams,
+                        as_int, as_number, check_params, parse_params, recommended_settings)
 
 EXIT_USAGE = 2
 
@@ -48,16 +49,16 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1,
                    help="1 = refine at the same size, 2 or 4 = upscale (default: 1)")
     tiny_strength, tiny_steps = recommended_settings("tiny", 1)
-    p.add_argument("--strength", type=_fraction, default=None, metavar="0..1",
+    p.add_argument("--strength", type=_checked("strength"), default=None, metavar="0..1",
                    help="how much the model may change (default: the model's recommendation; "
                         f"bundled model: {tiny_strength:g}, models without one: {GENERIC_STRENGTH:g})")
-    p.add_argument("--steps", type=_positive, default=None,
+    p.add_argument("--steps", type=_checked("steps"), default=None,
                    help="denoising steps (default: the model's recommendation; bundled model: "
                         f"{tiny_steps}, models without one: {GENERIC_STEPS})")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same result (default: 0)")
-    p.add_argument("--tile", type=_positive, default=None, metavar="PX",
+    p.add_argument("--seed", type=_checked("seed"), default=0, help="random seed; same seed, same result (default: 0)")
+    p.add_argument("--tile", type=_checked("tile"), default=None, metavar="PX",
                    help="tile size in output pixels (default: the model's native size)")
-    p.add_argument("--overlap", type=int, default=None, metavar="PX",
+    p.add_argument("--overlap", type=_checked("overlap"), default=None, metavar="PX",
                    help="overlap between tiles in output pixels (default: per strategy)")
     p.add_argument("--strategy", choices=STRATEGIES, default="memory", help="tiling strategy (default: memory)")
     p.add_argument("--mask", type=Path, default=None,
@@ -69,7 +70,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default="", help="text prompt, for models that take one")
     p.add_argument("--negative-prompt", default="", metavar="TEXT",
                    help="what guidance steers away from, for models that take a prompt")
-    p.add_argument("--guidance", type=_guidance, default=None, metavar="SCALE",
+    p.add_argument("--guidance", type=_checked("guidance"), default=None, metavar="SCALE",
                    help="classifier-free guidance scale, 1 = off (default: 4 with a prompt for "
                         "Stable Diffusion models, off without one; each guided step costs two "
                         "model evaluations)")
@@ -84,7 +85,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from server.alloc import tune_allocator
+    from seamwise.alloc import tune_allocator
     # A CPU render allocates and frees tens of MB of activations per tile batch; kept in the heap
     # they are reused instead of mapped and zeroed afresh (a 4 MP render: 15-17 s -> 13 s).
     tune_allocator()
@@ -118,12 +119,11 @@ def _render(args: argparse.Namespace) -> int:
     params = _params(args)
 
     from engine.api import Cancelled, EngineError, render
-    from engine.tiny_model import ModelMissing
 
     with _ProgressBar() as bar:
         try:
             result = render(picture.pixels, params, mask=mask, progress=bar.update)
-        except (EngineError, ModelMissing, ValueError) as exc:
+        except (EngineError, ValueError) as exc:
             raise UserError(str(exc)) from None
         except Cancelled:
             raise UserError("cancelled") from None
@@ -149,15 +149,14 @@ def _params(args: argparse.Namespace) -> RenderParams:
         if not sep or not name or not value:
             raise UserError(f"--mechanism expects NAME=VALUE (e.g. groupnorm=exact), got {item!r}")
         mechanisms[name] = _switch_value(value)
-    if args.overlap is not None and args.overlap < 0:
-        raise UserError("--overlap must be 0 or more")
-    strength, steps = recommended_settings(args.model, args.scale)
-    return RenderParams(
-        scale=args.scale, strength=strength if args.strength is None else args.strength,
-        steps=steps if args.steps is None else args.steps, seed=args.seed,
-        strategy=args.strategy, tile=args.tile, overlap=args.overlap,
-        prompt=args.prompt, negative_prompt=args.negative_prompt, guidance=args.guidance,
-        model=args.model, mechanisms=mechanisms)
+    values = {name: getattr(args, name) for name in (
+        "scale", "strength", "steps", "seed", "strategy", "tile", "overlap", "prompt",
+        "negative_prompt", "guidance")}
+    try:
+        return parse_params(values, lambda scale: recommended_settings(args.model, scale),
+                            RenderParams(model=args.model, mechanisms=mechanisms))
+    except ParamError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _switch_value(text: str) -> bool | int | float | str:
@@ -188,25 +187,18 @@ def _read_mask(path: Path, picture) -> np.ndarray:
     return np.clip(channel, 0.0, 1.0).astype(np.float32)
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
-def _guidance(text: str) -> float:
-    value = float(text)
-    if not 1.0 <= value <= 30.0:     # also false for NaN
-        raise argparse.ArgumentTypeError("must be between 1 and 30")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
+def _checked(name: str):
+    """An option's type: its text read and range-checked by the engine's own parameter check,
+    so that a bad value is a usage error naming the option."""
+    def parse(text: str):
+        try:
+            value = (as_number if name in ("strength", "guidance") else as_int)(name, text)
+            check_params(RenderParams(**{name: value}))
+        except ParamError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+    parse.__name__ = name   # argparse names the type in its messages
+    return parse
 
 
 class _ProgressBar:

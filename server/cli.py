@@ -118,7 +118,7 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from .alloc import tune_allocator
+    from seamwise.alloc import tune_allocator
     tune_allocator()
     raise_fd_limit()
 

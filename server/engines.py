@@ -1,54 +1,46 @@
-"""The renderers the worker can call: the real engine (through engine.api) and an identity engine.
+"""The renderers the worker can call: the real engine (an engine.api.Session) and an identity engine.
 
-Both take and return plain numpy arrays; the server knows nothing about tensors. The identity
-engine exists for protocol tests and transfer benchmarks: it returns the input unchanged
-(nearest-neighbour enlarged for scale > 1) with a seam map of zeros, and can sleep per step so
-that cancel and restart can be exercised while a job is "running".
+Both take the job's pixels as plain numpy arrays and its checked parameter map, report
+engine.api.Progress, return an engine.api.RenderResult, and end early with engine.api.Cancelled
+(the job's cancel flag was seen) or engine.api.EngineError (a reason the user can act on): the
+worker handles one set of types whichever renders. The server knows nothing about tensors or
+devices; the Session answers what /v1/info reports about them.
+
+The identity engine exists for protocol tests and transfer benchmarks: it returns the input
+unchanged (nearest-neighbour enlarged for scale > 1) with a seam map of zeros, and can sleep per
+step so that cancel and restart can be exercised while a job is "running".
 """
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import fields
 from typing import Callable, Optional
 
 import numpy as np
 
-from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, recommended_settings
+from engine.api import (GENERIC_STEPS, GENERIC_STRENGTH, Cancelled, Phase, Progress,
+                        RenderParams, RenderResult, Session)
 
-
-class RenderCancelled(Exception):
-    """The job's cancel flag was seen by the renderer."""
-
-
-class RenderFailed(Exception):
-    """The renderer refused the job for a reason the user can act on."""
-
-
-@dataclass
-class StepProgress:
-    """Same fields as engine.api.Progress, so both renderers report alike."""
-    phase: str
-    step: int
-    steps: int
-    tile: int
-    tiles: int
-    fraction: float
-    preview: Optional[Callable[[], np.ndarray]] = None
-    unit: str = "tile"
-
-
-@dataclass
-class Rendered:
-    image: np.ndarray
-    seam_risk: np.ndarray      # HxW float32 0..1 or uint8 0..255
-    stats: dict = field(default_factory=dict)
+# The job parameters the engine takes; the rest (mode, peer) are the server's own.
+ENGINE_PARAMS = tuple(f.name for f in fields(RenderParams)
+                      if f.name not in ("model", "scheduler", "mechanisms"))
 
 
 def _recommended_map(recommended: Callable[[int], tuple[float, int]]) -> dict:
     """What /v1/health and /v1/info advertise, so a client can show the defaults it will get."""
     return {kind: dict(zip(("strength", "steps"), recommended(scale)))
             for kind, scale in (("refine", 1), ("x2", 2))}
+
+
+def _preview(image: np.ndarray) -> np.ndarray:
+    """A small 8-bit RGB view of the input, as the identity engine's preview."""
+    step = max(1, max(image.shape[:2]) // 512 + 1)
+    small = np.asarray(image[::step, ::step, :3])
+    if small.dtype == np.uint16:
+        return (small >> 8).astype(np.uint8)
+    if small.dtype == np.float32:
+        return (np.clip(np.nan_to_num(small), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return small.astype(np.uint8)
 
 
 class IdentityEngine:
@@ -66,102 +58,58 @@ class IdentityEngine:
     def __init__(self, delay_per_step: float = 0.0):
         self.delay = delay_per_step
 
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable, should_cancel: Callable[[], bool]) -> Rendered:
+               progress: Callable[[Progress], None],
+               should_cancel: Callable[[], bool]) -> RenderResult:
         steps = params["steps"]
         t0 = time.perf_counter()
-
-        def preview() -> np.ndarray:
-            step = max(1, max(image.shape[:2]) // 512 + 1)
-            small = np.asarray(image[::step, ::step, :3])
-            if small.dtype == np.uint16:
-                return (small >> 8).astype(np.uint8)
-            if small.dtype == np.float32:
-                return (np.clip(np.nan_to_num(small), 0, 1) * 255 + 0.5).astype(np.uint8)
-            return small.astype(np.uint8)
-
         for step in range(steps):
             if should_cancel():
-                raise RenderCancelled()
+                raise Cancelled("render cancelled")
             if self.delay:
                 time.sleep(self.delay)
-            progress(StepProgress("denoise", step + 1, steps, 1, 1, (step + 1) / steps, preview))
+            progress(Progress(Phase.DENOISE, step + 1, steps, 1, 1, (step + 1) / steps,
+                              lambda: _preview(image)))
         if should_cancel():
-            raise RenderCancelled()
+            raise Cancelled("render cancelled")
         scale = params["scale"]
         out = image if scale == 1 else np.repeat(np.repeat(image, scale, 0), scale, 1)
         seams = np.zeros(out.shape[:2], np.uint8)
-        return Rendered(out, seams, {"engine": "identity", "seconds": time.perf_counter() - t0})
+        return RenderResult(out, seams, {"engine": "identity", "seconds": time.perf_counter() - t0})
 
 
 class RealEngine:
-    """Adapter over engine.api.render; the model is loaded once and kept warm between jobs."""
+    """The engine through an engine.api.Session: the model is loaded once and kept warm."""
 
     def __init__(self, model: str = "tiny", layerwise: Optional[str] = None,
                  layerwise_ram_gib: Optional[float] = None):
-        self.model = model
         # The box's owner chooses and sizes whole-frame evaluation; clients cannot (no mechanisms
         # on the wire).
         owner = {"layerwise": layerwise, "layerwise_ram_gib": layerwise_ram_gib}
-        self.mechanisms = {k: v for k, v in owner.items() if v is not None}
-        # read once: every job creation and health check asks, and the model is fixed
-        self._recommended = {scale: recommended_settings(model, scale) for scale in (1, 2)}
-        self.model_name = "seamwise-tiny" if model == "tiny" else model.rstrip("/\\").split("/")[-1]
-        self.device, self.vram_bytes = _device()
-        self._adapter = None
-        self._lock = threading.Lock()
+        self.session = Session(model, mechanisms={k: v for k, v in owner.items() if v is not None})
+        self.model_name = self.session.name
+        info = self.session.device()
+        self.device, self.vram_bytes = info.kind, info.memory_bytes
 
     def recommended(self, scale: int) -> tuple[float, int]:
-        return self._recommended[1 if scale == 1 else 2]
+        return self.session.recommended(scale)
 
     def recommended_map(self) -> dict:
         return _recommended_map(self.recommended)
 
     def warm_up(self) -> None:
         """Load the model now (called in a thread at start-up) so the first job does not wait."""
-        self._loaded()
-
-    def _loaded(self):
-        with self._lock:
-            if self._adapter is None:
-                from engine.adapters import load_adapter
-                from engine.device import pick_device, pick_dtype
-                device = pick_device()
-                try:
-                    self._adapter = load_adapter(self.model, device, pick_dtype(device))
-                except (FileNotFoundError, ValueError, OSError) as exc:
-                    raise RenderFailed(f"cannot load model {self.model!r}: {exc}") from None
-            return self._adapter
+        self.session.warm_up()
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable, should_cancel: Callable[[], bool]) -> Rendered:
-        from engine import api
-        adapter = self._loaded()
-        rp = api.RenderParams(scale=params["scale"], strength=params["strength"],
-                              steps=params["steps"], seed=params["seed"],
-                              strategy=params["strategy"], tile=params["tile"],
-                              overlap=params["overlap"], prompt=params["prompt"],
-                              negative_prompt=params.get("negative_prompt", ""),
-                              guidance=params.get("guidance"), model=self.model,
-                              mechanisms=self.mechanisms)
-        try:
-            result = api.render(image, rp, mask=mask, progress=progress,
-                                should_cancel=should_cancel, adapter=adapter)
-        except api.Cancelled:
-            raise RenderCancelled() from None
-        except api.EngineError as exc:
-            raise RenderFailed(str(exc)) from None
-        return Rendered(result.image, result.seam_risk, dict(result.stats or {}))
-
-
-def _device() -> tuple[str, Optional[int]]:
-    from engine.device import pick_device
-    device = pick_device()
-    vram = None
-    if device.type == "cuda":
-        import torch
-        vram = int(torch.cuda.get_device_properties(device).total_memory)
-    return device.type, vram
+               progress: Callable[[Progress], None],
+               should_cancel: Callable[[], bool]) -> RenderResult:
+        rp = RenderParams(**{k: v for k, v in params.items() if k in ENGINE_PARAMS})
+        return self.session.render(image, rp, mask=mask, progress=progress,
+                                   should_cancel=should_cancel)
 
 
 def make_engine(kind: str, model: str, identity_delay: float = 0.0, layerwise: Optional[str] = None,

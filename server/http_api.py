@@ -14,6 +14,7 @@ from . import __version__
 from .config import PROTOCOL_VERSION
 from .errors import ProtocolError
 from .state import ServerState
+from .store import JobState
 from .validate import (DTYPES, json_object_body, validate_image_header, validate_mask_header,
                        validate_params)
 
@@ -36,7 +37,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def info(request: web.Request) -> web.Response:
     s = _state(request)
-    queue = len(s.store.in_order(("queued", "running")))
+    queue = len(s.store.in_order((JobState.QUEUED, JobState.RUNNING)))
     health = await asyncio.to_thread(_health_facts, s)
     return json_response({"version": __version__, "protocol": PROTOCOL_VERSION,
                           "model": s.engine.model_name, "device": s.engine.device,
@@ -217,8 +218,8 @@ async def job_status(request: web.Request) -> web.Response:
 
 def _done_job(s: ServerState, job_id: str):
     job = s.store.get(job_id)
-    if job.state != "done":
-        if job.state == "failed":
+    if job.state != JobState.DONE:
+        if job.state == JobState.FAILED:
             raise ProtocolError("not_ready", f"the job failed: {job.error_message}", job=job.id)
         raise ProtocolError("not_ready", f"the job is {job.state}", job=job.id)
     return job
@@ -263,7 +264,7 @@ async def job_preview(request: web.Request) -> web.Response:
 async def job_delete(request: web.Request) -> web.Response:
     s = _state(request)
     job = s.store.get(request.match_info["id"])
-    if job.state in ("uploading", "queued", "running"):
+    if job.state in (JobState.UPLOADING, JobState.QUEUED, JobState.RUNNING):
         s.worker.cancel(job)
         return json_response({"job": job.id, "state": job.state})
     s.release(job)

@@ -19,7 +19,7 @@ from aiohttp import web
 from .client import JobFailed, ServerError, WsClient, _as_bytes
 from .discovery import Discovery
 from .errors import ProtocolError
-from .store import Job, JobStore
+from .store import Job, JobState, JobStore
 from .validate import DTYPES, chunk_count, json_object_body
 
 
@@ -117,7 +117,7 @@ class Forwarder:
                                                         c.welcome["limits"]["max_chunk_bytes"]))
                 done = await self._follow(c, job, remote, cancel, on_progress)
                 if done is None:
-                    return "cancelled", None
+                    return JobState.CANCELLED, None
                 r, s = done["result"], done["seams"]
                 result_path = self.store.path(job.id, "result.raw")
                 seams_path = self.store.path(job.id, "seams.raw")
@@ -132,9 +132,9 @@ class Forwarder:
                 del result, seams
                 await c.release(remote)
         except JobFailed as exc:
-            return "failed", ("render_failed", f"the render box failed: {exc}")
+            return JobState.FAILED, ("render_failed", f"the render box failed: {exc}")
         except (ServerError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
-            return "failed", ("render_failed", f"forwarding to the render box failed: {exc}")
+            return JobState.FAILED, ("render_failed", f"forwarding to the render box failed: {exc}")
         finally:
             del image, mask
         cb = job.chunk_bytes
@@ -143,7 +143,7 @@ class Forwarder:
         seams_h = {k: s[k] for k in ("width", "height", "channels", "depth", "bytes")}
         seams_h.update(chunk_bytes=cb, chunks=chunk_count(s["bytes"], cb))
         stats = dict(done.get("stats") or {}, forwarded_to=job.params["peer"])
-        return "done", (result_h, seams_h, stats)
+        return JobState.DONE, (result_h, seams_h, stats)
 
     async def _follow(self, c: WsClient, job: Job, remote: str, cancel: threading.Event,
                       on_progress) -> Optional[dict]:

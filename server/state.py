@@ -14,7 +14,7 @@ from .errors import ProtocolError
 from .discovery import Discovery
 from .hub import Hub
 from .peers import Forwarder, Peers, new_server_id
-from .store import UNFINISHED, Job, JobStore, open_db
+from .store import UNFINISHED, Job, JobState, JobStore, open_db
 from .worker import Worker, done_event
 
 log = logging.getLogger("seamwise.server")
@@ -70,13 +70,13 @@ class ServerState:
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        for job in self.store.in_order(("uploading",)):
+        for job in self.store.in_order((JobState.UPLOADING,)):
             # every chunk arrived but the server stopped before queueing the job
             if job.streams and all(st.complete() for st in job.streams.values()):
                 loop.create_task(self.complete_upload(job))
         self.worker.start()
         self.worker.wake()
-        for job in self.store.in_order(("queued",)):
+        for job in self.store.in_order((JobState.QUEUED,)):
             if job.params.get("peer"):
                 self.worker.submit(job)
         if hasattr(self.engine, "warm_up"):
@@ -194,7 +194,7 @@ class ServerState:
 
     async def complete_upload(self, job: Job) -> None:
         """Flush a fully received upload (in a thread: the loop keeps serving) and queue it."""
-        if job.state != "uploading" or job.id in self._flushing:
+        if job.state != JobState.UPLOADING or job.id in self._flushing:
             return
         self._flushing.add(job.id)
         try:
@@ -204,7 +204,7 @@ class ServerState:
             return
         finally:
             self._flushing.discard(job.id)
-        if job.state == "uploading":         # not cancelled or released meanwhile
+        if job.state == JobState.UPLOADING:         # not cancelled or released meanwhile
             self.queue_job(job)
 
     def queue_job(self, job: Job) -> None:
@@ -221,37 +221,37 @@ class ServerState:
             self.store.drop_upload(job)
 
     def release(self, job: Job) -> None:
-        if job.state == "running":
+        if job.state == JobState.RUNNING:
             self.worker.release_when_stopped(job)
             self.worker.cancel(job)
             return
-        if job.state in ("uploading", "queued"):
+        if job.state in (JobState.UPLOADING, JobState.QUEUED):
             self.worker.cancel(job)
         self.store.delete(job)
         self.worker.previews.pop(job.id, None)
         self.hub.forget(job.id)
 
     def status_event(self, job: Job) -> dict:
-        if job.state == "done":
+        if job.state == JobState.DONE:
             event = done_event(job, "job.status")
         else:
             event = {"type": "job.status", "job": job.id}
         event.update(state=job.state, position=self.worker.position(job))
-        if job.state == "uploading":
+        if job.state == JobState.UPLOADING:
             event["missing"] = {name: s.missing() for name, s in job.streams.items()}
-        if job.state in ("running", "queued"):
+        if job.state in (JobState.RUNNING, JobState.QUEUED):
             event["progress"] = self.worker.progress.get(job.id)
-        if job.state == "failed":
+        if job.state == JobState.FAILED:
             event["error"] = {"code": job.error_code, "message": job.error_message}
         return event
 
     def status_json(self, job: Job) -> dict:
         progress = self.worker.progress.get(job.id)
-        if progress is None and job.state == "done":
-            progress = {"phase": "done", "step": job.params["steps"],
+        if progress is None and job.state == JobState.DONE:
+            progress = {"phase": JobState.DONE, "step": job.params["steps"],
                         "steps": job.params["steps"], "tile": 0, "tiles": 0, "fraction": 1.0,
                         "eta_s": 0.0}
         error = {"code": job.error_code, "message": job.error_message} \
-            if job.state == "failed" else None
+            if job.state == JobState.FAILED else None
         return {"job": job.id, "state": job.state, "position": self.worker.position(job),
                 "progress": progress, "error": error}

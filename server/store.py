@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -71,8 +72,21 @@ CREATE TABLE IF NOT EXISTS peers (
 """
 
 UPLOAD_STREAMS = ("image", "mask")
-UNFINISHED = ("uploading", "queued", "running")
-FINAL = ("done", "failed", "cancelled")
+
+
+class JobState(StrEnum):
+    """A job's life (PROTOCOL.md section 4); str-valued, so stored rows and messages keep the
+    plain words."""
+    UPLOADING = "uploading"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+UNFINISHED = (JobState.UPLOADING, JobState.QUEUED, JobState.RUNNING)
+FINAL = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 def open_db(data_dir: Path) -> sqlite3.Connection:
@@ -118,7 +132,7 @@ class Stream:
 class Job:
     id: str
     seq: int
-    state: str
+    state: JobState
     created: float
     updated: float
     params: dict
@@ -156,16 +170,16 @@ class JobStore:
             "source, result, stats, error_code, error_message, owner FROM jobs ORDER BY seq"
         ).fetchall()
         for r in rows:
-            job = Job(id=r[0], seq=r[1], state=r[2], created=r[3], updated=r[4],
+            job = Job(id=r[0], seq=r[1], state=JobState(r[2]), created=r[3], updated=r[4],
                       params=json.loads(r[5]), image=json.loads(r[6]), icc=r[7],
                       mask=json.loads(r[8]) if r[8] else None, chunk_bytes=r[9], source=r[10],
                       result=json.loads(r[11]) if r[11] else None,
                       stats=json.loads(r[12]) if r[12] else None,
                       error_code=r[13], error_message=r[14], owner=r[15])
-            if job.state == "running":   # interrupted by a crash: run it again
-                job.state = "queued"
+            if job.state == JobState.RUNNING:   # interrupted by a crash: run it again
+                job.state = JobState.QUEUED
                 self._save_state(job)
-            if job.state == "uploading":
+            if job.state == JobState.UPLOADING:
                 job.streams = self._open_streams(job)
             self.jobs[job.id] = job
 
@@ -207,7 +221,7 @@ class JobStore:
                                              f"this job needs {need}")
         now = time.time()
         header = {k: v for k, v in image.items() if k != "icc"}
-        job = Job(id=job_id, seq=0, state="uploading", created=now, updated=now, params=params,
+        job = Job(id=job_id, seq=0, state=JobState.UPLOADING, created=now, updated=now, params=params,
                   image=header, icc=image.get("icc"), mask=mask, chunk_bytes=chunk_bytes,
                   source=source, owner=owner)
         try:
@@ -280,6 +294,18 @@ class JobStore:
             raise
         stream.got[:] = b"\1" * stream.chunks
 
+    def write_array(self, job: Job, name: str, array: np.ndarray,
+                    block: int = 64 * 1024 * 1024) -> None:
+        """Write a result array's bytes to the job's folder without a full-size copy, then fsync
+        (before the job is reported done). OSError (a full disk) is the caller's to report."""
+        path = self.path(job.id, name)
+        flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        with open(path, "wb") as f:
+            for start in range(0, flat.size, block):
+                f.write(memoryview(flat[start:start + block]))
+            f.flush()
+        _fsync_path(path)
+
     def flush_upload(self, job: Job) -> None:
         """Force the uploaded files to stable storage (slow: call it from a thread)."""
         for name in ("image", "mask"):
@@ -290,10 +316,10 @@ class JobStore:
     def finish_upload(self, job: Job) -> None:
         """Queue a job whose upload is complete and flushed."""
         job.streams = {}
-        self.set_state(job, "queued")
+        self.set_state(job, JobState.QUEUED)
 
     # ---- state ---------------------------------------------------------------------------
-    def set_state(self, job: Job, state: str, *, error: Optional[tuple[str, str]] = None,
+    def set_state(self, job: Job, state: JobState, *, error: Optional[tuple[str, str]] = None,
                   result: Optional[dict] = None, stats: Optional[dict] = None) -> None:
         job.state = state
         job.updated = time.time()
@@ -350,7 +376,7 @@ class JobStore:
                                 job=job_id if isinstance(job_id, str) else None)
         return job
 
-    def in_order(self, states: Iterable[str]) -> list[Job]:
+    def in_order(self, states: Iterable[JobState]) -> list[Job]:
         states = tuple(states)
         return sorted((j for j in self.jobs.values() if j.state in states), key=lambda j: j.seq)
 
@@ -362,7 +388,7 @@ class JobStore:
     def expired(self, retention_s: float, now: Optional[float] = None) -> list[Job]:
         now = time.time() if now is None else now
         return [j for j in self.jobs.values()
-                if (j.state in FINAL or j.state == "uploading") and now - j.updated > retention_s]
+                if (j.state in FINAL or j.state == JobState.UPLOADING) and now - j.updated > retention_s]
 
 
 def _preallocate(path: Path, size: int) -> None:

@@ -3,43 +3,25 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from engine.api import GENERIC_STEPS, GENERIC_STRENGTH, STRATEGIES
+from engine.api import ParamError, as_int, parse_params
 
 from .config import Limits
+from .engines import ENGINE_PARAMS
 from .errors import ProtocolError
 
 MODES = ("refine", "upscale")
 DTYPES = {8: "<u1", 16: "<u2", 32: "<f4"}
-PARAM_NAMES = ("mode", "scale", "strength", "steps", "seed", "strategy", "tile", "overlap",
-               "prompt", "negative_prompt", "guidance", "peer")
+PARAM_NAMES = ("mode", *ENGINE_PARAMS, "peer")
 
 
-def _int(name: str, value: Any, lo: int, hi: int, code: str = "bad_params") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        else:
-            raise ProtocolError(code, f"{name} must be an integer")
+def _int(name: str, value: Any, lo: int, hi: int, code: str = "bad_request") -> int:
+    """An integer field of a wire header: a number, or ASCII decimal text."""
+    try:
+        value = as_int(name, value)
+    except ParamError as e:
+        raise ProtocolError(code, str(e)) from None
     if not lo <= value <= hi:
         raise ProtocolError(code, f"{name} must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _float(name: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool):
-        raise ProtocolError("bad_params", f"{name} must be a number")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ProtocolError("bad_params", f"{name} must be a number") from None
-    if not lo <= value <= hi:  # also false for NaN
-        raise ProtocolError("bad_params", f"{name} must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _choice(name: str, value: Any, choices: tuple) -> str:
-    if value not in choices:
-        raise ProtocolError("bad_params", f"{name} must be one of {', '.join(choices)}")
     return value
 
 
@@ -47,15 +29,13 @@ def _empty(value: Any) -> bool:
     return value is None or value == ""
 
 
-def _or(value: Any, default: Any) -> Any:
-    return default if _empty(value) else value
-
-
 def validate_params(raw: Any, recommended: Optional[Callable[[int], tuple[float, int]]] = None) -> dict:
     """Return complete, typed parameters (PROTOCOL.md section 5) or raise bad_params.
 
-    `recommended(scale)` gives the serving model's (strength, steps) for a job that names
-    neither; without it the generic defaults apply.
+    The server checks only what belongs to the wire: a map of known names, `mode` (which sets the
+    default scale) and `peer`. Types, ranges and defaults of the render parameters are the
+    engine's (engine.api.parse_params), as for the CLI. `recommended(scale)` gives the serving
+    model's (strength, steps) for a job that names neither; without it the generic defaults apply.
     """
     if raw is None:
         raw = {}
@@ -64,51 +44,26 @@ def validate_params(raw: Any, recommended: Optional[Callable[[int], tuple[float,
     unknown = sorted(str(k) for k in raw if k not in PARAM_NAMES)
     if unknown:
         raise ProtocolError("bad_params", f"unknown parameter {unknown[0]}")
-    mode = _choice("mode", raw.get("mode", "refine"), MODES)
-    default_scale = 1 if mode == "refine" else 2
-    scale = raw.get("scale")
-    scale = default_scale if _empty(scale) else _int("scale", scale, 1, 4)
-    if scale not in (1, 2, 4):
-        raise ProtocolError("bad_params", "scale must be 1, 2 or 4")
-    if mode == "refine" and scale != 1:
+    mode = "refine" if _empty(raw.get("mode")) else raw["mode"]
+    if mode not in MODES:
+        raise ProtocolError("bad_params", f"mode must be one of {', '.join(MODES)}")
+    values = {k: raw.get(k) for k in ENGINE_PARAMS}
+    if _empty(values["scale"]):
+        values["scale"] = 1 if mode == "refine" else 2
+    try:
+        render = parse_params(values, recommended)
+    except ParamError as e:
+        raise ProtocolError("bad_params", str(e)) from None
+    if mode == "refine" and render.scale != 1:
         raise ProtocolError("bad_params", "scale must be 1 in refine mode")
-    if mode == "upscale" and scale == 1:
+    if mode == "upscale" and render.scale == 1:
         raise ProtocolError("bad_params", "scale must be 2 or 4 in upscale mode")
-    strength, steps = recommended(scale) if recommended else (GENERIC_STRENGTH, GENERIC_STEPS)
-    params = {
-        "mode": mode,
-        "scale": scale,
-        "strength": _float("strength", _or(raw.get("strength"), strength), 0.0, 1.0),
-        "steps": _int("steps", _or(raw.get("steps"), steps), 1, 200),
-        "seed": _int("seed", raw.get("seed", 0), 0, 2**32 - 1),
-        "strategy": _choice("strategy", raw.get("strategy", "memory"), STRATEGIES),
-        "tile": None,
-        "overlap": None,
-        "prompt": "",
-        "negative_prompt": "",
-        "guidance": None,
-        "peer": None,
-    }
-    if params["strength"] <= 0.0:
-        raise ProtocolError("bad_params", "strength must be above 0 (0 would change nothing)")
-    if not _empty(raw.get("tile")):
-        params["tile"] = _int("tile", raw["tile"], 64, 4096)
-    if not _empty(raw.get("overlap")):
-        hi = (params["tile"] // 2) if params["tile"] else 2048
-        params["overlap"] = _int("overlap", raw["overlap"], 0, hi)
-    for name in ("prompt", "negative_prompt"):
-        text = _or(raw.get(name), "")
-        if not isinstance(text, str) or len(text) > 2000:
-            raise ProtocolError("bad_params", f"{name} must be a string of at most 2000 characters")
-        params[name] = text
-    if not _empty(raw.get("guidance")):
-        params["guidance"] = _float("guidance", raw["guidance"], 1.0, 30.0)
     peer = raw.get("peer")
-    if not _empty(peer):
-        if not isinstance(peer, str) or len(peer) > 200:
-            raise ProtocolError("bad_params", "peer must be a peer id string")
-        params["peer"] = peer
-    return params
+    if _empty(peer):
+        peer = None
+    elif not isinstance(peer, str) or len(peer) > 200:
+        raise ProtocolError("bad_params", "peer must be a peer id string")
+    return {"mode": mode, **{k: getattr(render, k) for k in ENGINE_PARAMS}, "peer": peer}
 
 
 def validate_image_header(raw: Any, limits: Limits) -> dict:

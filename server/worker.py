@@ -6,17 +6,19 @@ cancellation reaches the engine through its `should_cancel` callback.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-from .engines import RenderCancelled, RenderFailed
+from engine.api import Cancelled, EngineError, Progress, RenderResult
+
 from .hub import Hub
-from .store import Job, JobStore, _fsync_path
+from .store import Job, JobState, JobStore
 from .validate import DTYPES, chunk_count
 
 log = logging.getLogger("seamwise.worker")
@@ -79,13 +81,13 @@ class Worker:
 
     def local_queue(self) -> list[Job]:
         """Queued jobs for this machine's engine (forwarded jobs do not wait for it)."""
-        return [j for j in self.store.in_order(("queued",)) if not j.params.get("peer")]
+        return [j for j in self.store.in_order((JobState.QUEUED,)) if not j.params.get("peer")]
 
     def position(self, job: Job) -> Optional[int]:
         """Jobs that run before this one (the running job included); 0 = running or next."""
-        if job.state == "running":
+        if job.state == JobState.RUNNING:
             return 0
-        if job.state != "queued":
+        if job.state != JobState.QUEUED:
             return None
         if job.params.get("peer"):
             return 0
@@ -103,14 +105,14 @@ class Worker:
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not finished; True if something was cancelled."""
-        if job.state in ("uploading", "queued"):
-            self.store.set_state(job, "cancelled")
+        if job.state in (JobState.UPLOADING, JobState.QUEUED):
+            self.store.set_state(job, JobState.CANCELLED)
             job.streams = {}
             self.hub.publish(job.id, {"type": "job.cancelled", "job": job.id})
             self._announce_positions()
             return True
         flag = self._cancels.get(job.id)
-        if job.state == "running" and flag is not None:
+        if job.state == JobState.RUNNING and flag is not None:
             flag.set()
             return True
         return False
@@ -146,7 +148,7 @@ class Worker:
                 self._finish_failed(job, "internal", "the server failed while rendering")
             except Exception:
                 log.exception("could not record the failure of job %s", job.id)
-                job.state = "failed"          # in memory at least: do not retry forever
+                job.state = JobState.FAILED          # in memory at least: do not retry forever
             await asyncio.sleep(0.5)
         finally:
             self._cancels.pop(job.id, None)
@@ -162,14 +164,14 @@ class Worker:
             self.hub.publish(j.id, self._progress_event(j, None))
 
     def _progress_event(self, job: Job, p: Optional[dict]) -> dict:
-        p = p or {"phase": "queued", "step": 0, "steps": job.params["steps"], "tile": 0,
+        p = p or {"phase": JobState.QUEUED, "step": 0, "steps": job.params["steps"], "tile": 0,
                   "tiles": 0, "unit": "tile", "fraction": 0.0, "eta_s": None}
         return dict({"type": "progress", "job": job.id, "state": job.state,
                      "position": self.position(job)}, **p)
 
     async def _render(self, job: Job, cancel: threading.Event) -> None:
         loop = asyncio.get_running_loop()
-        self.store.set_state(job, "running")
+        self.store.set_state(job, JobState.RUNNING)
         self.hub.publish(job.id, self._progress_event(job, None))
         self._announce_positions()
         if job.params.get("peer") and self.forwarder is not None:
@@ -177,23 +179,23 @@ class Worker:
         else:
             outcome = await loop.run_in_executor(None, self._render_in_thread, job, cancel, loop)
         kind, payload = outcome
-        if kind == "cancelled" and self.draining:     # stopped for shutdown, not by a client
-            self.store.set_state(job, "queued")
+        if kind == JobState.CANCELLED and self.draining:     # stopped for shutdown, not by a client
+            self.store.set_state(job, JobState.QUEUED)
             log.info("job %s paused for shutdown; it resumes after a restart", job.id)
             return
-        if kind == "done":
+        if kind == JobState.DONE:
             result, seams, stats = payload
-            self.store.set_state(job, "done", result=dict(result, seams=seams), stats=stats)
+            self.store.set_state(job, JobState.DONE, result=dict(result, seams=seams), stats=stats)
             self.hub.publish(job.id, done_event(job))
-        elif kind == "cancelled":
-            self.store.set_state(job, "cancelled")
+        elif kind == JobState.CANCELLED:
+            self.store.set_state(job, JobState.CANCELLED)
             self.hub.publish(job.id, {"type": "job.cancelled", "job": job.id})
         else:
             code, message = payload
             self._finish_failed(job, code, message)
 
     def _finish_failed(self, job: Job, code: str, message: str) -> None:
-        self.store.set_state(job, "failed", error=(code, message))
+        self.store.set_state(job, JobState.FAILED, error=(code, message))
         self.hub.publish(job.id, {"type": "job.failed", "job": job.id, "code": code,
                                   "message": message})
 
@@ -204,24 +206,48 @@ class Worker:
     # ---- inside the render thread --------------------------------------------------------
     def _render_in_thread(self, job: Job, cancel: threading.Event,
                           loop: asyncio.AbstractEventLoop):
-        store = self.store
+        """Render one job: its uploaded pixels in, its result files out, as an outcome
+        (JobState.DONE, headers) | (JobState.CANCELLED, None) | (JobState.FAILED, (code, message))."""
+        image, mask = self._inputs(job)
+        try:
+            out = self.engine.render(image, dict(job.params), mask,
+                                     self._progress_reporter(job, loop), cancel.is_set)
+        except Cancelled:
+            return JobState.CANCELLED, None
+        except EngineError as exc:
+            return JobState.FAILED, ("render_failed", str(exc))
+        except MemoryError:
+            return JobState.FAILED, ("render_failed", "the server ran out of memory for this image")
+        finally:
+            del image, mask
+        if cancel.is_set():
+            return JobState.CANCELLED, None
+        return self._store_result(job, out)
+
+    def _inputs(self, job: Job) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """The uploaded image and mask, mapped copy-on-write (the engine may scale in place)."""
         h = job.image
-        dtype = np.dtype(DTYPES[h["depth"]])
-        image = np.memmap(store.path(job.id, "image.raw"), dtype=dtype, mode="c",
-                          shape=(h["height"], h["width"], h["channels"]))
+        image = np.memmap(self.store.path(job.id, "image.raw"), dtype=np.dtype(DTYPES[h["depth"]]),
+                          mode="c", shape=(h["height"], h["width"], h["channels"]))
         mask = None
         if job.mask:
-            mask = np.memmap(store.path(job.id, "mask.raw"), dtype=np.uint8, mode="c",
+            mask = np.memmap(self.store.path(job.id, "mask.raw"), dtype=np.uint8, mode="c",
                              shape=(h["height"], h["width"]))
+        return image, mask
+
+    def _progress_reporter(self, job: Job,
+                           loop: asyncio.AbstractEventLoop) -> Callable[[Progress], None]:
+        """The engine's progress callback: latest fields kept for status requests, events and
+        previews published on the loop at most every PROGRESS/PREVIEW_INTERVAL_S."""
         t0 = time.monotonic()
         state = {"progress_at": 0.0, "preview_at": 0.0}
 
-        def on_progress(p) -> None:
+        def on_progress(p: Progress) -> None:
             now = time.monotonic()
             fraction = float(min(max(p.fraction, 0.0), 1.0))
             eta = (now - t0) / fraction * (1 - fraction) if fraction > 0 else None
-            fields = {"phase": p.phase, "step": int(p.step), "steps": int(p.steps),
-                      "tile": int(p.tile), "tiles": int(p.tiles), "unit": p.unit,
+            fields = {"phase": str(p.phase), "step": int(p.step), "steps": int(p.steps),
+                      "tile": int(p.tile), "tiles": int(p.tiles), "unit": str(p.unit),
                       "fraction": fraction, "eta_s": eta}
             self.progress[job.id] = fields
             if now - state["progress_at"] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
@@ -236,53 +262,38 @@ class Worker:
                     return
                 loop.call_soon_threadsafe(self._publish_preview, job, jpeg, w, hh)
 
-        try:
-            out = self.engine.render(image, dict(job.params), mask, on_progress, cancel.is_set)
-        except RenderCancelled:
-            return "cancelled", None
-        except RenderFailed as exc:
-            return "failed", ("render_failed", str(exc))
-        except MemoryError:
-            return "failed", ("render_failed", "the server ran out of memory for this image")
-        finally:
-            del image, mask
-        if cancel.is_set():
-            return "cancelled", None
+        return on_progress
+
+    def _store_result(self, job: Job, out: RenderResult):
+        """Check the engine's arrays against the job, write them, and describe them."""
+        h = job.image
+        dtype = np.dtype(DTYPES[h["depth"]])
         scale = job.params["scale"]
         want = (h["height"] * scale, h["width"] * scale, h["channels"])
         result = np.asarray(out.image)
         if result.shape != want or result.dtype != dtype.newbyteorder("="):
-            return "failed", ("internal", f"the engine returned {result.shape} {result.dtype}, "
+            return JobState.FAILED, ("internal", f"the engine returned {result.shape} {result.dtype}, "
                                           f"expected {want} {dtype}")
         seams = np.asarray(out.seam_risk)
         if seams.dtype != np.uint8:
             seams = (np.clip(np.nan_to_num(seams.astype(np.float32)), 0, 1) * 255 + 0.5
                      ).astype(np.uint8)
         if seams.shape != want[:2]:
-            return "failed", ("internal", "the engine returned a seam map of the wrong size")
+            return JobState.FAILED, ("internal", "the engine returned a seam map of the wrong size")
         try:
-            write_array(store.path(job.id, "result.raw"), result.astype(dtype, copy=False))
-            write_array(store.path(job.id, "seams.raw"), seams)
+            self.store.write_array(job, "result.raw", result.astype(dtype, copy=False))
+            self.store.write_array(job, "seams.raw", seams)
         except OSError as exc:
-            import errno
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                return "failed", ("disk_full", "the data directory is full; the result could not "
+                return JobState.FAILED, ("disk_full", "the data directory is full; the result could not "
                                                "be stored")
             raise
-        chunk_bytes = job.chunk_bytes
-        rbytes = int(result.nbytes)
-        result_h = {"width": want[1], "height": want[0], "channels": want[2],
-                    "depth": h["depth"], "bytes": rbytes, "chunk_bytes": chunk_bytes,
-                    "chunks": chunk_count(rbytes, chunk_bytes)}
-        sbytes = int(seams.nbytes)
-        seams_h = {"width": want[1], "height": want[0], "channels": 1, "depth": 8,
-                   "bytes": sbytes, "chunk_bytes": chunk_bytes,
-                   "chunks": chunk_count(sbytes, chunk_bytes)}
-        stats = _jsonable(out.stats)
-        return "done", (result_h, seams_h, stats)
+        headers = [_stream_header(want[1], want[0], channels, depth, int(a.nbytes), job.chunk_bytes)
+                   for a, channels, depth in ((result, want[2], h["depth"]), (seams, 1, 8))]
+        return JobState.DONE, (*headers, _jsonable(out.stats))
 
     def _publish_progress(self, job: Job, fields: dict) -> None:
-        if job.state == "running":
+        if job.state == JobState.RUNNING:
             self.hub.publish(job.id, self._progress_event(job, fields))
 
     def _publish_preview(self, job: Job, jpeg: bytes, w: int, h: int) -> None:
@@ -307,14 +318,11 @@ def encode_preview(rgb: np.ndarray) -> tuple[bytes, int, int]:
     return buf.getvalue(), img.width, img.height
 
 
-def write_array(path, array: np.ndarray, block: int = 64 * 1024 * 1024) -> None:
-    """Write an array's bytes without a full-size copy, then fsync."""
-    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    with open(path, "wb") as f:
-        for start in range(0, flat.size, block):
-            f.write(memoryview(flat[start:start + block]))
-        f.flush()
-    _fsync_path(path)
+def _stream_header(width: int, height: int, channels: int, depth: int, nbytes: int,
+                   chunk_bytes: int) -> dict:
+    """A result stream's header, as the done event and fetches describe it."""
+    return {"width": width, "height": height, "channels": channels, "depth": depth,
+            "bytes": nbytes, "chunk_bytes": chunk_bytes, "chunks": chunk_count(nbytes, chunk_bytes)}
 
 
 def _jsonable(stats: dict) -> dict:

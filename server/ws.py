@@ -12,7 +12,7 @@ from .auth import needs_token
 from .config import PROTOCOL_VERSION
 from .errors import ProtocolError
 from .state import ServerState
-from .store import Job
+from .store import Job, JobState
 from .validate import chunk_count, validate_chunk_bytes, validate_image_header, \
     validate_mask_header, validate_params
 
@@ -262,8 +262,8 @@ class Session:
             raise ProtocolError("bad_chunk", f"chunk {index} of {name} must hold {expected} "
                                              f"bytes, got {len(data)}", job=job.id)
         ack = {"type": "ack", "job": job.id, "stream": name, "index": index}
-        if job.state != "uploading":
-            if job.state in ("cancelled", "failed"):
+        if job.state != JobState.UPLOADING:
+            if job.state in (JobState.CANCELLED, JobState.FAILED):
                 raise ProtocolError("bad_chunk", f"the job was {job.state}", job=job.id)
             self.send(ack)        # a late duplicate of a chunk that is already stored
             return
@@ -291,7 +291,7 @@ class Session:
         stream = msg.get("stream")
         if stream not in DOWNLOAD_STREAMS:
             raise ProtocolError("bad_request", "fetch stream must be result or seams", job=job.id)
-        if job.state != "done":
+        if job.state != JobState.DONE:
             raise ProtocolError("not_ready", f"the job is {job.state}", job=job.id)
         header = job.result if stream == "result" else job.result["seams"]
         start = msg.get("from", 0)

@@ -11,35 +11,15 @@ Window coordinates are canvas pixels. Output pixels = canvas pixels × `vae_scal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # engine.api imports the renderer, which imports this package
-    from engine.api import RenderParams
+from engine.tiling.windows import Window
+from engine.types import RenderParams
 
-
-@dataclass(frozen=True)
-class Window:
-    """A rectangle of the canvas evaluated by one model call (core + halo for `memory`).
-
-    `stride` > 1 marks the thumbnail pass: the canvas has been strided-subsampled by `stride`, and
-    (y, x, h, w, canvas_h, canvas_w) are coordinates in that subsampled canvas. Adapters use the
-    window to crop their conditioning (concat images) and to build position signals (SDXL
-    `crops_coords_top_left` = (y, x) × stride × vae_scale, `original_size` = canvas size × ...).
-    """
-    y: int
-    x: int
-    h: int
-    w: int
-    canvas_h: int
-    canvas_w: int
-    stride: int = 1
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
+__all__ = ["Conditioning", "ModelAdapter", "Window", "x0_from_prediction"]
 
 
 @dataclass
@@ -72,7 +52,7 @@ class ModelAdapter(Protocol):
     device: torch.device
     dtype: torch.dtype
     # Optional: `default_mechanisms: dict` — memory switches measured to pay for this model
-    # (engine.memory.switches.Mechanisms names); the caller's RenderParams.mechanisms override them.
+    # (engine.mechanisms.switches.Mechanisms names); the caller's RenderParams.mechanisms override them.
 
     def conditioning(self, params: RenderParams, source: torch.Tensor) -> Conditioning:
         """Build conditioning once per render. `source`: [-1, 1] NCHW at output size, on the host."""
@@ -95,7 +75,7 @@ class ModelAdapter(Protocol):
                              window: Window, cond: Conditioning,
                              run: Callable[..., np.ndarray]) -> torch.Tensor:
         """x0 of one window of any size, [1, C, h, w] on the host, through `run`: an
-        `engine.memory.layerwise.LayerwiseUNet` over `layerwise_unet()`, called as
+        `engine.layerwise.unet.LayerwiseUNet` over `layerwise_unet()`, called as
         run(sample HWC array, timestep, context=None, added_cond_kwargs=None) → HWC array."""
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:

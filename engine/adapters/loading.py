@@ -23,7 +23,7 @@ import torch
 
 from engine.adapters import architectures
 from engine.adapters.sd import StableDiffusionAdapter
-from engine.api import EngineError
+from engine.types import EngineError
 
 _COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
 

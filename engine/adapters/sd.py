@@ -10,17 +10,15 @@ a large frame rather than a small picture of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.adapters.prompts import PromptEmbeds, encode_sd, encode_sdxl, zeros_like
-from engine import vae_tiled
-
-if TYPE_CHECKING:
-    from engine.api import RenderParams
+from engine.types import RenderParams
+from engine.vae import tiled as vae_tiled
 
 DEFAULT_GUIDANCE = 4.0  # with a prompt; an empty prompt runs unguided (half the model work)
 

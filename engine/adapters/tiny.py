@@ -1,4 +1,4 @@
-"""Adapter for the bundled pixel-space model (engine.tiny_model): canvas = pixels.
+"""Adapter for the bundled pixel-space model (engine.models.tiny): canvas = pixels.
 
 The model sees concat(x_t, cond) where cond is the input photo at output size, so each window
 gets the matching crop of the photo; the thumbnail window gets the photo averaged down by the
@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
-from engine.api import EngineError, RenderParams
-from engine.memory import thumbnail as thumbs
-from engine.tiny_model import ResidualToCondition
+from engine.mechanisms import thumbnail as thumbs
+from engine.models.tiny import ResidualToCondition
+from engine.types import EngineError, RenderParams
 
 
 class TinyAdapter:
@@ -45,7 +45,7 @@ class TinyAdapter:
 
     @classmethod
     def load(cls, device: torch.device, dtype: torch.dtype, weights=None) -> "TinyAdapter":
-        from engine.tiny_model import ModelMissing, load_tiny
+        from engine.models.tiny import ModelMissing, load_tiny
         try:
             m = load_tiny(device=device, dtype=dtype, weights=weights)
         except ModelMissing as e:
@@ -56,7 +56,7 @@ class TinyAdapter:
     def from_config(cls, device: torch.device, dtype: torch.dtype, unet_config: dict | None = None,
                     scheduler_config: dict | None = None, seed: int = 0) -> "TinyAdapter":
         """Random-weight model of the bundled architecture (tests, benchmarks of coherence)."""
-        from engine.tiny_model import DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, build_unet
+        from engine.models.tiny import DEFAULT_SCHEDULER_CONFIG, DEFAULT_UNET_CONFIG, build_unet
         cfg = dict(unet_config or DEFAULT_UNET_CONFIG)
         torch.manual_seed(seed)
         unet = build_unet(cfg)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.fake_models import checkpoint
+from tests.seamwise.fake_models import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 # uv's download cache survives between runs (build/ is ignored by git): the second run of this

@@ -13,9 +13,9 @@ from .conftest import run
 
 def _engine_ready() -> str | None:
     import engine
-    weights = Path(engine.__file__).parent / "weights" / "seamwise-tiny.safetensors"
+    weights = Path(engine.__file__).parent / "models" / "weights" / "seamwise-tiny.safetensors"
     if not weights.exists():     # checked first: importing the engine loads torch
-        return "the bundled model's weights are not in engine/weights yet"
+        return "the bundled model's weights are not in engine/models/weights yet"
     from engine import api
     if not hasattr(api, "render"):
         return "engine.api.render is not implemented yet"
@@ -63,7 +63,7 @@ def test_jobs_without_strength_or_steps_get_the_models_recommendation(real_serve
     srv = real_server
     body = encode_image(Picture(np.random.default_rng(2).integers(0, 256, (32, 40, 3), np.uint8),
                                 None, "png"), "png")
-    spec = json.loads((Path(__file__).parents[2] / "engine/weights/seamwise-tiny.json").read_text())
+    spec = json.loads((Path(__file__).parents[2] / "engine/models/weights/seamwise-tiny.json").read_text())
     rec = spec["meta"]["recommended"]
 
     async def go():

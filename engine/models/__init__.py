@@ -1,0 +1,1 @@
+"""Model definitions shipped with the engine: the bundled pixel model (`tiny`) and its weights."""

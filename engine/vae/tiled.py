@@ -1,0 +1,185 @@
+"""Tiled encode and decode for diffusers `AutoencoderKL`, matching the full-frame VAE.
+
+Inputs and outputs mean what `vae.decode` / `vae.encode` mean: `tiled_decode` takes what
+`vae.decode` takes (latents already divided by `scaling_factor`, and with FLUX's `shift_factor`
+already undone) and returns the decoded sample in the model's range (about [-1, 1], unclamped);
+`tiled_encode` takes an image in [-1, 1] and returns the same `DiagonalGaussianDistribution` that
+`vae.encode(x).latent_dist` would. SD 1.x/2.x, SDXL and FLUX (16 latent channels, no quant convs)
+layouts are read from the modules themselves.
+
+mode="exact": layer by layer over the whole image, every GroupNorm with exact whole-image
+statistics, convolution halos exactly one kernel wide, the mid-block attention whole-image while
+the latent has at most `attention.max_tokens` pixels (else local window + far-field cell bank).
+mode="fast": one depth-first pass per tile with a receptive-field halo, statistics and far-field
+attention taken from a thumbnail. See docs/VAE.md.
+
+`tile` is the largest tile side, in pixels of whatever resolution an operation works at, so the
+device memory a call needs depends on `tile` and the model, never on the image size.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.layerwise.attention import AttentionPolicy
+from engine.layerwise.plan import Plan, UnsupportedModel, decoder_plan, encoder_plan
+from engine.layerwise.runner import Runner, Stored, storage_dtype
+from engine.layerwise.store import ActivationStore, RamActivation
+from engine.vae.fast import _Thumb, make_banks, run_tiles, thumbnail
+
+__all__ = ["tiled_decode", "tiled_decode_into", "tiled_encode", "check_room", "AttentionPolicy", "UnsupportedModel",
+           "MODES"]
+
+MODES = ("exact", "fast")
+DEFAULT_TILE = 512
+DEFAULT_RAM_BUDGET = 2 << 30  # bytes of whole-image activations kept in RAM before spilling to disk
+FAST_THUMB = 1024  # longest side, in input pixels for encode / output pixels for decode
+
+
+def _model_dtype(vae) -> tuple[torch.device, torch.dtype]:
+    p = next(vae.parameters())
+    return p.device, p.dtype
+
+
+def _check(mode: str, tile: int, x: Tensor, channels: int, what: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(tile, int) or tile < 8:
+        raise ValueError(f"tile must be an integer >= 8, got {tile!r}")
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(f"{what} must be (batch, {channels}, height, width), got {tuple(x.shape)}")
+    if min(x.shape[-2:]) < 1 or not torch.is_floating_point(x):
+        raise ValueError(f"{what} must be a non-empty floating-point tensor")
+
+
+def _source(x: Tensor) -> Stored:
+    arr = x.detach().float().cpu().permute(1, 2, 0).numpy()
+    return Stored(RamActivation(*arr.shape, arr.dtype, out=np.ascontiguousarray(arr)))
+
+
+def _exact(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_budget, attention) -> np.ndarray:
+    device, dtype = _model_dtype(vae)
+    runner = Runner(device, dtype, ActivationStore(ram_budget, store), tile, attention)
+    dst = None
+    if out is not None:
+        dst = RamActivation(*out.shape, out.dtype, out=out)
+    with torch.inference_mode():
+        result = runner.run(plan, _source(x[0]), dst)
+    return result.act.array
+
+
+def _fast(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_budget, attention, decode: bool,
+          thumb_px: int) -> np.ndarray:
+    device, dtype = _model_dtype(vae)
+    f = plan.scale()
+    longest = thumb_px / f if decode else thumb_px
+    small, _ = thumbnail(x, max(1, int(longest)))
+    runner = Runner(device, dtype, ActivationStore(ram_budget, store), tile, attention, record_attention=True)
+    with torch.inference_mode():
+        runner.run(plan, _source(small[0]))
+        lat_h, lat_w = (x.shape[2], x.shape[3]) if decode else (int(x.shape[2] * f), int(x.shape[3] * f))
+        thumb = _Thumb(runner.norms, make_banks(runner.attn_hidden, lat_h, lat_w))
+        oh, ow = (int(x.shape[2] * f), int(x.shape[3] * f))
+        if out is None:
+            out = np.empty((oh, ow, plan.out_channels), np.float32)
+        elif out.shape != (oh, ow, plan.out_channels):
+            raise ValueError(f"output array has shape {out.shape}, expected {(oh, ow, plan.out_channels)}")
+        if decode:
+            pre = vae.post_quant_conv
+
+            def net(z):
+                z = z.to(device, dtype)
+                return vae.decoder(pre(z) if pre is not None else z)
+
+            run_tiles(net, plan, x, thumb, out, max(1, int(tile // f)), 1, 1.0)
+        else:
+            post = vae.quant_conv
+
+            def net(img):
+                h = vae.encoder(img.to(device, dtype))
+                return post(h) if post is not None else h
+
+            align = int(round(1 / f))
+            run_tiles(net, plan, x, thumb, out, tile, align, f)
+    return out
+
+
+def _to_tensor(arr: np.ndarray, like: Tensor, dtype: torch.dtype) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].to(like.device, dtype)
+
+
+def check_room(vae, height: int, width: int, *, store: str | None = None,
+               ram_budget: int = DEFAULT_RAM_BUDGET) -> None:
+    """Raises OSError (ENOSPC) when an exact encode of a height × width image, or the decode of
+    its latents, cannot keep its activations within `ram_budget` and the free disk of `store`, so
+    that a render can refuse a frame before hours of denoising rather than at the decode."""
+    itemsize = storage_dtype(_model_dtype(vae)[1]).itemsize
+    decoder = decoder_plan(vae)
+    scale = int(decoder.scale())
+    peak = max(encoder_plan(vae).peak_bytes(height, width, itemsize),
+               decoder.peak_bytes(-(-height // scale), -(-width // scale), itemsize))
+    ActivationStore(ram_budget, store).check_room(peak, itemsize)
+
+
+def tiled_decode(
+    vae, latents: Tensor, *, tile: int = DEFAULT_TILE, mode: str = "exact", store: str | None = None,
+    ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(), thumb: int = FAST_THUMB,
+) -> Tensor:
+    """`vae.decode(latents).sample`, computed in tiles. Returns (B, C, 8h, 8w) on latents' device
+    in the model's dtype. `store` is the directory for activations that exceed `ram_budget` bytes;
+    `thumb` is fast mode's thumbnail size (longest side, output pixels)."""
+    plan = decoder_plan(vae)
+    _check(mode, tile, latents, vae.decoder.conv_in.in_channels, "latents")
+    return _per_sample(vae, plan, latents, mode, tile, store, ram_budget, attention, thumb, decode=True)
+
+
+def _per_sample(vae, plan, x: Tensor, mode: str, tile: int, store, ram_budget: int,
+                attention: AttentionPolicy, thumb: int, *, decode: bool) -> Tensor:
+    """Run the plan on each sample of a batch in turn (memory is planned for one sample)."""
+    _, dtype = _model_dtype(vae)
+    outs = []
+    for b in range(x.shape[0]):
+        one = x[b : b + 1]
+        arr = _exact(vae, plan, one, None, tile, store, ram_budget, attention) if mode == "exact" else \
+            _fast(vae, plan, one, None, tile, store, ram_budget, attention, decode=decode, thumb_px=thumb)
+        outs.append(_to_tensor(arr, x, dtype))
+    return torch.cat(outs)
+
+
+def tiled_decode_into(
+    vae, latents: Tensor, out: np.ndarray, *, tile: int = DEFAULT_TILE, mode: str = "exact",
+    store: str | None = None, ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(),
+    thumb: int = FAST_THUMB,
+) -> np.ndarray:
+    """Decode one latent (1, C, h, w) straight into `out`, a writable (8h, 8w, C_out) float array
+    (a numpy memmap is fine), so the full-resolution image exists only once, in the caller's array."""
+    plan = decoder_plan(vae)
+    _check(mode, tile, latents, vae.decoder.conv_in.in_channels, "latents")
+    if latents.shape[0] != 1:
+        raise ValueError("tiled_decode_into decodes one latent at a time")
+    if out.dtype.kind != "f" or not out.flags.writeable:
+        raise ValueError("out must be a writable floating-point array")
+    f = int(plan.scale())
+    expected = (latents.shape[2] * f, latents.shape[3] * f, plan.out_channels)
+    if out.shape != expected:
+        raise ValueError(f"out has shape {out.shape}, expected {expected}")
+    if mode == "exact":
+        _exact(vae, plan, latents, out, tile, store, ram_budget, attention)
+    else:
+        _fast(vae, plan, latents, out, tile, store, ram_budget, attention, decode=True, thumb_px=thumb)
+    return out
+
+
+def tiled_encode(
+    vae, image: Tensor, *, tile: int = DEFAULT_TILE, mode: str = "exact", store: str | None = None,
+    ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(), thumb: int = FAST_THUMB,
+):
+    """`vae.encode(image).latent_dist`, computed in tiles: a DiagonalGaussianDistribution.
+    `thumb` is fast mode's thumbnail size (longest side, input pixels)."""
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    plan = encoder_plan(vae)
+    _check(mode, tile, image, vae.encoder.conv_in.in_channels, "image")
+    return DiagonalGaussianDistribution(
+        _per_sample(vae, plan, image, mode, tile, store, ram_budget, attention, thumb, decode=False))
