@@ -106,10 +106,11 @@ class RealEngine:
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
                progress: Callable[[Progress], None],
-               should_cancel: Callable[[], bool]) -> RenderResult:
+               should_cancel: Callable[[], bool], **options) -> RenderResult:
+        """`options`: engine.api.render's (a cluster actor passes its tile_runner)."""
         rp = RenderParams(**{k: v for k, v in params.items() if k in ENGINE_PARAMS})
         return self.session.render(image, rp, mask=mask, progress=progress,
-                                   should_cancel=should_cancel)
+                                   should_cancel=should_cancel, **options)
 
 
 def make_engine(kind: str, model: str, identity_delay: float = 0.0, layerwise: Optional[str] = None,
