@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Optional
 
 from .config import DEFAULT_PORT, Limits, ServerConfig, default_data_dir
 
@@ -60,6 +61,9 @@ def add_commands(commands) -> None:
                    help="render on a Ray cluster (docs/FARM.md): 'local' or 'local:N' starts one "
                         "here with N actors (default one per GPU), 'auto' joins RAY_ADDRESS's, "
                         "'ray://HOST:PORT' joins that one; needs the cluster extra")
+    p.add_argument("--actors", type=int, default=None, metavar="N",
+                   help="with --cluster: render actors (default: local:N's N, else one per GPU "
+                        "of the cluster, else one per box)")
     p.add_argument("--split-mp", type=float, default=40.0, metavar="MP",
                    help="with --cluster: frames of at least this many output megapixels spread "
                         "their tiles over every idle actor (default %(default)g)")
@@ -111,7 +115,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print("seamwise serve: error: binding a non-loopback address needs --lan "
               "(which requires paired tokens)", file=sys.stderr)
         return 2
-    if args.cluster is not None and not _connect_cluster(args.cluster):
+    if args.cluster is not None and not _connect_cluster(args.cluster, args.actors):
         return 1
     data_dir = args.data_dir or default_data_dir()
     config = ServerConfig(host=host, port=args.port, lan=args.lan,
@@ -124,7 +128,7 @@ def run_serve(args: argparse.Namespace) -> int:
                                         idle_timeout_s=args.idle_timeout),
                           discovery=not args.no_discovery, name=args.name,
                           discovery_interfaces=args.discovery_interface,
-                          cluster=args.cluster, split_mp=args.split_mp)
+                          cluster=args.cluster, actors=args.actors, split_mp=args.split_mp)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -145,11 +149,11 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect_cluster(text: str) -> bool:
+def _connect_cluster(text: str, actors: Optional[int]) -> bool:
     """Start or join the cluster before serving; False (with one line on stderr) if it fails."""
     from .farm.cluster import ClusterError, connect, parse_cluster
     try:
-        connect(parse_cluster(text))
+        connect(parse_cluster(text, actors))
     except (ValueError, ClusterError) as exc:
         print(f"seamwise serve: error: {exc}", file=sys.stderr)
         return False

@@ -94,7 +94,8 @@ class ServerState:
         engine = {"kind": config.engine, "model": config.model,
                   "identity_delay": config.identity_delay, "layerwise": config.layerwise,
                   "layerwise_ram_gib": config.layerwise_ram_gib}
-        return ClusterEngine(parse_cluster(config.cluster), engine, config.split_mp,
+        return ClusterEngine(parse_cluster(config.cluster, config.actors), engine,
+                             config.split_mp,
                              lambda box: (self.peers.paired().get(box) or {}).get("token"))
 
     def _server_id(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,16 +34,19 @@ _LOCAL = re.compile(r"local(?::([0-9]{1,3}))?")
 _RAY = re.compile(r"ray://[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 
 
-def parse_cluster(text: str) -> ClusterSpec:
-    """`local`, `local:N` (1..256), `auto` or `ray://HOST:PORT`; ValueError says what is wrong."""
+def parse_cluster(text: str, actors: Optional[int] = None) -> ClusterSpec:
+    """`local`, `local:N`, `auto` or `ray://HOST:PORT`, with `actors` (--actors) for a joined
+    cluster; ValueError says what is wrong."""
+    if actors is not None and not 1 <= actors <= 256:
+        raise ValueError("--actors needs 1 <= N <= 256")
     m = _LOCAL.fullmatch(text)
     if m:
-        n = int(m.group(1)) if m.group(1) else None
+        n = int(m.group(1)) if m.group(1) else actors
         if n is not None and not 1 <= n <= 256:
             raise ValueError("local:N needs 1 <= N <= 256 actors")
         return ClusterSpec(None, n)
     if text == "auto" or _RAY.fullmatch(text):
-        return ClusterSpec(text, None)
+        return ClusterSpec(text, actors)
     raise ValueError(f"--cluster takes local, local:N, auto or ray://HOST:PORT, not {text!r}")
 
 
@@ -69,11 +73,14 @@ def connect(spec: ClusterSpec, object_store_bytes: int = DEFAULT_OBJECT_STORE_BY
                      object_store_memory=object_store_bytes, _node_ip_address="127.0.0.1",
                      **common)
         elif spec.address == "auto":
-            if not os.environ.get("RAY_ADDRESS"):
+            address = os.environ.get("RAY_ADDRESS", "")
+            if not address:
                 raise ClusterError("--cluster auto joins the cluster named by RAY_ADDRESS, "
                                    "which is not set")
+            _answers(address)
             ray.init(address="auto", **common)
         else:
+            _answers(spec.address)
             ray.init(address=spec.address, **common)
     except ClusterError:
         raise
@@ -100,3 +107,15 @@ def summary(actors: int) -> dict:
             "gpus": int(ray.cluster_resources().get("GPU", 0)),
             "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
 
+
+
+def _answers(address: str, timeout: float = 3.0) -> None:
+    """Fail at once when nothing listens at the cluster's address (Ray itself would retry for
+    minutes before saying so)."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise ClusterError(f"nothing answers at {hostport} (is the cluster's head running, "
+                           f"and its port open to this machine?): {e}") from None
