@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,8 @@ MODELS = {"SDXL": {"channels": 4, "s_per_mp_step": 7.94 / 4 / 39.9 * 2},
           "FLUX": {"channels": 16, "s_per_mp_step": 7.94 / 4 / 39.9 * 2 * 4}}
 HALO_WORK = 1.25         # token-evaluations per canvas position with memory's halo (BENCHMARKS.md)
 STEP_LATENCY_S = 0.005   # object-store and actor-call latency per step on a LAN (order of)
+TILES_PER_MP = 48 / 39.9  # 1024 px tiles: 48 for the 39.9 MP frame (BENCHMARKS.md, Adapters / GPU)
+BATCH = 4                # tiles per model call: the unit a step is split in
 
 
 def model_rows() -> list[dict]:
@@ -121,12 +124,14 @@ def model_rows() -> list[dict]:
     The leader puts the canvas (float32 latent) in its object store; each helper's box pulls it
     once per step (N-1 copies leave the leader) and returns its share of x0 with halos
     ((N-1)/N × HALO_WORK of a canvas). The link is the leader's, full duplex: the step waits for
-    the larger direction. Speedup = T1 / (T1/N + exchange + latency)."""
+    the larger direction. A step is split in whole batches, so the slowest box computes
+    ceil(B/N) of the step's B batches: speedup = T1 / (T1·ceil(B/N)/B + exchange + latency)."""
     rows = []
     for name, m in MODELS.items():
         for mp in (40, 150):
             canvas = mp * 1e6 / 64 * m["channels"] * 4
             t1 = mp * m["s_per_mp_step"]
+            batches = math.ceil(math.ceil(mp * TILES_PER_MP) / BATCH)
             for n in (2, 4, 8):
                 out_bytes = (n - 1) * canvas
                 in_bytes = (n - 1) / n * HALO_WORK * canvas
@@ -136,8 +141,9 @@ def model_rows() -> list[dict]:
                                  "canvas_mb": round(canvas / 1e6, 1),
                                  "exchange_mb": round((out_bytes + in_bytes) / 1e6),
                                  "exchange_s": round(exchange, 2),
-                                 "compute_s_1": round(t1, 1),
-                                 "speedup": round(t1 / (t1 / n + exchange + STEP_LATENCY_S), 2)})
+                                 "compute_s_1": round(t1, 1), "batches": batches,
+                                 "speedup": round(t1 / (t1 * math.ceil(batches / n) / batches
+                                                        + exchange + STEP_LATENCY_S), 2)})
     return rows
 
 
@@ -187,12 +193,12 @@ def main() -> None:
         two.close()
 
     result["model"] = rows = model_rows()
-    print(f"\n{'model':>5} {'MP':>4} {'boxes':>5} {'link':>7} {'canvas MB':>9} "
+    print(f"\n{'model':>5} {'MP':>4} {'batches':>7} {'boxes':>5} {'link':>7} {'canvas MB':>9} "
           f"{'exch MB/step':>12} {'exch s':>7} {'1 box s/step':>12} {'speedup':>7}")
     for r in rows:
-        print(f"{r['model']:>5} {r['mp']:4d} {r['boxes']:5d} {r['link']:>7} {r['canvas_mb']:9.1f} "
-              f"{r['exchange_mb']:12d} {r['exchange_s']:7.2f} {r['compute_s_1']:12.1f} "
-              f"{r['speedup']:7.2f}")
+        print(f"{r['model']:>5} {r['mp']:4d} {r['batches']:7d} {r['boxes']:5d} {r['link']:>7} "
+              f"{r['canvas_mb']:9.1f} {r['exchange_mb']:12d} {r['exchange_s']:7.2f} "
+              f"{r['compute_s_1']:12.1f} {r['speedup']:7.2f}")
     print(json.dumps(result))
 
 
