@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -155,12 +156,14 @@ def main() -> None:
 
     connect(ClusterSpec(None, 2), object_store_bytes=256 << 20)
     rng = np.random.default_rng(0)
-    small = rng.integers(0, 255, (128, 128) if args.quick else (256, 256), dtype=np.uint8)
+    small = rng.integers(0, 255, (256, 256) if args.quick else (384, 384), dtype=np.uint8)
     small = np.ascontiguousarray(np.repeat(small[..., None], 3, 2))
     sizes = [(256, 384), (384, 512)] if args.quick else [(384, 512), (512, 768)]
     tile = 64
 
-    result = {"benchmark": "farm", "quick": args.quick, "machine": "2-core CPU (shared)"}
+    result = {"benchmark": "farm", "quick": args.quick, "machine": "2-core CPU (shared)",
+              "load_1min": round(os.getloadavg()[0], 2)}
+    print(f"1-minute load average at the start: {result['load_1min']} (2 cores)")
     result["throughput"] = t = throughput(small, 8)
     print(f"throughput: {t['jobs']} jobs of {t['size'][0]}x{t['size'][1]} px: 1 actor "
           f"{t['seconds_1']} s, 2 actors {t['seconds_2']} s, {t['speedup']}x")

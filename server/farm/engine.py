@@ -30,6 +30,7 @@ log = logging.getLogger("seamwise.farm")
 POLL_S = 0.2
 MAX_ATTEMPTS = 3                 # actors that may die under one job before it fails
 ACTOR_MEMORY_BYTES = 1 << 30     # Ray's memory accounting per actor (the model, one job)
+REJOIN_S = 600                   # how long a died actor may take to be restarted by Ray
 
 
 @dataclass
@@ -157,11 +158,21 @@ class ClusterEngine:
 
     def _rejoin(self, actor: Any) -> None:
         """A died actor comes back when Ray has restarted it and it is admitted again."""
-        try:
-            self._admit(actor)
-        except Exception as e:
-            log.warning("a restarted render actor did not rejoin: %s", e)
-            return
+        from ray.exceptions import ActorUnavailableError
+
+        deadline = time.monotonic() + REJOIN_S
+        while True:
+            try:
+                self._admit(actor)
+                break
+            except ActorUnavailableError:     # still restarting
+                if time.monotonic() > deadline:
+                    log.warning("a render actor was not restarted within %d s", REJOIN_S)
+                    return
+                time.sleep(1.0)
+            except Exception as e:
+                log.warning("a restarted render actor did not rejoin: %s", e)
+                return
         self._idle.put(actor)
 
     def _run_on(self, actor, helpers, key, attempt, image_ref, params, mask_ref, progress,

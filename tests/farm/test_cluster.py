@@ -113,8 +113,10 @@ def test_a_job_whose_actor_is_killed_finishes_on_another(farm):
         where = event.get("runs_on")
         if where and not killed and event.get("phase") == "denoise" and event["step"] >= 2:
             # the actor named by the job's own status: kill it mid-job (Ray restarts it)
-            status = info(sp)["cluster"]["running"]
-            assert [r["actor"] for r in status if r["job"] == event["job"]] == [where["actor"]]
+            running = info(sp)["cluster"]["running"]
+            assert [r["actor"] for r in running if r["job"] == event["job"]] == [where["actor"]]
+            with urllib.request.urlopen(f"{sp.url}/v1/jobs/{event['job']}", timeout=30) as r:
+                assert json.loads(r.read())["progress"]["runs_on"]["actor"] == where["actor"]
             killed["actor"] = where["actor"]
             index = where["actor"].rsplit("-", 1)[1]
             name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
