@@ -64,6 +64,11 @@ def connect(spec: ClusterSpec, object_store_bytes: int = DEFAULT_OBJECT_STORE_BY
     ray = import_ray()
     if ray.is_initialized():
         return
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        # Ray's ports listen on every interface, even for a local cluster: without its token
+        # anyone on the network could run code on every box
+        raise ClusterError("refusing Ray without token authentication (RAY_AUTH_MODE=disabled): "
+                           "its ports listen on every interface (docs/FARM.md)")
     common = dict(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False,
                   logging_level="WARNING")
     try:

@@ -167,6 +167,17 @@ def test_a_cluster_that_cannot_be_joined_is_one_clear_error(tmp_path):
                                                         "at 127.0.0.1:9"), proc.stderr
 
 
+def test_ray_without_its_token_is_refused(tmp_path):
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir",
+                           str(tmp_path), "--no-discovery", "--cluster", "local:1"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("seamwise serve: error: refusing Ray without token "
+                                   "authentication (RAY_AUTH_MODE=disabled): its ports listen on "
+                                   "every interface (docs/FARM.md)")
+
+
 def test_without_cluster_nothing_of_ray_is_imported():
     code = ("import sys; from server.state import ServerState; import server.http_api, "
             "server.cli, server.worker; print('ray' in sys.modules)")
