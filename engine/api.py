@@ -72,6 +72,14 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     return _render(image, params, mask, progress, should_cancel, **options)
 
 
+def torch_facts() -> dict:
+    """The torch build, the device a render would use, its name and free memory (for
+    `seamwise doctor`); imports torch, so an install without a working torch raises here."""
+    from engine.device import torch_facts as facts
+
+    return facts()
+
+
 def checkpoint_family(shapes: Mapping[str, Sequence[int]]) -> str:
     """"sd1", "sd2" or "sdxl" for an original-layout checkpoint, from tensor names and shapes only.
 

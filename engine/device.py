@@ -49,3 +49,26 @@ def describe(device: torch.device) -> tuple[str, int | None]:
     if device.type == "cuda":
         return device.type, int(torch.cuda.get_device_properties(device).total_memory)
     return device.type, None
+
+
+def torch_facts() -> dict:
+    """The torch build and the device a render would use, with its name and free memory: what
+    `seamwise doctor` and the server's /v1/info report about the machine."""
+    import platform
+    import sys
+
+    device = pick_device()
+    build = ("rocm" if getattr(torch.version, "hip", None) else
+             "cuda" if torch.version.cuda else "mps" if sys.platform == "darwin" else "cpu")
+    facts = {"torch": torch.__version__, "torch_build": build, "backend": device.type,
+             "device": str(device), "device_name": None, "vram_total_bytes": None,
+             "vram_free_bytes": None}
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info()
+        facts.update(device_name=torch.cuda.get_device_name(), vram_total_bytes=total,
+                     vram_free_bytes=free)
+    elif device.type == "mps":
+        facts.update(device_name="Apple GPU (shares RAM)")
+    else:
+        facts.update(device_name=platform.processor() or platform.machine())
+    return facts

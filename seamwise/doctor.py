@@ -46,26 +46,10 @@ def machine_facts(data_dir: Path) -> dict:
                    "ram_free_bytes": psutil.virtual_memory().available,
                    "data_dir": str(data_dir), "disk_free_bytes": _free_disk(data_dir)}
     try:
-        import torch
-
-        from engine.device import pick_device
+        from engine.api import torch_facts
+        facts.update(torch_facts())
     except Exception as e:  # a broken install: the one fact worth reporting
         return {**facts, "torch": None, "torch_error": str(e), "backend": None, "device": None}
-    device = pick_device()
-    build = ("rocm" if getattr(torch.version, "hip", None) else
-             "cuda" if torch.version.cuda else "mps" if sys.platform == "darwin" else "cpu")
-    facts.update(torch=torch.__version__, torch_build=build, backend=device.type,
-                 device=str(device), device_name=None, vram_total_bytes=None,
-                 vram_free_bytes=None)
-    if device.type == "cuda":
-        free, total = torch.cuda.mem_get_info()
-        facts.update(device_name=torch.cuda.get_device_name(), vram_total_bytes=total,
-                     vram_free_bytes=free)
-    elif device.type == "mps":
-        facts.update(device_name="Apple GPU (shares RAM)")
-    else:
-        import platform
-        facts.update(device_name=platform.processor() or platform.machine())
     return facts
 
 
