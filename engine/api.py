@@ -9,7 +9,7 @@ first `Session.warm_up` or the first question about the device.
 - `Session(model)`: a model kept loaded between renders (the server's warm model), with what a
   server reports about it (recommended settings, device).
 - One frame across processes: `render(..., tile_runner=fn)` hands each step's tile batches to
-  `fn(share, canvas, work)`, which returns their x0 in plan order; another process holding a
+  `fn(share, canvas, work)`, which returns their x0 (arrays) in plan order; another process holding a
   Session evaluates its group with `Session.evaluate_tiles(share, canvas, work, indices)`.
   `share` (once per render) and `work` (per step) are opaque, picklable objects; `canvas` is the
   step's float32 canvas as a numpy array. The result is bit-identical to one process on the same
@@ -140,12 +140,12 @@ class Session:
                       **options)
 
     def evaluate_tiles(self, share: Any, canvas: np.ndarray, work: Any,
-                       indices: Sequence[int]) -> list:
-        """x0 (host float32 tensors) of batches `indices` of one step of another process's render:
+                       indices: Sequence[int]) -> list[np.ndarray]:
+        """x0 (float32 arrays) of batches `indices` of one step of another process's render:
         that render's `share` and `work` (see the module's docstring), this session's model."""
-        from engine.denoise.shared import evaluate
+        from engine.denoise.canvas import evaluate_shared
 
-        return evaluate(self._loaded(), share, canvas, work, indices)
+        return evaluate_shared(self._loaded(), share, canvas, work, indices)
 
     def _loaded(self):
         with self._lock:

@@ -8,6 +8,7 @@ device, so device memory depends on the tile and batch size, never on the image.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
@@ -57,7 +58,21 @@ def layerwise_window_bytes(plan: Plan, tile: int, grid: int, itemsize: int) -> i
 
 TileCallback = Callable[[int, int, int, Unit], None]   # (step, done, in the step, unit)
 # (what the render shares once, the canvas, the step's work) -> x0 of every batch, in plan order
-TileRunner = Callable[[FrameShare, np.ndarray, StepTiles], Sequence[torch.Tensor]]
+TileRunner = Callable[[FrameShare, np.ndarray, StepTiles], Sequence[np.ndarray | torch.Tensor]]
+
+
+def evaluate_shared(adapter: ModelAdapter, share: FrameShare, canvas: np.ndarray,
+                    work: StepTiles, indices: Sequence[int]) -> list[np.ndarray]:
+    """x0 of batches `indices` of another process's step (float32 arrays), as that process would
+    compute them: the same plan, the same batches, the same model call per batch."""
+    with warnings.catch_warnings():    # an object-store array is read-only; it is only read
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(canvas)
+    denoiser = CanvasDenoiser(adapter, share.cond, work.strategy, share.mechanisms, x,
+                              active=share.active, batch_size=work.batch_size)
+    with torch.inference_mode():
+        out = denoiser.evaluate_batches(x, work.t, work.alpha_bar, work.step, indices)
+    return [o.numpy() for o in out]
 
 
 class CanvasDenoiser:
@@ -333,7 +348,7 @@ class CanvasDenoiser:
         out = list(self.runner(self._share, x.numpy(), work))
         if len(out) != batches:
             raise RuntimeError(f"the tile runner returned {len(out)} batches, not {batches}")
-        return out
+        return [o if isinstance(o, torch.Tensor) else torch.from_numpy(np.array(o)) for o in out]
 
     def evaluate_batches(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, step: int,
                          indices: Sequence[int]) -> list[torch.Tensor]:

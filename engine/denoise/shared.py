@@ -1,4 +1,5 @@
-"""Tiles of one step evaluated in other processes: what they need, and the evaluation itself.
+"""Tiles of one step evaluated in other processes: what they need (canvas.evaluate_shared
+evaluates them).
 
 A render may hand the tile batches of each step to a *tile runner* (engine.api.TileRunner): a
 farm that evaluates groups of them elsewhere and returns their x0 in plan order. The coordinating
@@ -12,14 +13,12 @@ evaluation is whole-frame by nature, so those stay in one process (`shareable`).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
-import numpy as np
 import torch
 
-from engine.adapters.base import Conditioning, ModelAdapter
+from engine.adapters.base import Conditioning
 from engine.mechanisms.switches import Mechanisms
 from engine.tiling.strategies import Strategy
 
@@ -47,19 +46,3 @@ class StepTiles:
 def shareable(mech: Mechanisms, layerwise: bool) -> bool:
     """True when each tile's x0 depends only on the canvas, the step and the conditioning."""
     return not layerwise and mech.groupnorm == "off" and not mech.kv_bank
-
-
-def evaluate(adapter: ModelAdapter, share: FrameShare, canvas: np.ndarray | torch.Tensor,
-             work: StepTiles, indices: Sequence[int]) -> list[torch.Tensor]:
-    """x0 of the step's batches `indices` (float32, host), as the coordinating process would
-    compute them: the same plan, the same batches, the same model call per batch."""
-    from engine.denoise.canvas import CanvasDenoiser
-
-    if isinstance(canvas, np.ndarray):
-        with warnings.catch_warnings():    # an object-store array is read-only; it is only read
-            warnings.simplefilter("ignore", UserWarning)
-            canvas = torch.from_numpy(canvas)
-    denoiser = CanvasDenoiser(adapter, share.cond, work.strategy, share.mechanisms, canvas,
-                              active=share.active, batch_size=work.batch_size)
-    with torch.inference_mode():
-        return denoiser.evaluate_batches(canvas, work.t, work.alpha_bar, work.step, indices)

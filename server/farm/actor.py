@@ -122,4 +122,4 @@ class RenderActor:
         if self._share[0] != key:
             self._share = (key, ray.get(share_ref[0]))
         out = self.engine.session.evaluate_tiles(self._share[1], canvas, work, indices)
-        return [o.numpy() for o in out], time.perf_counter() - started
+        return out, time.perf_counter() - started

@@ -74,7 +74,8 @@ def connect(spec: ClusterSpec, object_store_bytes: int = DEFAULT_OBJECT_STORE_BY
     try:
         if spec.local:
             # GPUs as Ray detects them; CPUs at least one per actor asked for
-            ray.init(num_cpus=max(spec.actors or 1, os.cpu_count() or 1),
+            # address="local": always a new cluster, never one a stale session file names
+            ray.init(address="local", num_cpus=max(spec.actors or 1, os.cpu_count() or 1),
                      object_store_memory=object_store_bytes, _node_ip_address="127.0.0.1",
                      **common)
         elif spec.address == "auto":

@@ -68,7 +68,6 @@ class ClusterEngine:
                        .remote(f"actor-{i}", engine, head) for i in range(self.slots)]
         self.where: dict[Any, dict] = {}
         self._idle: queue.Queue = queue.Queue()
-        self._idle_lock = threading.Lock()
         self.jobs: dict[str, dict] = {}     # running render -> where it runs
 
     # ---- the engine interface the worker uses -----------------------------------------------
@@ -77,7 +76,7 @@ class ClusterEngine:
         return _recommended_map(self.recommended)
 
     def warm_up(self) -> None:
-        """Admit every actor (pairing) and load its model; the first error is raised."""
+        """Admit every actor (pairing) and load its model; an EngineError when none could."""
         import ray
 
         errors = []
@@ -130,7 +129,7 @@ class ClusterEngine:
             image.shape[0] * image.shape[1] * params["scale"] ** 2 >= self.split_mp * 1e6
         try:
             for attempt in range(1, MAX_ATTEMPTS + 1):
-                actor = self._idle.get()
+                actor = self._next_idle(should_cancel)
                 helpers = self._take_idle() if split else []
                 try:
                     return self._run_on(actor, helpers, key, attempt, image_ref, params,
@@ -148,6 +147,15 @@ class ClusterEngine:
             self.jobs.pop(key, None)
 
     # ---- pieces --------------------------------------------------------------------------------
+    def _next_idle(self, should_cancel: Callable[[], bool]) -> Any:
+        """The next idle actor; a job cancelled (or drained) while it waits for one ends."""
+        while True:
+            try:
+                return self._idle.get(timeout=POLL_S)
+            except queue.Empty:
+                if should_cancel():
+                    raise Cancelled("render cancelled") from None
+
     def _take_idle(self) -> list:
         taken = []
         while True:

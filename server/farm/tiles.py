@@ -36,7 +36,6 @@ class TileFarm:
 
     def __call__(self, share: Any, canvas: np.ndarray, work: Any) -> list:
         import ray
-        import torch
         from ray.exceptions import RayActorError
 
         started = time.perf_counter()
@@ -55,7 +54,7 @@ class TileFarm:
         for helper, group, ref in calls:
             try:
                 arrays, seconds = ray.get(ref)
-                out[group.start:group.stop] = [torch.from_numpy(np.array(a)) for a in arrays]
+                out[group.start:group.stop] = arrays
                 self.exchange_bytes += canvas.nbytes + sum(a.nbytes for a in arrays)
                 slowest = max(slowest, seconds)
             except RayActorError:

@@ -24,7 +24,7 @@ RNG = np.random.default_rng(11)
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, object_store_memory=96 << 20, include_dashboard=False,
+    ray.init(address="local", num_cpus=2, object_store_memory=96 << 20, include_dashboard=False,
              _node_ip_address="127.0.0.1", namespace="seamwise", log_to_driver=False,
              logging_level="ERROR")
     address = ray.get_runtime_context().gcs_address
@@ -102,6 +102,10 @@ def test_queued_jobs_run_in_parallel_on_the_actors(farm):
     assert {r["actor"] for r in seen} == actors and all(r["box"] for r in seen)
     c = info(sp)["cluster"]
     assert (c["backend"], c["actors"], c["gpus"], c["nodes"]) == ("ray", 2, 0, 1)
+    doctor = subprocess.run([sys.executable, "-m", "seamwise", "doctor", "--port", str(sp.port),
+                             "--data-dir", str(sp.data_dir)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert "cluster: ray, 2 actors (0 busy), 0 GPUs, 1 boxes" in doctor.stdout.splitlines()
 
 
 def test_a_job_whose_actor_is_killed_finishes_on_another(farm):
