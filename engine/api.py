@@ -35,7 +35,7 @@ from engine.types import (GENERIC_STEPS, GENERIC_STRENGTH, MAX_STEPS, STRATEGIES
 __all__ = ["GENERIC_STEPS", "GENERIC_STRENGTH", "STRATEGIES", "Cancelled", "DeviceInfo",
            "EngineError", "ParamError", "Phase", "Progress", "ProgressCallback", "RenderParams",
            "RenderResult", "Session", "Unit", "as_int", "as_number", "check_params", "parse_params",
-           "recommended_settings", "render"]
+           "recommended_settings", "render", "torch_facts"]
 
 _BUNDLED_SPEC = Path(__file__).parent / "models" / "weights" / "seamwise-tiny.json"
 

@@ -90,13 +90,13 @@ class Worker:
     def position(self, job: Job) -> Optional[int]:
         """Jobs that run before this one (running jobs that hold every slot included); 0 = running
         or next."""
-        if job.state == JobState.RUNNING:
+        if job.state == JobState.RUNNING or job.id in self.running:   # (or just starting)
             return 0
         if job.state != JobState.QUEUED:
             return None
         if job.params.get("peer"):
             return 0
-        ahead = sum(1 for j in self.local_queue() if j.seq < job.seq)
+        ahead = sum(1 for j in self.local_queue() if j.seq < job.seq and j.id not in self.running)
         return ahead + max(0, len(self.running) - self.slots + 1)
 
     def submit(self, job: Job) -> None:
