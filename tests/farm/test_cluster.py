@@ -60,6 +60,14 @@ def info(sp) -> dict:
         return json.loads(r.read())
 
 
+def _named(actor: str):
+    """The live Ray actor behind a job's `runs_on` name (actor-N is seamwise-<server>-N)."""
+    index = actor.rsplit("-", 1)[1]
+    name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].endswith(f"-{index}"))
+    return ray.get_actor(name, namespace="seamwise")
+
+
 async def render_watched(url: str, image: np.ndarray, params: dict, on_progress=None):
     """Render one job on its own connection; every progress event goes to `on_progress`."""
     async with WsClient(url) as c:
@@ -122,10 +130,7 @@ def test_a_job_whose_actor_is_killed_finishes_on_another(farm):
             with urllib.request.urlopen(f"{sp.url}/v1/jobs/{event['job']}", timeout=30) as r:
                 assert json.loads(r.read())["progress"]["runs_on"]["actor"] == where["actor"]
             killed["actor"] = where["actor"]
-            index = where["actor"].rsplit("-", 1)[1]
-            name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                        if a["name"].endswith(f"-{index}"))
-            ray.kill(ray.get_actor(name, namespace="seamwise"), no_restart=False)
+            ray.kill(_named(where["actor"]), no_restart=False)
 
     out, done = asyncio.run(render_watched(sp.url, image, {"steps": 8}, kill_once))
     assert killed, "the job finished before its actor could be killed"
@@ -158,6 +163,20 @@ def test_one_frame_across_two_actors_is_bit_identical_to_one_process(farm):
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(out, alone.image)
+
+    # the helper killed mid-render: its tile groups run on the leader, same bits
+    killed: dict = {}
+
+    async def kill_helper(event):
+        helpers = (event.get("runs_on") or {}).get("helpers")
+        if helpers and not killed and event.get("phase") == "denoise":
+            killed["actor"] = helpers[0]
+            ray.kill(_named(helpers[0]), no_restart=False)
+
+    again, done = asyncio.run(render_watched(sp.url, image, params, kill_helper))
+    assert killed, "the render finished before its helper could be killed"
+    assert done["stats"]["farm"]["helper_failures"] >= 1
+    assert np.array_equal(again, alone.image)
 
 
 def test_a_cluster_that_cannot_be_joined_is_one_clear_error(tmp_path):
