@@ -9,8 +9,9 @@ first `Session.warm_up` or the first question about the device.
 - `Session(model)`: a model kept loaded between renders (the server's warm model), with what a
   server reports about it (recommended settings, device).
 - One frame across processes: `render(..., tile_runner=fn)` hands each step's tile batches to
-  `fn(share, canvas, work)`, which returns their x0 (arrays) in plan order; another process holding a
-  Session evaluates its group with `Session.evaluate_tiles(share, canvas, work, indices)`.
+  `fn(share, canvas, work)`, which returns their x0 (arrays) in plan order; another process
+  holding a Session evaluates its group with `Session.evaluate_tiles(share, canvas, work,
+  indices)`.
   `share` (once per render) and `work` (per step) are opaque, picklable objects; `canvas` is the
   step's float32 canvas as a numpy array. The result is bit-identical to one process on the same
   device type (engine.denoise.shared says which renders are shared).
