@@ -146,12 +146,12 @@ def test_a_job_whose_actor_is_killed_finishes_on_another(farm):
 def test_one_frame_across_two_actors_is_bit_identical_to_one_process(farm):
     from engine import api
 
-    params = {"steps": 2, "strength": 0.6, "tile": 32, "seed": 9}
+    params = {"steps": 3, "strength": 0.6, "tile": 32, "seed": 9}
     image = np.ascontiguousarray(RNG.integers(0, 255, (64, 96, 3), dtype=np.uint8))
     sp = farm("--split-mp", "0.001", engine="real")
     out, done = asyncio.run(render_watched(sp.url, image, params))
     farm_stats = done["stats"]["farm"]
-    assert farm_stats["helpers"] == 1 and farm_stats["steps"] == 2
+    assert farm_stats["helpers"] == 1 and farm_stats["steps"] == 3
     assert farm_stats["exchange_bytes"] > 0 and done["stats"]["runs_on"]["helpers"]
 
     import torch
@@ -163,12 +163,14 @@ def test_one_frame_across_two_actors_is_bit_identical_to_one_process(farm):
         torch.set_num_threads(threads)
     assert np.array_equal(out, alone.image)
 
-    # the helper killed mid-render: its tile groups run on the leader, same bits
+    # the helper killed mid-render, before the last step: its tile groups run on the leader,
+    # same bits
     killed: dict = {}
 
     async def kill_helper(event):
         helpers = (event.get("runs_on") or {}).get("helpers")
-        if helpers and not killed and event.get("phase") == "denoise":
+        if helpers and not killed and event.get("phase") == "denoise" and \
+                event["step"] < params["steps"] - 1:
             killed["actor"] = helpers[0]
             ray.kill(_named(helpers[0]), no_restart=False)
 
