@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "$(TORCH)"
-	$(VPY) -m pip install -q -e ".[test,train]"
+	$(VPY) -m pip install -q -e ".[test,train,cluster]"
 	touch $(STAMP)
 
 $(NODE_STAMP): bridge_uxp/package.json bridge_uxp/package-lock.json

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import platform
@@ -31,7 +30,7 @@ import psutil
 
 from engine.imageio import Picture, decode_image, encode_image
 from seamwise.alloc import tune_allocator
-from server.client import HttpClient, ServerError, WsClient
+from server.client import HttpClient, WsClient
 
 from . import crafted
 from ._server import RunningServer

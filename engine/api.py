@@ -8,9 +8,16 @@ first `Session.warm_up` or the first question about the device.
 - `render(image, params, ...)`: one render, loading the model it names.
 - `Session(model)`: a model kept loaded between renders (the server's warm model), with what a
   server reports about it (recommended settings, device).
+- One frame across processes: `render(..., tile_runner=fn)` hands each step's tile batches to
+  `fn(share, canvas, work)`, which returns their x0 (arrays) in plan order; another process
+  holding a Session evaluates its group with `Session.evaluate_tiles(share, canvas, work,
+  indices)`.
+  `share` (once per render) and `work` (per step) are opaque, picklable objects; `canvas` is the
+  step's float32 canvas as a numpy array. The result is bit-identical to one process on the same
+  device type (engine.denoise.shared says which renders are shared).
 - `recommended_settings(model, scale)`: the model's own (strength, steps), read from its JSON.
 - `parse_params` / `check_params` (from engine.types): the one check of render parameters.
-- `runtime_facts()`: the torch build and the device renders would use (for `seamwise doctor`).
+- `torch_facts()`: the torch build and the device renders would use (for `seamwise doctor`).
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from engine.types import (GENERIC_STEPS, GENERIC_STRENGTH, MAX_STEPS, STRATEGIES
 __all__ = ["GENERIC_STEPS", "GENERIC_STRENGTH", "STRATEGIES", "Cancelled", "DeviceInfo",
            "EngineError", "ParamError", "Phase", "Progress", "ProgressCallback", "RenderParams",
            "RenderResult", "Session", "Unit", "as_int", "as_number", "check_params", "parse_params",
-           "recommended_settings", "render", "runtime_facts"]
+           "recommended_settings", "render", "torch_facts"]
 
 _BUNDLED_SPEC = Path(__file__).parent / "models" / "weights" / "seamwise-tiny.json"
 
@@ -67,10 +74,10 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     return _render(image, params, mask, progress, should_cancel, **options)
 
 
-def runtime_facts() -> dict:
-    """torch's version and build, the device a render would use and its free memory (imports
-    torch: a broken install raises here, which the caller reports)."""
-    from engine.device import runtime_facts as facts
+def torch_facts() -> dict:
+    """The torch build, the device a render would use, its name and free memory (for
+    `seamwise doctor`); imports torch, so an install without a working torch raises here."""
+    from engine.device import torch_facts as facts
 
     return facts()
 
@@ -133,6 +140,14 @@ class Session:
                          mechanisms={**self.mechanisms, **params.mechanisms})
         return render(image, params, mask, progress, should_cancel, adapter=self._loaded(),
                       **options)
+
+    def evaluate_tiles(self, share: Any, canvas: np.ndarray, work: Any,
+                       indices: Sequence[int]) -> list[np.ndarray]:
+        """x0 (float32 arrays) of batches `indices` of one step of another process's render:
+        that render's `share` and `work` (see the module's docstring), this session's model."""
+        from engine.denoise.canvas import evaluate_shared
+
+        return evaluate_shared(self._loaded(), share, canvas, work, indices)
 
     def _loaded(self):
         with self._lock:

@@ -6,9 +6,6 @@ The canvas itself always stays float32 on the host: only windows travel to the d
 """
 from __future__ import annotations
 
-import platform
-import sys
-
 import torch
 
 
@@ -54,9 +51,12 @@ def describe(device: torch.device) -> tuple[str, int | None]:
     return device.type, None
 
 
-def runtime_facts() -> dict:
-    """The torch build and the device a render would use, with its free memory: what
-    `seamwise doctor` and /v1/info report to a user whose renders do not start."""
+def torch_facts() -> dict:
+    """The torch build and the device a render would use, with its name and free memory: what
+    `seamwise doctor` and the server's /v1/info report about the machine."""
+    import platform
+    import sys
+
     device = pick_device()
     build = ("rocm" if getattr(torch.version, "hip", None) else
              "cuda" if torch.version.cuda else "mps" if sys.platform == "darwin" else "cpu")

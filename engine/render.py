@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from engine import colour
 from engine.adapters import ModelAdapter, open_model
-from engine.denoise.canvas import CanvasDenoiser, Counters
+from engine.denoise.canvas import CanvasDenoiser, Counters, TileRunner
 from engine.denoise.seam_risk import SeamRisk
 from engine.device import make_deterministic
 from engine.layerwise.plan import UnsupportedModel
@@ -39,14 +39,15 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
            progress: Optional[ProgressCallback] = None,
            should_cancel: Optional[Callable[[], bool]] = None, *,
            adapter: Optional[ModelAdapter] = None, device: Optional[str] = None,
-           batch_size: int = 4, icc: Optional[bytes] = None,
-           profile: Optional[str] = None) -> RenderResult:
+           batch_size: int = 4, icc: Optional[bytes] = None, profile: Optional[str] = None,
+           tile_runner: Optional[TileRunner] = None) -> RenderResult:
     """Refine (scale 1) or upscale (2, 4) `image`, only where `mask` > 0.
 
     `adapter` overrides `params.model` (an already loaded model: a Session keeps one warm, tests
     pass small random-weight ones); `device` overrides the automatic choice. `icc` (the image's
     embedded profile) or else `profile` (its name) say what colours the pixels mean; the model
-    sees them converted to its own colour space (engine.colour).
+    sees them converted to its own colour space (engine.colour). `tile_runner` evaluates each
+    step's tile batches elsewhere (engine.denoise.shared).
     """
     check_inputs(image, params, mask)
     seconds: dict[str, float] = {}
@@ -78,7 +79,7 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     started = time.perf_counter()
     risk = SeamRisk(ch, cw)
     canvas, denoiser = denoise(adapter, cond, reference, params, mech, active, batch_size, risk,
-                               events, counters)
+                               events, counters, tile_runner)
     strategy = denoiser.strategy
     seconds["denoise"] = time.perf_counter() - started
     events.check_cancel()
@@ -229,13 +230,14 @@ def prepare_mask(mask: Optional[np.ndarray], scale: int, padded_hw: tuple[int, i
 
 def denoise(adapter: ModelAdapter, cond, reference: torch.Tensor, params: RenderParams,
             mech: Mechanisms, active: Optional[torch.Tensor], batch_size: int, risk: SeamRisk,
-            events: _Events, counters: Counters) -> tuple[torch.Tensor, CanvasDenoiser]:
+            events: _Events, counters: Counters,
+            runner: Optional[TileRunner] = None) -> tuple[torch.Tensor, CanvasDenoiser]:
     """The sampling step of a render, its failures as EngineErrors a user can act on."""
     try:
         return denoise_canvas(adapter, cond, reference, params, mech, active=active,
                               batch_size=batch_size, risk=risk, on_tile=events.on_tile,
                               should_cancel=events.should_cancel, counters=counters,
-                              tap=events.tap)
+                              tap=events.tap, runner=runner)
     except (UnsupportedModel, OverflowError) as e:
         raise EngineError(f"mechanisms.layerwise: {e}") from e
     except OSError as e:   # the activation store's disk: full, or gone
@@ -301,9 +303,10 @@ def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params:
                    mech: Mechanisms, active: Optional[torch.Tensor] = None, batch_size: int = 4,
                    risk: Optional[SeamRisk] = None, on_tile=None, should_cancel=None,
                    counters: Optional[Counters] = None,
-                   tap: Optional[PreviewTap] = None) -> tuple[torch.Tensor, CanvasDenoiser]:
+                   tap: Optional[PreviewTap] = None,
+                   runner: Optional[TileRunner] = None) -> tuple[torch.Tensor, CanvasDenoiser]:
     """The sampling core on an already built canvas (benchmarks compare canvases directly).
-    `tap` receives each step's x0 for live previews."""
+    `tap` receives each step's x0 for live previews; `runner` evaluates tile batches elsewhere."""
     tile = adapter.default_tile if params.tile is None else max(1, params.tile // adapter.vae_scale)
     overlap = None if params.overlap is None else params.overlap // adapter.vae_scale
     grid = adapter.downsample_factor
@@ -318,7 +321,7 @@ def denoise_canvas(adapter: ModelAdapter, cond, reference: torch.Tensor, params:
         raise EngineError(str(e)) from e
     denoiser = CanvasDenoiser(adapter, cond, strategy, mech, reference, active=active,
                               batch_size=batch_size, risk=risk, on_tile=on_tile,
-                              should_cancel=should_cancel, counters=counters)
+                              should_cancel=should_cancel, counters=counters, runner=runner)
     with torch.inference_mode(), denoiser:
         canvas = sample(denoiser if tap is None else tap.wrap(denoiser), scheduler, reference,
                         NoiseField(params.seed), params.steps, params.strength)

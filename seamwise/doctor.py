@@ -46,11 +46,11 @@ def machine_facts(data_dir: Path) -> dict:
                    "ram_free_bytes": psutil.virtual_memory().available,
                    "data_dir": str(data_dir), "disk_free_bytes": _free_disk(data_dir)}
     try:
-        from engine.api import runtime_facts
-
-        return {**facts, **runtime_facts()}
+        from engine.api import torch_facts
+        facts.update(torch_facts())
     except Exception as e:  # a broken install: the one fact worth reporting
         return {**facts, "torch": None, "torch_error": str(e), "backend": None, "device": None}
+    return facts
 
 
 def server_facts(port: int, timeout: float = 2.0) -> dict:

@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {default.get('name')} ({default.get('family_name')}); "
           f"{f['models'].get('count')} found, `seamwise models list` shows them")
     print(f"server on port {s['port']}: " + ("answers" if s["answers"] else "not answering"))
+    c = (s.get("info") or {}).get("cluster")
+    if c:
+        print(f"cluster: {c['backend']}, {c['actors']} actors ({c.get('busy', 0)} busy), "
+              f"{c['gpus']} GPUs, {c['nodes']} boxes")
     for name, plugin in f["plugins"].items():
         state = ("installed" if plugin.get("installed") else plugin.get("state", "not installed"))
         print(f"{name}: {state}" + (f", version {plugin['version']}" if plugin.get("version")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Optional
 
 from .config import DEFAULT_PORT, Limits, MiB, ServerConfig, default_data_dir
 
@@ -59,6 +60,16 @@ def add_commands(commands) -> None:
     p.add_argument("--name", default=None, help="name advertised to other machines")
     p.add_argument("--discovery-interface", action="append", default=None, metavar="ADDR",
                    help="interface address for mDNS (default: all); may be repeated")
+    p.add_argument("--cluster", default=None, metavar="SPEC",
+                   help="render on a Ray cluster (docs/FARM.md): 'local' or 'local:N' starts one "
+                        "here with N actors (default one per GPU), 'auto' joins RAY_ADDRESS's, "
+                        "'ray://HOST:PORT' joins that one; needs the cluster extra")
+    p.add_argument("--actors", type=int, default=None, metavar="N",
+                   help="with --cluster: render actors (default: local:N's N, else one per GPU "
+                        "of the cluster, else one per box)")
+    p.add_argument("--split-mp", type=float, default=40.0, metavar="MP",
+                   help="with --cluster: frames of at least this many output megapixels spread "
+                        "their tiles over every idle actor (default %(default)g)")
     p.set_defaults(func=run_serve)
 
     t = commands.add_parser("tokens", help="list or revoke the tokens of paired devices")
@@ -109,6 +120,8 @@ def run_serve(args: argparse.Namespace) -> int:
         print("seamwise serve: error: binding a non-loopback address needs --lan "
               "(which requires paired tokens)", file=sys.stderr)
         return 2
+    if args.cluster is not None and not _connect_cluster(args.cluster, args.actors):
+        return 1
     data_dir = args.data_dir or default_data_dir()
     config = ServerConfig(host=host, port=args.port, lan=args.lan,
                           data_dir=data_dir, model=args.model or _default_model(data_dir),
@@ -119,7 +132,8 @@ def run_serve(args: argparse.Namespace) -> int:
                           limits=Limits(upload_idle_s=args.upload_timeout,
                                         idle_timeout_s=args.idle_timeout),
                           discovery=not args.no_discovery, name=args.name,
-                          discovery_interfaces=args.discovery_interface)
+                          discovery_interfaces=args.discovery_interface,
+                          cluster=args.cluster, actors=args.actors, split_mp=args.split_mp)
     if args.decode_ram_mib is not None:
         config.limits = Limits(decode_ram_bytes=args.decode_ram_mib * MiB)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -140,6 +154,17 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"seamwise serve: error: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _connect_cluster(text: str, actors: Optional[int]) -> bool:
+    """Start or join the cluster before serving; False (with one line on stderr) if it fails."""
+    from .farm.cluster import ClusterError, connect, parse_cluster
+    try:
+        connect(parse_cluster(text, actors))
+    except (ValueError, ClusterError) as exc:
+        print(f"seamwise serve: error: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def raise_fd_limit() -> None:

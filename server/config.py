@@ -71,6 +71,9 @@ class ServerConfig:
     discovery: bool = True             # advertise (LAN mode) and browse with zeroconf
     discovery_interfaces: Optional[list[str]] = None
     name: Optional[str] = None         # instance name advertised on the LAN
+    cluster: Optional[str] = None      # "local[:N]", "auto" or "ray://HOST:PORT" (docs/FARM.md)
+    actors: Optional[int] = None       # cluster: render actors (None: per GPU, else per box)
+    split_mp: float = 40.0             # cluster: output MP from which a frame spreads over actors
 
 
 def default_data_dir() -> Path:

@@ -105,13 +105,13 @@ class RealEngine:
         self.session.warm_up()
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable[[Progress], None], should_cancel: Callable[[], bool],
-               icc: Optional[bytes] = None, profile: Optional[str] = None) -> RenderResult:
-        """`icc` (the image's embedded profile) or `profile` (its name) tell the engine which
-        colours the pixels mean (engine.colour); warnings come back in the stats."""
+               progress: Callable[[Progress], None],
+               should_cancel: Callable[[], bool], **options) -> RenderResult:
+        """`options`: engine.api.render's: the image's `icc` profile or `profile` name (engine.colour;
+        warnings come back in the stats), a cluster actor's `tile_runner`."""
         rp = RenderParams(**{k: v for k, v in params.items() if k in ENGINE_PARAMS})
         return self.session.render(image, rp, mask=mask, progress=progress,
-                                   should_cancel=should_cancel, icc=icc, profile=profile)
+                                   should_cancel=should_cancel, **options)
 
 
 def make_engine(kind: str, model: str, identity_delay: float = 0.0, layerwise: Optional[str] = None,

@@ -43,11 +43,20 @@ async def info(request: web.Request) -> web.Response:
     s = _state(request)
     queue = len(s.store.in_order((JobState.QUEUED, JobState.RUNNING)))
     health = await asyncio.to_thread(_health_facts, s)
+    if s.config.cluster:    # Ray's own calls block: off the loop too
+        health["cluster"] = await asyncio.to_thread(cluster_info, s)
     return json_response({"version": __version__, "protocol": PROTOCOL_VERSION,
                           "model": s.engine.model_name, "device": s.engine.device,
                           "recommended": s.engine.recommended_map(),
                           "vram_bytes": s.engine.vram_bytes, "limits": s.config.limits.public(),
                           "lan": s.config.lan, "queue": queue, **health})
+
+
+def cluster_info(s: ServerState) -> dict:
+    """The cluster's size and which actor and box runs each running job (PROTOCOL.md 7.2)."""
+    running = [{"job": job_id, **p["runs_on"]} for job_id, p in list(s.worker.progress.items())
+               if p.get("runs_on")]
+    return dict(s.engine.info(), running=running)
 
 
 def _health_facts(s: ServerState) -> dict:

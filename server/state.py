@@ -54,12 +54,11 @@ class ServerState:
         self.store = JobStore(self.db, config.data_dir)
         self.auth = Auth(self.db)
         self.hub = Hub()
-        self.engine = make_engine(config.engine, config.model, config.identity_delay,
-                                  config.layerwise, config.layerwise_ram_gib)
         self.server_id = self._server_id()
         self.name = config.name or socket.gethostname() or "seamwise"
         self.discovery: Optional[Discovery] = None
         self.peers = Peers(self.db, None, self.name)
+        self.engine = self._engine(config)
         self.worker = Worker(self.store, self.engine, self.hub, Forwarder(self.peers, self.store))
         self._sweeper: Optional[asyncio.Task] = None
         self.port: Optional[int] = None
@@ -82,6 +81,22 @@ class ServerState:
         if hasattr(self.engine, "warm_up"):
             loop.run_in_executor(None, self._warm_up)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired())
+
+    def _engine(self, config: ServerConfig):
+        """This box's engine, or with --cluster the Ray cluster's actors (Ray loads only then);
+        a box other than this one runs work only with the token it gave this server."""
+        if not config.cluster:
+            return make_engine(config.engine, config.model, config.identity_delay,
+                               config.layerwise, config.layerwise_ram_gib)
+        from .farm.cluster import parse_cluster
+        from .farm.engine import ClusterEngine
+
+        engine = {"kind": config.engine, "model": config.model,
+                  "identity_delay": config.identity_delay, "layerwise": config.layerwise,
+                  "layerwise_ram_gib": config.layerwise_ram_gib}
+        return ClusterEngine(parse_cluster(config.cluster, config.actors), engine,
+                             config.split_mp,
+                             lambda box: (self.peers.paired().get(box) or {}).get("token"))
 
     def _server_id(self) -> str:
         row = self.db.execute("SELECT value FROM settings WHERE key='server_id'").fetchone()
@@ -132,6 +147,8 @@ class ServerState:
         if self._sweeper:
             self._sweeper.cancel()
         await self.worker.stop()
+        if hasattr(self.engine, "close"):
+            self.engine.close()
         self.db.close()
 
     async def _sweep_expired(self) -> None:

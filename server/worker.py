@@ -1,4 +1,5 @@
-"""The single render worker: runs queued jobs one at a time, in the order they were queued.
+"""The render worker: runs queued jobs in the order they were queued, one at a time, or as many
+at once as the engine has slots (a cluster engine: one per render actor).
 
 The engine call runs in a thread so the event loop keeps serving uploads, downloads and progress;
 cancellation reaches the engine through its `should_cancel` callback.
@@ -11,6 +12,7 @@ import io
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 import numpy as np
@@ -34,7 +36,9 @@ class Worker:
         self.engine = engine
         self.hub = hub
         self.forwarder = forwarder
-        self.current: Optional[Job] = None
+        self.slots = max(1, int(getattr(engine, "slots", 1)))
+        self.running: dict[str, Job] = {}       # job id -> job, at most `slots`
+        self._executor = ThreadPoolExecutor(self.slots, "render") if self.slots > 1 else None
         self.progress: dict[str, dict] = {}     # job id -> latest progress fields
         self.previews: dict[str, bytes] = {}    # job id -> latest JPEG
         self._cancels: dict[str, threading.Event] = {}   # running job id -> its cancel flag
@@ -84,15 +88,16 @@ class Worker:
         return [j for j in self.store.in_order((JobState.QUEUED,)) if not j.params.get("peer")]
 
     def position(self, job: Job) -> Optional[int]:
-        """Jobs that run before this one (the running job included); 0 = running or next."""
-        if job.state == JobState.RUNNING:
+        """Jobs that run before this one (running jobs that hold every slot included); 0 = running
+        or next."""
+        if job.state == JobState.RUNNING or job.id in self.running:   # (or just starting)
             return 0
         if job.state != JobState.QUEUED:
             return None
         if job.params.get("peer"):
             return 0
-        ahead = sum(1 for j in self.local_queue() if j.seq < job.seq)
-        return ahead + (1 if self.current is not None else 0)
+        ahead = sum(1 for j in self.local_queue() if j.seq < job.seq and j.id not in self.running)
+        return ahead + max(0, len(self.running) - self.slots + 1)
 
     def submit(self, job: Job) -> None:
         """A job was queued: forwarded jobs start at once, local ones wait for the worker."""
@@ -122,19 +127,33 @@ class Worker:
 
     # ---- the loop ------------------------------------------------------------------------
     async def _run(self) -> None:
-        while not self.draining:
-            queued = self.local_queue()
-            if not queued:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            job = queued[0]
-            self.current = job
-            try:
-                await self._run_one(job)
-            finally:
-                self.current = None
-                self._announce_positions()
+        tasks: set[asyncio.Task] = set()
+        try:
+            while not self.draining:
+                queued = [j for j in self.local_queue() if j.id not in self.running]
+                if not queued or len(self.running) >= self.slots:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                job = queued[0]
+                self.running[job.id] = job
+                task = asyncio.get_running_loop().create_task(self._run_slot(job))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except asyncio.CancelledError:     # stop(): the render threads are told by their flags
+            for task in tasks:
+                task.cancel()
+            raise
+        if tasks:                             # draining: each running render reaches a safe point
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run_slot(self, job: Job) -> None:
+        try:
+            await self._run_one(job)
+        finally:
+            self.running.pop(job.id, None)
+            self._announce_positions()
+            self.wake()
 
     async def _run_one(self, job: Job) -> None:
         cancel = self._cancels[job.id] = threading.Event()
@@ -177,7 +196,8 @@ class Worker:
         if job.params.get("peer") and self.forwarder is not None:
             outcome = await self.forwarder.run(job, cancel, self._progress_from_peer)
         else:
-            outcome = await loop.run_in_executor(None, self._render_in_thread, job, cancel, loop)
+            outcome = await loop.run_in_executor(self._executor, self._render_in_thread, job,
+                                                 cancel, loop)
         kind, payload = outcome
         if kind == JobState.CANCELLED and self.draining:     # stopped for shutdown, not by a client
             self.store.set_state(job, JobState.QUEUED)
@@ -250,6 +270,9 @@ class Worker:
             fields = {"phase": str(p.phase), "step": int(p.step), "steps": int(p.steps),
                       "tile": int(p.tile), "tiles": int(p.tiles), "unit": str(p.unit),
                       "fraction": fraction, "eta_s": eta}
+            runs_on = getattr(p, "runs_on", None)    # a cluster engine's: which actor, which box
+            if runs_on:
+                fields["runs_on"] = runs_on
             self.progress[job.id] = fields
             if now - state["progress_at"] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
                 state["progress_at"] = now

@@ -8,14 +8,17 @@ device, so device memory depends on the tile and batch size, never on the image.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 
 from engine.adapters.base import Conditioning, ModelAdapter
 from engine.denoise import whole_frame
 from engine.denoise.seam_risk import SeamRisk
+from engine.denoise.shared import FrameShare, StepTiles, shareable
 from engine.device import is_out_of_memory
 from engine.layerwise.runner import storage_dtype
 from engine.layerwise.unet import LayerwiseUNet
@@ -46,6 +49,22 @@ class Counters:
 
 
 TileCallback = Callable[[int, int, int, Unit], None]   # (step, done, in the step, unit)
+# (what the render shares once, the canvas, the step's work) -> x0 of every batch, in plan order
+TileRunner = Callable[[FrameShare, np.ndarray, StepTiles], Sequence[np.ndarray | torch.Tensor]]
+
+
+def evaluate_shared(adapter: ModelAdapter, share: FrameShare, canvas: np.ndarray,
+                    work: StepTiles, indices: Sequence[int]) -> list[np.ndarray]:
+    """x0 of batches `indices` of another process's step (float32 arrays), as that process would
+    compute them: the same plan, the same batches, the same model call per batch."""
+    with warnings.catch_warnings():    # an object-store array is read-only; it is only read
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(canvas)
+    denoiser = CanvasDenoiser(adapter, share.cond, work.strategy, share.mechanisms, x,
+                              active=share.active, batch_size=work.batch_size)
+    with torch.inference_mode():
+        out = denoiser.evaluate_batches(x, work.t, work.alpha_bar, work.step, indices)
+    return [o.numpy() for o in out]
 
 
 class CanvasDenoiser:
@@ -54,8 +73,10 @@ class CanvasDenoiser:
                  active: Optional[torch.Tensor] = None, batch_size: int = 4,
                  risk: Optional[SeamRisk] = None, on_tile: Optional[TileCallback] = None,
                  should_cancel: Optional[Callable[[], bool]] = None,
-                 counters: Optional[Counters] = None):
+                 counters: Optional[Counters] = None, runner: Optional["TileRunner"] = None):
         self.adapter, self.cond, self.strategy = adapter, cond, strategy
+        self.runner = runner                # evaluates a step's batches elsewhere (shared.py)
+        self._share: Optional[FrameShare] = None
         self.mech = mechanisms if strategy.name == "memory" else Mechanisms(halo=False, anchor="off")
         self.reference = reference          # [1, C, H, W] float32 host: fallback x0, anchor
         self.active = active                # [H, W] bool host, or None for everything
@@ -189,13 +210,18 @@ class CanvasDenoiser:
         if self.kv:
             self.kv.read(stride)
 
+        shared = self._run_elsewhere(x, t_dev, alpha_bar, step, len(batches))
         num = torch.zeros_like(x)
         den = torch.zeros(1, 1, h, w, dtype=x.dtype)
         done = 0
-        for batch in batches:
-            if self.gn:
-                self.gn.core_masks = self._core_masks(batch)
-            out = self._predict(x, t_dev, alpha_bar, batch, h, w)
+        for i, batch in enumerate(batches):
+            if shared is not None:
+                out = shared[i]
+                self._count_call(batch[0].shape, len(batch))
+            else:
+                if self.gn:
+                    self.gn.core_masks = self._core_masks(batch)
+                out = self._predict(x, t_dev, alpha_bar, batch, h, w)
             for tile, x0 in zip(batch, out):
                 ys, xs = slice(tile.y.start, tile.y.stop), slice(tile.x.start, tile.x.stop)
                 wt = self._weight(tile, h, w)
@@ -250,6 +276,32 @@ class CanvasDenoiser:
         if self.risk:
             self.risk.add(x0[0, :, ys, xs], ys, xs)
         return x0, covered
+
+    # -- a step's tiles evaluated elsewhere (engine.denoise.shared) -----------------------------
+    def _run_elsewhere(self, x: torch.Tensor, t_dev: torch.Tensor, alpha_bar: float, step: int,
+                       batches: int) -> Optional[Sequence[torch.Tensor]]:
+        """The runner's x0 for every batch of this step, or None to evaluate them here."""
+        if self.runner is None or self.layerwise_windows or \
+                not shareable(self.mech, self.layerwise is not None):
+            return None
+        self._check_cancel()
+        if self._share is None:
+            self._share = FrameShare(self.cond, self.mech, self.active)
+        work = StepTiles(step, t_dev.cpu(), alpha_bar, self.strategy, self.batch_size, batches)
+        out = list(self.runner(self._share, x.numpy(), work))
+        if len(out) != batches:
+            raise RuntimeError(f"the tile runner returned {len(out)} batches, not {batches}")
+        return [o if isinstance(o, torch.Tensor) else torch.from_numpy(np.array(o)) for o in out]
+
+    def evaluate_batches(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float, step: int,
+                         indices: Sequence[int]) -> list[torch.Tensor]:
+        """x0 of the batches `indices` of `step`'s plan, as `_tiles` would compute them (another
+        process evaluates its share of a step through this)."""
+        _, _, h, w = x.shape
+        plan = [p for p in self.strategy.plan(h, w, step) if touches(p, self.active)]
+        batches = self._batches(plan)
+        t_dev = torch.as_tensor(t, device=self.adapter.device)
+        return [self._predict(x, t_dev, alpha_bar, batches[i], h, w) for i in indices]
 
     # -- pieces ---------------------------------------------------------------------------------
     def _thumbnail(self, x: torch.Tensor, t: torch.Tensor, alpha_bar: float):
@@ -315,10 +367,12 @@ class CanvasDenoiser:
         try:
             out = a.predict_x0(xb.to(a.device, a.dtype), t, alpha_bar, windows, self.cond)
         finally:  # a statistics pass stopped early still counts as a whole call
-            self.counters.model_calls += self.cond.evaluations
-            self.counters.token_evals += (xb.shape[0] * xb.shape[-2] * xb.shape[-1]
-                                          * self.cond.evaluations)
+            self._count_call(xb.shape[-2:], xb.shape[0])
         return out.float().cpu()
+
+    def _count_call(self, shape: tuple[int, int], windows: int) -> None:
+        self.counters.model_calls += self.cond.evaluations
+        self.counters.token_evals += windows * shape[0] * shape[1] * self.cond.evaluations
 
     def _core_masks(self, batch: list[Tile]) -> torch.Tensor:
         masks = []

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from benchmarks import crafted
-from engine.imageio import Picture, encode_image
 from server.client import HttpClient, ServerError, WsClient
 
 from . import rawhttp
