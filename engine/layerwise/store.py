@@ -173,6 +173,8 @@ class ActivationStore:
     ram_in_use: int = 0
     device_in_use: int = 0
     spilled_bytes: int = 0
+    disk_in_use: int = 0
+    peak_scratch: int = 0  # most bytes of RAM + disk activations alive at once (measured, for tests)
     _live: dict = field(default_factory=dict)  # id → (activation, bytes) of everything not yet released
     spare_limit: int | None = None   # RAM (live + spare) above which released buffers are freed
     _spare: list = field(default_factory=list)  # flat uint8 buffers, released and resident
@@ -229,13 +231,17 @@ class ActivationStore:
         else:
             act = DiskActivation(height, width, channels, dtype, self.directory)
             self.spilled_bytes += nbytes
+            self.disk_in_use += nbytes
         self._live[id(act)] = (act, nbytes)
+        self.peak_scratch = max(self.peak_scratch, self.ram_in_use + self.disk_in_use)
         return act
 
     def release(self, act: Activation) -> None:
         _, nbytes = self._live.pop(id(act), (None, 0))
         if isinstance(act, DeviceActivation):
             self.device_in_use -= nbytes
+        if isinstance(act, DiskActivation):
+            self.disk_in_use -= nbytes
         if isinstance(act, RamActivation):
             self.ram_in_use -= nbytes
             held = self.ram_in_use + self.spare_bytes
