@@ -216,10 +216,10 @@ class ActivationStore:
                 self._live[id(act)] = (act, on_device)
                 return act
         nbytes = height * width * channels * np.dtype(dtype).itemsize
-        fits = [b for b in self._spare if nbytes <= b.nbytes <= 2 * nbytes
-                and self.ram_in_use + b.nbytes <= self.ram_budget]
+        # Same size only: a larger buffer would hold more RAM than the schedule planned for.
+        fits = [b for b in self._spare if b.nbytes == nbytes and self.ram_in_use + nbytes <= self.ram_budget]
         if fits:
-            buf = min(fits, key=lambda b: b.nbytes)
+            buf = fits[0]
             self._spare = [b for b in self._spare if b is not buf]
             act, nbytes = RamActivation(height, width, channels, dtype, buffer=buf), buf.nbytes
             self.ram_in_use += nbytes
