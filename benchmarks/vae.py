@@ -208,24 +208,43 @@ def memory(sizes: list[int], tile: int) -> list[dict]:
     return rows
 
 
-def plan_peaks() -> list[dict]:
-    from diffusers import AutoencoderKL
+# Published configurations (built on the meta device: no weights, no download) and the bytes
+# per stored value exact mode uses for each (numpy has no bfloat16: a bf16 model stores float32).
+PUBLISHED = dict(_BASE, block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32)
+PUBLISHED_VAES = (
+    ("SD 1.x/2.x (fp16)", "AutoencoderKL", dict(latent_channels=4), 2),
+    ("SDXL (float32, force_upcast)", "AutoencoderKL", dict(latent_channels=4), 4),
+    ("FLUX.1 / SD3 (bf16, stored float32)", "AutoencoderKL",
+     dict(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False), 4),
+    ("FLUX.2 (bf16, stored float32)", "AutoencoderKLFlux2", dict(latent_channels=32), 4),
+)
+PEAK_SIZES = ((5472, 3648), (7952, 5304), (15000, 10000))
+
+
+def plan_peaks(budget: int, tile: int = 512) -> list[dict]:
+    """Per published VAE and size: what storing every activation holds at its peak, and the
+    schedule exact mode chooses within `budget` bytes of RAM + temporary disk."""
+    import diffusers
 
     from engine.layerwise.plan import decoder_plan, encoder_plan
-    from engine.layerwise.runner import storage_dtype
+    from engine.layerwise.schedule import choose
 
-    published = dict(_BASE, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-                     norm_num_groups=32, latent_channels=4)
     rows = []
-    # SD's VAE runs in the pipeline's fp16; SDXL's config forces float32 (force_upcast).
-    for name, dtype in (("SD 1.x/2.x, fp16", torch.float16), ("SDXL, float32 (force_upcast)", torch.float32)):
+    for name, cls, cfg, itemsize in PUBLISHED_VAES:
         with torch.device("meta"):
-            vae = AutoencoderKL(**published)
-        itemsize = storage_dtype(dtype).itemsize
-        for w, h in ((5472, 3648), (7952, 5304), (15000, 10000)):
+            vae = getattr(diffusers, cls)(**dict(PUBLISHED, **cfg))
+        dec, enc = decoder_plan(vae), encoder_plan(vae)
+        for w, h in PEAK_SIZES:
+            lh, lw = -(-h // 8), -(-w // 8)
+            d = choose(dec, lh, lw, itemsize, tile, budget)
+            e = choose(enc, h, w, itemsize, tile, budget)
             rows.append(dict(model=name, size=f"{w}x{h}", megapixels=round(w * h / 1e6, 1),
-                             decode_gib=decoder_plan(vae).peak_bytes(-(-h // 8), -(-w // 8), itemsize) / 2**30,
-                             encode_gib=encoder_plan(vae).peak_bytes(h, w, itemsize) / 2**30))
+                             decode_gib=dec.peak_bytes(lh, lw, itemsize) / 2**30,
+                             encode_gib=enc.peak_bytes(h, w, itemsize) / 2**30,
+                             budget_gib=budget / 2**30, conv_work=d.work, decode_scratch_gib=d.scratch / 2**30,
+                             decode_plan="store" if d.stores_everything else "recompute",
+                             encode_conv_work=e.work, encode_scratch_gib=e.scratch / 2**30,
+                             encode_plan="store" if e.stores_everything else "recompute"))
     return rows
 
 
@@ -234,7 +253,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="0.26 MP exactness, 4 and 16 MP memory runs")
     ap.add_argument("--huge", action="store_true", help="add a 150 MP decode to the memory runs")
     ap.add_argument("--no-memory", action="store_true", help="exactness and work only")
-    ap.add_argument("--peak", action="store_true", help="only the real SD/SDXL VAEs' peak activations")
+    ap.add_argument("--peak", action="store_true", help="only the published VAEs' peak activations and schedules")
+    ap.add_argument("--budget", type=float, default=16.0, help="--peak: GiB of RAM + temporary disk (default 16)")
     ap.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -242,11 +262,17 @@ def main() -> None:
         _memory_child(*args.child)
         return
     if args.peak:
-        rows = plan_peaks()
-        print("Exact mode: activations alive at the peak (RAM budget + temporary disk), from the plan")
-        print(f"{'VAE':30} {'size':>12} {'MP':>6} {'decode GiB':>11} {'encode GiB':>11}")
+        rows = plan_peaks(int(args.budget * 2**30))
+        print("Exact mode: stored activations at the peak (RAM budget + temporary disk), from the plan:")
+        print(f"storing everything, and the schedule chosen within {args.budget:g} GiB (tile 512; work = "
+              "convolution MACs / one full-frame run)")
+        print(f"{'VAE':36} {'size':>12} {'MP':>6} {'dec GiB':>8} {'enc GiB':>8} | {'dec plan':>9} {'GiB':>6} "
+              f"{'work':>6} | {'enc plan':>9} {'GiB':>6} {'work':>6}")
         for r in rows:
-            print(f"{r['model']:30} {r['size']:>12} {r['megapixels']:6.1f} {r['decode_gib']:11.1f} {r['encode_gib']:11.1f}")
+            print(f"{r['model']:36} {r['size']:>12} {r['megapixels']:6.1f} {r['decode_gib']:8.1f} "
+                  f"{r['encode_gib']:8.1f} | {r['decode_plan']:>9} {r['decode_scratch_gib']:6.1f} "
+                  f"{r['conv_work']:5.2f}x | {r['encode_plan']:>9} {r['encode_scratch_gib']:6.1f} "
+                  f"{r['encode_conv_work']:5.2f}x")
         print(json.dumps(dict(peak=rows)))
         return
 
