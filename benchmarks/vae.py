@@ -209,14 +209,14 @@ def memory(sizes: list[int], tile: int) -> list[dict]:
 
 
 # Published configurations (built on the meta device: no weights, no download) and the bytes
-# per stored value exact mode uses for each (numpy has no bfloat16: a bf16 model stores float32).
+# per stored value exact mode uses for each by default (the model's dtype).
 PUBLISHED = dict(_BASE, block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32)
 PUBLISHED_VAES = (
     ("SD 1.x/2.x (fp16)", "AutoencoderKL", dict(latent_channels=4), 2),
     ("SDXL (float32, force_upcast)", "AutoencoderKL", dict(latent_channels=4), 4),
-    ("FLUX.1 / SD3 (bf16, stored float32)", "AutoencoderKL",
-     dict(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False), 4),
-    ("FLUX.2 (bf16, stored float32)", "AutoencoderKLFlux2", dict(latent_channels=32), 4),
+    ("FLUX.1 / SD3 (bf16)", "AutoencoderKL",
+     dict(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False), 2),
+    ("FLUX.2 (bf16)", "AutoencoderKLFlux2", dict(latent_channels=32), 2),
 )
 PEAK_SIZES = ((5472, 3648), (7952, 5304), (15000, 10000))
 

@@ -34,8 +34,14 @@ class Stored:
     moments: ChannelMoments | None = None
 
 
+# numpy has no bfloat16: stored bfloat16 activations are their raw 16-bit patterns, under a
+# named dtype so they are never mistaken for numbers.
+BF16 = np.dtype([("bfloat16", "<u2")])
+STORAGE = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "bfloat16": BF16}
+
+
 def storage_dtype(dtype: torch.dtype) -> np.dtype:
-    """numpy has no bfloat16; such activations are kept in float32."""
+    """The numpy dtype results of a `dtype` computation are returned in (bfloat16 as float32)."""
     return {torch.float16: np.dtype(np.float16), torch.float64: np.dtype(np.float64)}.get(dtype, np.dtype(np.float32))
 
 
@@ -70,13 +76,20 @@ class Runner:
 
     def to_torch(self, block: np.ndarray | Tensor) -> Tensor:
         """An HWC block (an array, or a tensor from a device-resident activation) as NCHW."""
-        t = block if isinstance(block, Tensor) else torch.from_numpy(block)
+        if isinstance(block, Tensor):
+            t = block
+        elif block.dtype == BF16:
+            t = torch.from_numpy(block.view(np.int16)).view(torch.bfloat16)
+        else:
+            t = torch.from_numpy(block)
         return t.permute(2, 0, 1)[None].to(self.device, self.dtype)
 
     def to_numpy(self, t: Tensor, dtype: np.dtype) -> np.ndarray:
         if dtype == np.float16 and t.dtype != torch.float16 and float(t.abs().max()) > 65504:
             raise OverflowError("an activation exceeds the float16 range of its storage: "
                                 "give layerwise evaluation more memory, or turn it off")
+        if dtype == BF16:
+            return t[0].permute(1, 2, 0).to("cpu", torch.bfloat16).view(torch.int16).numpy().view(BF16)
         return t[0].permute(1, 2, 0).to("cpu", torch.from_numpy(np.empty(0, dtype)).dtype).numpy()
 
     def read(self, parts: list[Stored], y0: int, y1: int, x0: int, x1: int) -> Tensor:

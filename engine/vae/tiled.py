@@ -29,7 +29,7 @@ from torch import Tensor
 
 from engine.layerwise.attention import AttentionPolicy
 from engine.layerwise.plan import Plan, UnsupportedModel, decoder_plan, encoder_plan
-from engine.layerwise.runner import Runner, Stored, storage_dtype
+from engine.layerwise.runner import STORAGE, Runner, Stored, storage_dtype
 from engine.layerwise.schedule import Schedule, choose
 from engine.layerwise.store import ActivationStore, RamActivation
 from engine.vae.fast import _Thumb, make_banks, run_tiles, thumbnail
@@ -65,12 +65,24 @@ def _source(x: Tensor) -> Stored:
     return Stored(RamActivation(*arr.shape, arr.dtype, out=np.ascontiguousarray(arr)))
 
 
+def _storage(vae, storage: str | None) -> np.dtype:
+    """The dtype whole-image activations are stored in: the model's (bfloat16 kept as bfloat16),
+    or `storage` ('float32', 'float16', 'bfloat16'), e.g. bfloat16 for a float32 model whose
+    float16 activations would overflow (SDXL's)."""
+    if storage is None:
+        dtype = _model_dtype(vae)[1]
+        return STORAGE["bfloat16"] if dtype == torch.bfloat16 else storage_dtype(dtype)
+    if storage not in STORAGE:
+        raise ValueError(f"storage must be one of {tuple(STORAGE)}, got {storage!r}")
+    return STORAGE[storage]
+
+
 def _schedule(vae, plan: Plan, height: int, width: int, tile: int, store: str | None, ram_budget: int,
-              disk_budget: int | None, max_work: float | None) -> Schedule:
+              disk_budget: int | None, max_work: float | None, storage: str | None = None) -> Schedule:
     """The store-everything schedule when its activations fit RAM + temporary disk, else the
     least convolution work that fits; OSError (ENOSPC) when none fits or the least work exceeds
     `max_work` (a multiple of one full-frame run: the time budget)."""
-    itemsize = storage_dtype(_model_dtype(vae)[1]).itemsize
+    itemsize = _storage(vae, storage).itemsize
     disk = shutil.disk_usage(store or tempfile.gettempdir()).free if disk_budget is None else disk_budget
     try:
         schedule = choose(plan, height, width, itemsize, tile, ram_budget + disk)
@@ -85,19 +97,21 @@ def _schedule(vae, plan: Plan, height: int, width: int, tile: int, store: str | 
 
 def scratch_schedule(vae, height: int, width: int, *, decode: bool = True, tile: int = DEFAULT_TILE,
                      store: str | None = None, ram_budget: int = DEFAULT_RAM_BUDGET,
-                     disk_budget: int | None = None, max_work: float | None = None) -> Schedule:
+                     disk_budget: int | None = None, max_work: float | None = None,
+                     storage: str | None = None) -> Schedule:
     """The schedule exact mode would run for a decode of latents of height × width (or an encode of
     an image of that size): what it stores, its scratch bytes and its convolution work."""
     plan = decoder_plan(vae) if decode else encoder_plan(vae)
-    return _schedule(vae, plan, height, width, tile, store, ram_budget, disk_budget, max_work)
+    return _schedule(vae, plan, height, width, tile, store, ram_budget, disk_budget, max_work, storage)
 
 
 def _exact(vae, plan: Plan, x: Tensor, out: np.ndarray | None, tile, store, ram_budget, attention,
-           disk_budget: int | None = None, max_work: float | None = None) -> np.ndarray:
+           disk_budget: int | None = None, max_work: float | None = None, storage: str | None = None) -> np.ndarray:
     device, dtype = _model_dtype(vae)
-    schedule = _schedule(vae, plan, x.shape[2], x.shape[3], tile, store, ram_budget, disk_budget, max_work)
+    schedule = _schedule(vae, plan, x.shape[2], x.shape[3], tile, store, ram_budget, disk_budget, max_work, storage)
     log.info("exact tiled VAE, %dx%d input: %s", x.shape[3], x.shape[2], schedule.describe())
-    runner = Runner(device, dtype, ActivationStore(ram_budget, store), tile, attention)
+    runner = Runner(device, dtype, ActivationStore(ram_budget, store), tile, attention,
+                    storage=_storage(vae, storage))
     dst = None
     if out is not None:
         dst = RamActivation(*out.shape, out.dtype, out=out)
@@ -161,17 +175,18 @@ def check_room(vae, height: int, width: int, *, store: str | None = None, ram_bu
 def tiled_decode(
     vae, latents: Tensor, *, tile: int = DEFAULT_TILE, mode: str = "exact", store: str | None = None,
     ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(), thumb: int = FAST_THUMB,
-    disk_budget: int | None = None, max_work: float | None = None,
+    disk_budget: int | None = None, max_work: float | None = None, storage: str | None = None,
 ) -> Tensor:
     """`vae.decode(latents).sample`, computed in tiles. Returns (B, C, 8h, 8w) on latents' device
     in the model's dtype. `store` is the directory for activations that exceed `ram_budget` bytes;
     `thumb` is fast mode's thumbnail size (longest side, output pixels). `disk_budget`: bytes of
     temporary disk exact mode may use (None: the free space of `store`); past RAM + disk it
-    recomputes instead of storing, up to `max_work` times a full-frame run's convolutions."""
+    recomputes instead of storing, up to `max_work` times a full-frame run's convolutions.
+    `storage`: the dtype stored activations are kept in (None: the model's)."""
     plan = decoder_plan(vae)
     _check(mode, tile, latents, vae.decoder.conv_in.in_channels, "latents")
     return _per_sample(vae, plan, latents, mode, tile, store, ram_budget, attention, thumb, decode=True,
-                       disk_budget=disk_budget, max_work=max_work)
+                       disk_budget=disk_budget, max_work=max_work, storage=storage)
 
 
 def _per_sample(vae, plan, x: Tensor, mode: str, tile: int, store, ram_budget: int,
@@ -191,6 +206,7 @@ def tiled_decode_into(
     vae, latents: Tensor, out: np.ndarray, *, tile: int = DEFAULT_TILE, mode: str = "exact",
     store: str | None = None, ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(),
     thumb: int = FAST_THUMB, disk_budget: int | None = None, max_work: float | None = None,
+    storage: str | None = None,
 ) -> np.ndarray:
     """Decode one latent (1, C, h, w) straight into `out`, a writable (8h, 8w, C_out) float array
     (a numpy memmap is fine), so the full-resolution image exists only once, in the caller's array."""
@@ -205,7 +221,7 @@ def tiled_decode_into(
     if out.shape != expected:
         raise ValueError(f"out has shape {out.shape}, expected {expected}")
     if mode == "exact":
-        _exact(vae, plan, latents, out, tile, store, ram_budget, attention, disk_budget, max_work)
+        _exact(vae, plan, latents, out, tile, store, ram_budget, attention, disk_budget, max_work, storage)
     else:
         _fast(vae, plan, latents, out, tile, store, ram_budget, attention, decode=True, thumb_px=thumb)
     return out
@@ -214,7 +230,7 @@ def tiled_decode_into(
 def tiled_encode(
     vae, image: Tensor, *, tile: int = DEFAULT_TILE, mode: str = "exact", store: str | None = None,
     ram_budget: int = DEFAULT_RAM_BUDGET, attention: AttentionPolicy = AttentionPolicy(), thumb: int = FAST_THUMB,
-    disk_budget: int | None = None, max_work: float | None = None,
+    disk_budget: int | None = None, max_work: float | None = None, storage: str | None = None,
 ):
     """`vae.encode(image).latent_dist`, computed in tiles: a DiagonalGaussianDistribution.
     `thumb` is fast mode's thumbnail size (longest side, input pixels)."""
@@ -224,4 +240,4 @@ def tiled_encode(
     _check(mode, tile, image, vae.encoder.conv_in.in_channels, "image")
     return DiagonalGaussianDistribution(
         _per_sample(vae, plan, image, mode, tile, store, ram_budget, attention, thumb, decode=False,
-                    disk_budget=disk_budget, max_work=max_work))
+                    disk_budget=disk_budget, max_work=max_work, storage=storage))
