@@ -69,6 +69,7 @@ class Runner:
     on_op: Callable[[int, int], None] | None = None  # (operations done, operations in the plan)
 
     storage: np.dtype | None = None  # stored activations' dtype; None: the compute dtype's
+    _phases: dict = field(default_factory=dict)  # sub-pixel kernels of upsampling convs, per conv
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -188,6 +189,26 @@ class Runner:
         the input its kernel touches (`read_in(y0, y1, x0, x1)` → NCHW), normalises it, zero-pads
         where it leaves the image, convolves, adds the residual (`read_res`, output rows)."""
         y0, y1, x0, x1 = rect
+        if op.subpixel:
+            y = self._subpixel(op, norm, read_in, h, w, rect)
+        else:
+            y = self._conv(op, norm, read_in, h, w, rect)
+        if op.post is not None:
+            y = F.conv2d(y, op.post.weight, op.post.bias)
+        # In place on the fresh conv output, which is channels-last like the stored HWC
+        # arrays: an out-of-place broadcast would return NCHW and make every store a transpose.
+        if temb is not None:
+            y.add_(temb)
+        if read_res is not None:
+            r = read_res(y0, y1, x0, x1)
+            if op.res_conv is not None:
+                r = F.conv2d(r, op.res_conv.weight, op.res_conv.bias)
+            y = y.add_(r).div_(op.scale)
+        return y
+
+    def _conv(self, op: ConvOp, norm: NormAffine | None, read_in: Callable, h: int, w: int,
+              rect: tuple[int, int, int, int]) -> Tensor:
+        y0, y1, x0, x1 = rect
         f = 2 if op.upsample else 1
         k, s = op.conv.kernel_size[0], op.conv.stride[0]
         pt, _, pl, _ = op.padding()
@@ -201,19 +222,39 @@ class Runner:
             t = t[:, :, oy : oy + cu1 - cu0, ox : ox + cv1 - cv0]
         t = F.pad(t, (cv0 - v0, v1 - cv1, cu0 - u0, u1 - cu1))
         t = t.contiguous(memory_format=torch.channels_last)  # HWC out: stores are plain copies
-        y = F.conv2d(t, op.conv.weight, op.conv.bias, stride=s)
-        if op.post is not None:
-            y = F.conv2d(y, op.post.weight, op.post.bias)
-        # In place on the fresh conv output, which is channels-last like the stored HWC
-        # arrays: an out-of-place broadcast would return NCHW and make every store a transpose.
-        if temb is not None:
-            y.add_(temb)
-        if read_res is not None:
-            r = read_res(y0, y1, x0, x1)
-            if op.res_conv is not None:
-                r = F.conv2d(r, op.res_conv.weight, op.res_conv.bias)
-            y = y.add_(r).div_(op.scale)
-        return y
+        return F.conv2d(t, op.conv.weight, op.conv.bias, stride=s)
+
+    def _subpixel(self, op: ConvOp, norm: NormAffine | None, read_in: Callable, h: int, w: int,
+                  rect: tuple[int, int, int, int]) -> Tensor:
+        """`ConvOp.subpixel`: output rows 2i + a read input rows i - 1 + a and i + a. Computes
+        the input pixels [i0, i1) × [j0, j1) covering the rect, all four phases, then crops."""
+        y0, y1, x0, x1 = rect
+        i0, i1, j0, j1 = y0 // 2, -(-y1 // 2), x0 // 2, -(-x1 // 2)
+        r0, r1, c0, c1 = max(i0 - 1, 0), min(i1 + 1, h), max(j0 - 1, 0), min(j1 + 1, w)
+        t = self._pointwise(op, norm, read_in(r0, r1, c0, c1))
+        t = F.pad(t, (c0 - j0 + 1, j1 + 1 - c1, r0 - i0 + 1, i1 + 1 - r1))
+        n, m = i1 - i0, j1 - j0
+        phases = self._phase_weights(op)
+        rows = [torch.stack([F.conv2d(t[:, :, a : a + n + 1, b : b + m + 1], phases[a][b], op.conv.bias)
+                             for b in (0, 1)], dim=-1) for a in (0, 1)]  # (1, C, n, m, 2) each
+        y = torch.stack(rows, dim=3).reshape(1, -1, 2 * n, 2 * m)  # (1, C, n, 2, m, 2) interleaved
+        y = y[:, :, y0 - 2 * i0 : y1 - 2 * i0, x0 - 2 * j0 : x1 - 2 * j0]
+        return y.contiguous(memory_format=torch.channels_last)
+
+    def _phase_weights(self, op: ConvOp) -> list[list[Tensor]]:
+        """The four 2×2 kernels of an upsampling 3×3 conv: phase 0 takes taps (0 | 1 + 2), phase 1
+        (0 + 1 | 2), along rows and along columns (summed in float32)."""
+        key = id(op.conv)
+        if key not in self._phases:
+            wt = op.conv.weight.float()
+
+            def fold(x: Tensor, dim: int, a: int) -> Tensor:
+                k0, k1, k2 = x.unbind(dim)
+                return torch.stack((k0, k1 + k2) if a == 0 else (k0 + k1, k2), dim=dim)
+
+            self._phases[key] = [[fold(fold(wt, 2, a), 3, b).to(op.conv.weight.dtype) for b in (0, 1)]
+                                 for a in (0, 1)]
+        return self._phases[key]
 
     def _pointwise(self, op: ConvOp, norm: NormAffine | None, t: Tensor) -> Tensor:
         if op.pre is not None:

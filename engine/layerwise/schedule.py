@@ -74,8 +74,29 @@ def _macs_per_pixel(op: ConvOp) -> tuple[int, int]:
     return out, pre
 
 
+def _span_sum(span: np.ndarray) -> int:
+    return int((span[:, 1] - span[:, 0]).sum())
+
+
+def op_work(op: ConvOp, rows: np.ndarray, cols: np.ndarray, in_h: int, in_w: int) -> int:
+    """MACs `Runner.conv_tile` spends on the output tiles rows × cols (every pairing of a row
+    interval with a column interval), as it runs them: sub-pixel upsampling convs as four 2×2
+    convolutions over whole input pixels, the pre 1×1 on what is read."""
+    per_out, per_in = _macs_per_pixel(op)
+    if op.subpixel:
+        conv = 9 * op.conv.in_channels * op.conv.out_channels
+        pix = lambda s: -(-s[:, 1] // 2) - s[:, 0] // 2  # noqa: E731 - input pixels whose outputs are computed
+        total = 16 * op.conv.in_channels * op.conv.out_channels * int(pix(rows).sum()) * int(pix(cols).sum())
+        total += (per_out - conv) * _span_sum(rows) * _span_sum(cols)
+    else:
+        total = per_out * _span_sum(rows) * _span_sum(cols)
+    if per_in:
+        total += per_in * _span_sum(op.input_span(rows, in_h, 0)) * _span_sum(op.input_span(cols, in_w, 1))
+    return total
+
+
 def full_work(plan: Plan, height: int, width: int) -> int:
-    """Convolution MACs of one full-frame run."""
+    """Convolution MACs of one full-frame run as diffusers does it (the unit of `Schedule.work`)."""
     sh = plan.shapes(height, width)
     total = 0
     for op in plan.ops:
@@ -167,18 +188,8 @@ class Planner:
         h, w, _ = self.sizes[target]
         need = needs(self.plan, start, stop, target, (_tile_edges(h, self.tile), _tile_edges(w, self.tile)),
                      self.sizes)
-        total = 0
-        for op in self.plan.ops[start:stop]:
-            if op.dst not in need or not isinstance(op, ConvOp):
-                continue
-            rows, cols = need[op.dst]
-            per_out, per_in = _macs_per_pixel(op)
-            total += int((rows[:, 1] - rows[:, 0]).sum()) * int((cols[:, 1] - cols[:, 0]).sum()) * per_out
-            if per_in:
-                ih, iw, _ = self.sizes[op.src]
-                r, c = op.input_span(rows, ih, 0), op.input_span(cols, iw, 1)
-                total += int((r[:, 1] - r[:, 0]).sum()) * int((c[:, 1] - c[:, 0]).sum()) * per_in
-        return total
+        return sum(op_work(op, *need[op.dst], *self.sizes[op.src][:2])
+                   for op in self.plan.ops[start:stop] if op.dst in need and isinstance(op, ConvOp))
 
     def segment_work(self, start: int, stop: int) -> int:
         return sum(self.pass_work(start, t) for t in self.targets(start, stop))

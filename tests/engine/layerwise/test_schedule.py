@@ -72,8 +72,10 @@ def test_recomputed_schedules_are_exact_bounded_and_counted(vae, what):
         assert store.peak_scratch == s.scratch and store.spilled_bytes == 0
         # convolution work counted from the plan is the work done (FLOPs = 2 MACs)
         assert flops == round(2 * s.work * full_work(plan, x.shape[2], x.shape[3]))
-    assert schedules[0].stores_everything and schedules[0].work == 1.0
-    assert all(s.scratch < schedules[0].scratch and s.work > 1.0 for s in schedules[1:])
+    # storing everything costs one full frame's work (less where sub-pixel upsampling applies)
+    assert schedules[0].stores_everything and schedules[0].work == (1.0 if what == "encode" else
+                                                                     pytest.approx(0.86, abs=0.02))
+    assert all(s.scratch < schedules[0].scratch and s.work > schedules[0].work for s in schedules[1:])
 
 
 def test_engine_recomputes_when_storing_would_not_fit(vae):
