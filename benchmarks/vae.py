@@ -42,6 +42,9 @@ VAE_LAYOUTS = {
     "flux": dict(_BASE, block_out_channels=(16, 32, 32, 32), layers_per_block=2, norm_num_groups=8,
                  latent_channels=16, use_quant_conv=False, use_post_quant_conv=False,
                  scaling_factor=0.3611, shift_factor=0.1159),
+    # FLUX.2 (AutoencoderKLFlux2): 32 latent channels, quant convs, a BatchNorm over 2x2 patches.
+    "flux2": dict(_BASE, block_out_channels=(16, 32, 32, 32), layers_per_block=2, norm_num_groups=8,
+                  latent_channels=32),
     # Larger channel counts for the exactness benchmark.
     "bench": dict(_BASE, block_out_channels=(32, 64, 128, 128), layers_per_block=2, norm_num_groups=16,
                   latent_channels=4),
@@ -52,16 +55,20 @@ VAE_LAYOUTS = {
 
 
 def small_vae(layout: str = "sd", seed: int = 0, dtype: torch.dtype = torch.float32):
-    from diffusers import AutoencoderKL
+    import diffusers
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL(**VAE_LAYOUTS[layout]).eval().requires_grad_(False)
+    cls = diffusers.AutoencoderKLFlux2 if layout == "flux2" else diffusers.AutoencoderKL
+    vae = cls(**VAE_LAYOUTS[layout]).eval().requires_grad_(False)
     # Random init leaves GroupNorm affines at 1/0; perturb them so statistics errors show.
     g = torch.Generator().manual_seed(seed + 1)
     for m in vae.modules():
         if isinstance(m, torch.nn.GroupNorm):
             m.weight.data = 1 + 0.3 * torch.randn(m.weight.shape, generator=g)
             m.bias.data = 0.3 * torch.randn(m.bias.shape, generator=g)
+    if layout == "flux2":  # the latent BatchNorm's running statistics, which the pipeline applies
+        vae.bn.running_mean.copy_(0.2 * torch.randn(vae.bn.running_mean.shape, generator=g))
+        vae.bn.running_var.copy_(0.5 + torch.rand(vae.bn.running_var.shape, generator=g))
     return vae if dtype == torch.float32 else vae.to(dtype)
 
 

@@ -49,6 +49,14 @@ def _model_dtype(vae) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
+def _plan(vae, decode: bool) -> Plan:
+    """The decoder's or encoder's plan; a model it cannot reproduce is named with its class."""
+    try:
+        return decoder_plan(vae) if decode else encoder_plan(vae)
+    except UnsupportedModel as exc:
+        raise UnsupportedModel(f"{type(vae).__name__}: {exc}") from exc
+
+
 def _check(mode: str, tile: int, x: Tensor, channels: int, what: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -101,7 +109,7 @@ def scratch_schedule(vae, height: int, width: int, *, decode: bool = True, tile:
                      storage: str | None = None) -> Schedule:
     """The schedule exact mode would run for a decode of latents of height × width (or an encode of
     an image of that size): what it stores, its scratch bytes and its convolution work."""
-    plan = decoder_plan(vae) if decode else encoder_plan(vae)
+    plan = _plan(vae, decode)
     return _schedule(vae, plan, height, width, tile, store, ram_budget, disk_budget, max_work, storage)
 
 
@@ -166,9 +174,9 @@ def check_room(vae, height: int, width: int, *, store: str | None = None, ram_bu
     the decode of its latents, keep its activations within `ram_budget` and the temporary disk
     (`disk_budget`, or the free disk of `store`) within `max_work`, so that a render can refuse a
     frame before hours of denoising rather than at the decode."""
-    decoder = decoder_plan(vae)
+    decoder = _plan(vae, True)
     scale = int(decoder.scale())
-    _schedule(vae, encoder_plan(vae), height, width, tile, store, ram_budget, disk_budget, max_work)
+    _schedule(vae, _plan(vae, False), height, width, tile, store, ram_budget, disk_budget, max_work)
     _schedule(vae, decoder, -(-height // scale), -(-width // scale), tile, store, ram_budget, disk_budget, max_work)
 
 
@@ -183,7 +191,7 @@ def tiled_decode(
     temporary disk exact mode may use (None: the free space of `store`); past RAM + disk it
     recomputes instead of storing, up to `max_work` times a full-frame run's convolutions.
     `storage`: the dtype stored activations are kept in (None: the model's)."""
-    plan = decoder_plan(vae)
+    plan = _plan(vae, True)
     _check(mode, tile, latents, vae.decoder.conv_in.in_channels, "latents")
     return _per_sample(vae, plan, latents, mode, tile, store, ram_budget, attention, thumb, decode=True,
                        disk_budget=disk_budget, max_work=max_work, storage=storage)
@@ -210,7 +218,7 @@ def tiled_decode_into(
 ) -> np.ndarray:
     """Decode one latent (1, C, h, w) straight into `out`, a writable (8h, 8w, C_out) float array
     (a numpy memmap is fine), so the full-resolution image exists only once, in the caller's array."""
-    plan = decoder_plan(vae)
+    plan = _plan(vae, True)
     _check(mode, tile, latents, vae.decoder.conv_in.in_channels, "latents")
     if latents.shape[0] != 1:
         raise ValueError("tiled_decode_into decodes one latent at a time")
@@ -236,7 +244,7 @@ def tiled_encode(
     `thumb` is fast mode's thumbnail size (longest side, input pixels)."""
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-    plan = encoder_plan(vae)
+    plan = _plan(vae, False)
     _check(mode, tile, image, vae.encoder.conv_in.in_channels, "image")
     return DiagonalGaussianDistribution(
         _per_sample(vae, plan, image, mode, tile, store, ram_budget, attention, thumb, decode=False,
