@@ -156,6 +156,46 @@ def exactness(quick: bool) -> list[dict]:
     return rows
 
 
+FAMILY = (("SD 1.x/2.x", "sd"), ("SDXL", "sdxl"), ("FLUX.1 / SD3 (16 ch)", "flux"), ("FLUX.2 (32 ch)", "flux2"))
+UNSUPPORTED = ("AutoencoderKLQwenImage", "AutoencoderKLWan", "AutoencoderKLQwenImage21")
+
+
+def family(side: int = 256, tile: int = 64) -> list[dict]:
+    """Each VAE family on its small random-weight config: max error of exact mode against the
+    full frame, storing everything and recomputing within a third of that scratch (float32)."""
+    import diffusers
+
+    from engine.vae.tiled import UnsupportedModel, scratch_schedule, tiled_decode, tiled_encode
+
+    rows = []
+    img = synthetic_photo(side, side, seed=7)
+    for name, layout in FAMILY:
+        vae = small_vae(layout)
+        z = synthetic_latent(vae.config.latent_channels, side // 8, side // 8, seed=7)
+        with torch.no_grad():
+            ref, eref = vae.decode(z).sample, vae.encode(img).latent_dist.mean
+        for what, h, w in (("decode", side // 8, side // 8), ("encode", side, side)):
+            full = scratch_schedule(vae, h, w, decode=what == "decode", tile=tile, disk_budget=0)
+            for plan, budget in (("store", 1 << 40), ("recompute", full.scratch // 3)):
+                sched = scratch_schedule(vae, h, w, decode=what == "decode", tile=tile, ram_budget=budget,
+                                         disk_budget=0)
+                kw = dict(tile=tile, ram_budget=budget, disk_budget=0)
+                out = tiled_decode(vae, z, **kw) if what == "decode" else tiled_encode(vae, img, **kw).mean
+                err = float((out - (ref if what == "decode" else eref)).abs().max())
+                rows.append(dict(family=name, op=what, plan=plan, megapixels=round(side * side / 1e6, 3),
+                                 max_abs=err, scratch_mib=sched.scratch / 2**20, conv_work=sched.work))
+    for cls in UNSUPPORTED:
+        kw = {} if cls.endswith("21") else dict(base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1,
+                                                temperal_downsample=[False])
+        try:
+            tiled_decode(getattr(diffusers, cls)(**kw), torch.zeros(1, 4, 8, 8))
+            why = "ran"
+        except UnsupportedModel as exc:
+            why = str(exc)
+        rows.append(dict(family=cls, op="decode", plan="not supported", error=why))
+    return rows
+
+
 def _memory_child(side_h: int, side_w: int, tile: int) -> None:
     import resource
     import threading
@@ -262,6 +302,7 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true", help="exactness and work only")
     ap.add_argument("--peak", action="store_true", help="only the published VAEs' peak activations and schedules")
     ap.add_argument("--budget", type=float, default=16.0, help="--peak: GiB of RAM + temporary disk (default 16)")
+    ap.add_argument("--family", action="store_true", help="only the VAE family's exactness rows")
     ap.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -283,6 +324,20 @@ def main() -> None:
         print(json.dumps(dict(peak=rows)))
         return
 
+    fam = family()
+    print("VAE family: exact mode vs full frame on small random-weight configs (float32, 0.066 MP, tile 64;")
+    print("recompute = within a third of the store-everything scratch)")
+    print(f"{'family':24} {'op':7} {'plan':10} {'max abs':>10} {'scratch MiB':>12} {'conv work':>10}")
+    for r in fam:
+        if "error" in r:
+            print(f"{r['family']:24} {r['op']:7} not supported: {r['error']}")
+        else:
+            print(f"{r['family']:24} {r['op']:7} {r['plan']:10} {r['max_abs']:10.2e} {r['scratch_mib']:12.2f} "
+                  f"{r['conv_work']:9.2f}x")
+    if args.family:
+        print(json.dumps(dict(family=fam)))
+        return
+    print()
     ex = exactness(args.quick)
     print("Exactness vs full-frame (random-weight AutoencoderKL, float32, tile 256 px)")
     print(f"{'op':7} {'method':26} {'MP':>5} {'max abs':>10} {'mean abs':>10} {'conv FLOPs':>10} {'s':>7} {'full s':>7}")
@@ -300,7 +355,7 @@ def main() -> None:
         print(f"{r['megapixels']:6.1f} {r['size']:>12} {r['seconds']:8.1f} {r['output_gib']:10.2f} "
               f"{r['rss_before_gib']:10.2f} {r['peak_rss_gib']:12.2f} {r['decode_extra_over_output']:12.2f} "
               f"{r['full_res_activation_gib']:19.2f}")
-    print(json.dumps(dict(exactness=ex, memory=mem, machine="2-core CPU" if not torch.cuda.is_available() else "cuda")))
+    print(json.dumps(dict(family=fam, exactness=ex, memory=mem, machine="2-core CPU" if not torch.cuda.is_available() else "cuda")))
 
 
 if __name__ == "__main__":
