@@ -196,40 +196,59 @@ def family(side: int = 256, tile: int = 64) -> list[dict]:
     return rows
 
 
-def _memory_child(side_h: int, side_w: int, tile: int) -> None:
+def _disk_in_use() -> int:
+    """Bytes of disk allocated to this process's activation files (unlinked, so only visible
+    through its open descriptors): measured, not computed."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "seamwise-act" in os.readlink(f"/proc/self/fd/{fd}"):
+                total += os.fstat(int(fd)).st_blocks * 512
+        except OSError:
+            pass
+    return total
+
+
+def _memory_child(side_h: int, side_w: int, tile: int, ram_budget: int, disk_budget: int) -> None:
+    """One decode into a float32 array; ram_budget < 0: the output's size; disk_budget < 0: free disk."""
     import resource
     import threading
 
     import psutil
 
-    from engine.vae.tiled import tiled_decode_into
+    from engine.vae.tiled import scratch_schedule, tiled_decode_into
 
     vae = small_vae("mem")
     lat = synthetic_latent(4, side_h // 8, side_w // 8)
     out = np.zeros((side_h, side_w, 3), np.float32)
     out[:] = 0  # the output image, once, resident
+    budgets = dict(ram_budget=out.nbytes if ram_budget < 0 else ram_budget,
+                   disk_budget=None if disk_budget < 0 else disk_budget)
+    schedule = scratch_schedule(vae, side_h // 8, side_w // 8, tile=tile, **budgets)
     proc = psutil.Process()
     before = proc.memory_info().rss
-    peak = [before]
+    peak, disk = [before], [0]
     done = threading.Event()
 
     def sample():  # ru_maxrss would also count transients of import time; sample the decode itself
         while not done.wait(0.005):
             peak[0] = max(peak[0], proc.memory_info().rss)
+            disk[0] = max(disk[0], _disk_in_use())
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t = time.perf_counter()
-    tiled_decode_into(vae, lat, out, tile=tile, ram_budget=out.nbytes)
+    tiled_decode_into(vae, lat, out, tile=tile, **budgets)
     secs = time.perf_counter() - t
     done.set()
     sampler.join()
-    print(json.dumps(dict(before=before, peak=peak[0], seconds=secs, output_bytes=out.nbytes,
+    print(json.dumps(dict(before=before, peak=peak[0], seconds=secs, output_bytes=out.nbytes, disk_peak=disk[0],
+                          plan=schedule.describe(), planned_scratch=schedule.scratch, conv_work=schedule.work,
                           lifetime_max=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                           finite=bool(np.isfinite(out[::97, ::97]).all()))))
 
 
-def memory(sizes: list[int], tile: int) -> list[dict]:
+def memory(sizes: list[int], tile: int, ram_budget: int = -1, disk_budget: int = -1) -> list[dict]:
     rows = []
     vae = small_vae("mem")
     widest = max(vae.config.block_out_channels[:1])
@@ -238,7 +257,8 @@ def memory(sizes: list[int], tile: int) -> list[dict]:
         h = int(mp * 1e6 / w) // 8 * 8
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.vae", "--child", str(h), str(w), str(tile)],
+            [sys.executable, "-m", "benchmarks.vae", "--child", str(h), str(w), str(tile), str(ram_budget),
+             str(disk_budget)],
             capture_output=True, text=True, env=env, check=False,
         )
         if proc.returncode != 0:
@@ -250,22 +270,10 @@ def memory(sizes: list[int], tile: int) -> list[dict]:
             output_gib=r["output_bytes"] / 2**30, peak_rss_gib=r["peak"] / 2**30,
             rss_before_gib=r["before"] / 2**30, decode_rss_gib=(r["peak"] - r["before"]) / 2**30,
             decode_extra_over_output=(r["peak"] - r["before"]) / r["output_bytes"],
-            full_res_activation_gib=act / 2**30, finite=r["finite"],
+            full_res_activation_gib=act / 2**30, finite=r["finite"], disk_peak_gib=r["disk_peak"] / 2**30,
+            plan=r["plan"], planned_scratch_gib=r["planned_scratch"] / 2**30, conv_work=r["conv_work"],
         ))
     return rows
-
-
-# Published configurations (built on the meta device: no weights, no download) and the bytes
-# per stored value exact mode uses for each by default (the model's dtype).
-PUBLISHED = dict(_BASE, block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32)
-PUBLISHED_VAES = (
-    ("SD 1.x/2.x (fp16)", "AutoencoderKL", dict(latent_channels=4), 2),
-    ("SDXL (float32, force_upcast)", "AutoencoderKL", dict(latent_channels=4), 4),
-    ("FLUX.1 / SD3 (bf16)", "AutoencoderKL",
-     dict(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False), 2),
-    ("FLUX.2 (bf16)", "AutoencoderKLFlux2", dict(latent_channels=32), 2),
-)
-PEAK_SIZES = ((5472, 3648), (7952, 5304), (15000, 10000))
 
 
 def plan_peaks(budget: int, tile: int = 512) -> list[dict]:
@@ -295,6 +303,17 @@ def plan_peaks(budget: int, tile: int = 512) -> list[dict]:
     return rows
 
 
+def _print_memory(mem: list[dict]) -> None:
+    print("(RSS before = after imports, model and output allocation; peak RSS and temporary disk (blocks of the")
+    print("activation files) sampled every 5 ms during the decode)")
+    print(f"{'MP':>6} {'size':>12} {'seconds':>8} {'output GiB':>10} {'RSS before':>10} {'peak RSS GiB':>12} "
+          f"{'extra/output':>12} {'disk GiB':>8} {'1 full-res act. GiB':>19}  plan")
+    for r in mem:
+        print(f"{r['megapixels']:6.1f} {r['size']:>12} {r['seconds']:8.1f} {r['output_gib']:10.2f} "
+              f"{r['rss_before_gib']:10.2f} {r['peak_rss_gib']:12.2f} {r['decode_extra_over_output']:12.2f} "
+              f"{r['disk_peak_gib']:8.2f} {r['full_res_activation_gib']:19.2f}  {r['plan']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="0.26 MP exactness, 4 and 16 MP memory runs")
@@ -303,7 +322,9 @@ def main() -> None:
     ap.add_argument("--peak", action="store_true", help="only the published VAEs' peak activations and schedules")
     ap.add_argument("--budget", type=float, default=16.0, help="--peak: GiB of RAM + temporary disk (default 16)")
     ap.add_argument("--family", action="store_true", help="only the VAE family's exactness rows")
-    ap.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--scratch", nargs=3, type=float, metavar=("MP", "RAM_GIB", "DISK_GIB"),
+                    help="one memory run at MP megapixels within RAM_GIB of RAM and DISK_GIB of temporary disk")
+    ap.add_argument("--child", nargs=5, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if args.child:
@@ -324,6 +345,13 @@ def main() -> None:
         print(json.dumps(dict(peak=rows)))
         return
 
+    if args.scratch:
+        mp, ram, disk = args.scratch
+        mem = memory([mp], tile=512, ram_budget=int(ram * 2**30), disk_budget=int(disk * 2**30))
+        print(f"Exact tiled decode into a float32 HxWx3 array within {ram:g} GiB RAM + {disk:g} GiB temporary disk")
+        _print_memory(mem)
+        print(json.dumps(dict(memory=mem, machine="2-core CPU" if not torch.cuda.is_available() else "cuda")))
+        return
     fam = family()
     print("VAE family: exact mode vs full frame on small random-weight configs (float32, 0.066 MP, tile 64;")
     print("recompute = within a third of the store-everything scratch)")
@@ -348,13 +376,7 @@ def main() -> None:
     sizes = [] if args.no_memory else [4, 16] if args.quick else [16, 64] + ([150] if args.huge else [])
     mem = memory(sizes, tile=512)
     print("\nExact tiled decode into a float32 HxWx3 array; activation RAM budget = output size")
-    print("(RSS before = after imports, model and output allocation; peak sampled every 5 ms during the decode)")
-    print(f"{'MP':>6} {'size':>12} {'seconds':>8} {'output GiB':>10} {'RSS before':>10} {'peak RSS GiB':>12} "
-          f"{'extra/output':>12} {'1 full-res act. GiB':>19}")
-    for r in mem:
-        print(f"{r['megapixels']:6.1f} {r['size']:>12} {r['seconds']:8.1f} {r['output_gib']:10.2f} "
-              f"{r['rss_before_gib']:10.2f} {r['peak_rss_gib']:12.2f} {r['decode_extra_over_output']:12.2f} "
-              f"{r['full_res_activation_gib']:19.2f}")
+    _print_memory(mem)
     print(json.dumps(dict(family=fam, exactness=ex, memory=mem, machine="2-core CPU" if not torch.cuda.is_available() else "cuda")))
 
 
