@@ -196,6 +196,58 @@ def family(side: int = 256, tile: int = 64) -> list[dict]:
     return rows
 
 
+ATTENTION_GEOMETRY = ((512, 512), (5472, 3648), (15000, 10000))  # output px: 0.26, 20 and 150 MP
+
+
+def attention_geometry(samples: int = 4096, seed: int = 0) -> list[dict]:
+    """The mid-block attention's approximation (window + far-field cells, default policy) at real
+    latent geometries, on the small SD layout's decoder (32 channels at the mid block): the
+    attention operation's output against exact whole-image attention, evaluated for `samples`
+    random query pixels (exact attention for all 2.3 M latent pixels of 150 MP would be 5·10¹²
+    scores; for a sample of queries it is cheap and exact). At 0.26 MP the attention is exact."""
+    from engine.layerwise.attention import attend, finish, project_kv, tokens
+    from engine.layerwise.plan import AttnOp, decoder_plan
+    from engine.layerwise.runner import Runner, Stored
+    from engine.layerwise.stats import NormAffine
+    from engine.layerwise.store import ActivationStore, RamActivation
+
+    vae = small_vae("sd")
+    plan = decoder_plan(vae)
+    k = next(i for i, op in enumerate(plan.ops) if isinstance(op, AttnOp))
+    rows = []
+    for w, h in ATTENTION_GEOMETRY:
+        lh, lw = h // 8, w // 8
+        z = synthetic_latent(4, lh, lw, seed=seed)[0].permute(1, 2, 0).numpy().copy()
+        runner = Runner(torch.device("cpu"), torch.float32, ActivationStore(1 << 40), 512)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            values = {"in": Stored(RamActivation(*z.shape, z.dtype, out=z))}
+            for op in plan.ops[:k]:  # conv_in and the first mid-block resnet: the attention's input
+                srcs = [values[op.src]]
+                res = [values[op.res]] if op.res else []
+                values[op.dst] = runner.conv(op, srcs, res, None)
+            src = values[plan.ops[k].src]
+            approx = runner.attn(plan.ops[k], src).act.array
+            seconds = time.perf_counter() - t
+            attn = plan.ops[k].attn
+            x = runner.to_torch(src.act.array)
+            hid = NormAffine.from_moments(attn.group_norm, src.moments).apply(x)
+            key, value = project_kv(attn, tokens(hid))
+            g = torch.Generator().manual_seed(seed)
+            idx = torch.randint(0, lh * lw, (min(samples, lh * lw),), generator=g)
+            q = tokens(hid)[:, idx]
+            res = tokens(x)[:, idx].transpose(1, 2).reshape(1, -1, 1, len(idx))
+            exact = finish(attn, attend(attn, q, key, value, None), res)[0, :, 0].t()
+            got = torch.from_numpy(approx.reshape(-1, approx.shape[-1]))[idx]
+            err = (got - exact).abs()
+            delta = (exact - tokens(x)[0, idx]).abs()  # what the attention adds to its residual
+        rows.append(dict(megapixels=round(w * h / 1e6, 2), latent=f"{lw}x{lh}", tokens=lh * lw,
+                         regime="exact" if lh * lw <= runner.attention.max_tokens else "window + cells",
+                         samples=len(idx), max_abs=float(err.max()), mean_abs=float(err.mean()),
+                         attention_mean_abs=float(delta.mean()), seconds=seconds))
+    return rows
+
+
 def _disk_in_use() -> int:
     """Bytes of disk allocated to this process's activation files (unlinked, so only visible
     through its open descriptors): measured, not computed."""
@@ -276,6 +328,19 @@ def memory(sizes: list[int], tile: int, ram_budget: int = -1, disk_budget: int =
     return rows
 
 
+# Published configurations (built on the meta device: no weights, no download) and the bytes
+# per stored value exact mode uses for each by default (the model's dtype).
+PUBLISHED = dict(_BASE, block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32)
+PUBLISHED_VAES = (
+    ("SD 1.x/2.x (fp16)", "AutoencoderKL", dict(latent_channels=4), 2),
+    ("SDXL (float32, force_upcast)", "AutoencoderKL", dict(latent_channels=4), 4),
+    ("FLUX.1 / SD3 (bf16)", "AutoencoderKL",
+     dict(latent_channels=16, use_quant_conv=False, use_post_quant_conv=False), 2),
+    ("FLUX.2 (bf16)", "AutoencoderKLFlux2", dict(latent_channels=32), 2),
+)
+PEAK_SIZES = ((5472, 3648), (7952, 5304), (15000, 10000))
+
+
 def plan_peaks(budget: int, tile: int = 512) -> list[dict]:
     """Per published VAE and size: what storing every activation holds at its peak, and the
     schedule exact mode chooses within `budget` bytes of RAM + temporary disk."""
@@ -321,6 +386,7 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true", help="exactness and work only")
     ap.add_argument("--peak", action="store_true", help="only the published VAEs' peak activations and schedules")
     ap.add_argument("--budget", type=float, default=16.0, help="--peak: GiB of RAM + temporary disk (default 16)")
+    ap.add_argument("--attention", action="store_true", help="only the mid-block attention at 0.26/20/150 MP")
     ap.add_argument("--family", action="store_true", help="only the VAE family's exactness rows")
     ap.add_argument("--scratch", nargs=3, type=float, metavar=("MP", "RAM_GIB", "DISK_GIB"),
                     help="one memory run at MP megapixels within RAM_GIB of RAM and DISK_GIB of temporary disk")
@@ -345,6 +411,17 @@ def main() -> None:
         print(json.dumps(dict(peak=rows)))
         return
 
+    if args.attention:
+        rows = attention_geometry()
+        print("Mid-block attention, approximate beyond 65 536 latent px: its output vs exact whole-image")
+        print("attention at sampled query pixels (small SD layout, 32 channels at the mid block, float32)")
+        print(f"{'MP':>6} {'latent':>10} {'regime':>15} {'samples':>8} {'max abs':>9} {'mean abs':>9} "
+              f"{'attn mean':>9} {'s':>7}")
+        for r in rows:
+            print(f"{r['megapixels']:6.2f} {r['latent']:>10} {r['regime']:>15} {r['samples']:8d} {r['max_abs']:9.2e} "
+                  f"{r['mean_abs']:9.2e} {r['attention_mean_abs']:9.2e} {r['seconds']:7.1f}")
+        print(json.dumps(dict(attention=rows)))
+        return
     if args.scratch:
         mp, ram, disk = args.scratch
         mem = memory([mp], tile=512, ram_budget=int(ram * 2**30), disk_budget=int(disk * 2**30))
