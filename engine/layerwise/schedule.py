@@ -194,21 +194,27 @@ class Planner:
     def segment_work(self, start: int, stop: int) -> int:
         return sum(self.pass_work(start, t) for t in self.targets(start, stop))
 
+    def _segments_into(self, stop: int, max_segment: int):
+        return (start for start in range(max(0, stop - max_segment), stop) if self.valid(start, stop))
+
+    def least_scratch(self, max_segment: int = 40) -> int:
+        """The smallest scratch any schedule needs (a minimax over the same segments)."""
+        n = len(self.plan.ops)
+        least = [0] + [float("inf")] * n
+        for stop in range(1, n + 1):
+            for start in self._segments_into(stop, max_segment):
+                least[stop] = min(least[stop], max(least[start], self.segment_scratch(start, stop)))
+        return int(least[n])
+
     def schedule(self, budget: int | None = None, max_segment: int = 40) -> Schedule:
         """The least-work schedule whose scratch fits `budget` bytes (None: unbounded). Raises
         ValueError when none does (the smallest scratch any schedule needs is in the message)."""
         n = len(self.plan.ops)
         inf = (float("inf"), 0, ())
-        best = [inf] * (n + 1)  # (work, scratch, starts) of ops[:k]
-        best[0] = (0, 0, ())
-        least = [float("inf")] * (n + 1)  # the smallest scratch any schedule of ops[:k] needs
-        least[0] = 0
+        best = [(0, 0, ())] + [inf] * n  # (work, scratch, starts) of ops[:k]
         for stop in range(1, n + 1):
-            for start in range(max(0, stop - max_segment), stop):
-                if not self.valid(start, stop):
-                    continue
+            for start in self._segments_into(stop, max_segment):
                 scratch = self.segment_scratch(start, stop)
-                least[stop] = min(least[stop], max(least[start], scratch))
                 if best[start][0] == float("inf") or (budget is not None and scratch > budget):
                     continue
                 work = best[start][0] + self.segment_work(start, stop)
@@ -218,7 +224,7 @@ class Planner:
         work, scratch, starts = best[n]
         if work == float("inf"):
             raise ValueError(f"no schedule keeps the stored activations within {budget / 2**30:.2f} GiB; "
-                             f"the least any needs is {least[n] / 2**30:.2f} GiB")
+                             f"the least any needs is {self.least_scratch(max_segment) / 2**30:.2f} GiB")
         return Schedule(starts, n, work / self.full, scratch)
 
     def store_everything(self) -> Schedule:

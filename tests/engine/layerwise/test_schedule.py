@@ -42,11 +42,8 @@ def _run(vae, plan, x: torch.Tensor, schedule) -> tuple[np.ndarray, ActivationSt
 def _schedules(planner: Planner):
     full = planner.store_everything()
     seen = {full.starts: full}
-    for frac in (2, 4, 1000):
-        try:
-            s = planner.schedule(full.scratch // frac)
-        except ValueError:
-            continue
+    for budget in (full.scratch // 2, full.scratch // 4, planner.least_scratch()):
+        s = planner.schedule(budget)
         seen.setdefault(s.starts, s)
     return list(seen.values())
 
@@ -64,7 +61,7 @@ def test_recomputed_schedules_are_exact_bounded_and_counted(vae, what):
     ref = ref[0].permute(1, 2, 0).numpy()
     planner = Planner(plan, x.shape[2], x.shape[3], 4, TILE)
     schedules = _schedules(planner)
-    assert len(schedules) >= 3 and any(max(b - a for a, b in s.segments()) > 5 for s in schedules)
+    assert len(schedules) >= 3 and any(max(b - a for a, b in s.segments()) > 10 for s in schedules)
     for s in schedules:
         out, store, flops = _run(vae, plan, x, s)
         assert float(np.abs(out - ref).max()) < 1e-4, s.describe()
