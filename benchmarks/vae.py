@@ -196,6 +196,32 @@ def family(side: int = 256, tile: int = 64) -> list[dict]:
     return rows
 
 
+def precision(side: int = 256, tile: int = 64) -> list[dict]:
+    """SDXL layout (small, random weights): exact mode with 16-bit storage and float32 compute,
+    and the whole model run in 16 bits, against the float32 full frame (max abs error)."""
+    from engine.vae.tiled import tiled_decode, tiled_encode
+
+    vae = small_vae("sdxl")
+    z = synthetic_latent(4, side // 8, side // 8, seed=1)
+    img = synthetic_photo(side, side, seed=1)
+    with torch.no_grad():
+        ref, eref = vae.decode(z).sample, vae.encode(img).latent_dist.mean
+    rows = []
+    for storage in ("float32", "float16", "bfloat16"):
+        dec = tiled_decode(vae, z, tile=tile, storage=storage)
+        enc = tiled_encode(vae, img, tile=tile, storage=storage).mean
+        rows.append(dict(run=f"float32 compute, {storage} storage", decode_max_abs=float((dec - ref).abs().max()),
+                         encode_max_abs=float((enc - eref).abs().max())))
+    for dtype in (torch.float16, torch.bfloat16):
+        half = small_vae("sdxl", dtype=dtype)
+        with torch.no_grad():
+            dec = half.decode(z.to(dtype)).sample.float()
+            enc = half.encode(img.to(dtype)).latent_dist.mean.float()
+        rows.append(dict(run=f"whole model in {str(dtype)[6:]} (full frame)",
+                         decode_max_abs=float((dec - ref).abs().max()), encode_max_abs=float((enc - eref).abs().max())))
+    return rows
+
+
 ATTENTION_GEOMETRY = ((512, 512), (5472, 3648), (15000, 10000))  # output px: 0.26, 20 and 150 MP
 
 
@@ -386,6 +412,7 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true", help="exactness and work only")
     ap.add_argument("--peak", action="store_true", help="only the published VAEs' peak activations and schedules")
     ap.add_argument("--budget", type=float, default=16.0, help="--peak: GiB of RAM + temporary disk (default 16)")
+    ap.add_argument("--precision", action="store_true", help="only SDXL's storage precision rows")
     ap.add_argument("--attention", action="store_true", help="only the mid-block attention at 0.26/20/150 MP")
     ap.add_argument("--family", action="store_true", help="only the VAE family's exactness rows")
     ap.add_argument("--scratch", nargs=3, type=float, metavar=("MP", "RAM_GIB", "DISK_GIB"),
@@ -411,6 +438,14 @@ def main() -> None:
         print(json.dumps(dict(peak=rows)))
         return
 
+    if args.precision:
+        rows = precision()
+        print("SDXL layout (small, random weights), 256x256: max abs error against the float32 full frame")
+        print(f"{'run':42} {'decode':>9} {'encode':>9}")
+        for r in rows:
+            print(f"{r['run']:42} {r['decode_max_abs']:9.1e} {r['encode_max_abs']:9.1e}")
+        print(json.dumps(dict(precision=rows)))
+        return
     if args.attention:
         rows = attention_geometry()
         print("Mid-block attention, approximate beyond 65 536 latent px: its output vs exact whole-image")
