@@ -9,6 +9,8 @@ last use: for a VAE at most three are alive at once (an operation's input, its o
 pending residual), for a UNet also the skip connections the up path has yet to consume
 (`Plan.peak_bytes`). The `ActivationStore` keeps them on the accelerator or in RAM up to budgets
 and on disk beyond; besides them, device memory holds one tile's working set, set by `tile`.
+With a `Schedule`, only the activations at its segment boundaries are stored and each longer
+segment is recomputed tile by tile (`recompute.run_segment`), through the same `conv_tile`.
 """
 from __future__ import annotations
 

@@ -4,12 +4,16 @@ Inputs and outputs mean what `vae.decode` / `vae.encode` mean: `tiled_decode` ta
 `vae.decode` takes (latents already divided by `scaling_factor`, and with FLUX's `shift_factor`
 already undone) and returns the decoded sample in the model's range (about [-1, 1], unclamped);
 `tiled_encode` takes an image in [-1, 1] and returns the same `DiagonalGaussianDistribution` that
-`vae.encode(x).latent_dist` would. SD 1.x/2.x, SDXL and FLUX (16 latent channels, no quant convs)
-layouts are read from the modules themselves.
+`vae.encode(x).latent_dist` would. SD 1.x/2.x, SDXL, FLUX.1/SD3 (16 latent channels, no quant
+convs) and FLUX.2 (`AutoencoderKLFlux2`, 32 channels) layouts are read from the modules
+themselves; `engine.vae.family` maps a pipeline's latents to these.
 
 mode="exact": layer by layer over the whole image, every GroupNorm with exact whole-image
 statistics, convolution halos exactly one kernel wide, the mid-block attention whole-image while
 the latent has at most `attention.max_tokens` pixels (else local window + far-field cell bank).
+Whole-image activations are stored while they fit `ram_budget` + `disk_budget`; past that a
+schedule (`engine.layerwise.schedule`) stores only checkpoints and recomputes the rest tile by
+tile, with a streaming pass per GroupNorm for its statistics: still exact, more convolution work.
 mode="fast": one depth-first pass per tile with a receptive-field halo, statistics and far-field
 attention taken from a thumbnail. See docs/VAE.md.
 
