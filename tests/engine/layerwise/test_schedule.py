@@ -121,3 +121,13 @@ def test_ram_and_disk_each_keep_their_share(vae, tmp_path):
     # RAM takes whole rows: each stored activation may leave under one row of it unused
     assert 0 < store.peak_disk <= schedule.scratch - ram + live * row
     assert store.peak_scratch == schedule.scratch
+
+
+def test_check_room_accepts_what_only_recomputation_fits(vae):
+    from engine.vae.tiled import check_room
+
+    full = max(scratch_schedule(vae, 12, 16, tile=TILE, disk_budget=0).scratch,
+               scratch_schedule(vae, 96, 128, decode=False, tile=TILE, disk_budget=0).scratch)
+    check_room(vae, 96, 128, tile=TILE, ram_budget=full // 2, disk_budget=0)  # recomputes: fits
+    with pytest.raises(OSError, match="least any needs"):
+        check_room(vae, 96, 128, tile=TILE, ram_budget=1024, disk_budget=0)
