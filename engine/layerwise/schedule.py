@@ -111,8 +111,9 @@ def full_work(plan: Plan, height: int, width: int) -> int:
 def needs(plan: Plan, start: int, stop: int, target: str, span: tuple, sizes: dict) -> dict[str, tuple]:
     """The region (rows, cols) of every activation produced by ops[start:stop] that a tile of
     `target` needs. `span` = (rows, cols), each an (n, 2) array of [begin, end) intervals (one
-    per tile row or column: rows and columns propagate independently); stored inputs are not
-    listed. Regions of activations read by several operations are unions."""
+    per tile row or column: rows and columns propagate independently, as every region is a
+    rectangle); the stored inputs the segment reads are listed too. An activation read by
+    several operations needs the bounding box of their reads."""
     need = {target: span}
     for op in reversed(plan.ops[start:stop]):
         if op.dst not in need:
