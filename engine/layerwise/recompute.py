@@ -10,25 +10,41 @@ last pass writes the segment's output, which the schedule stores (or the caller'
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .plan import Plan
+from .plan import ConvOp, Plan
 from .schedule import needs, normalised_inputs
-from .stats import ChannelMoments
-from .store import Activation, RamActivation
-
-if TYPE_CHECKING:
-    from .runner import Runner, Stored
+from .stats import ChannelMoments, NormAffine
+from .store import Activation, ActivationStore, RamActivation
+from .values import Stored, storage_dtype, tiles
 
 
-def run_segment(runner: "Runner", plan: Plan, start: int, stop: int, values: dict[str, "Stored"],
-                out: Activation | None):
-    from .runner import Stored, storage_dtype, tiles
+class TileRunner(Protocol):
+    """What a segment needs of `Runner` (which calls it, so it is not imported here)."""
 
+    dtype: torch.dtype
+    np_dtype: np.dtype
+    store: ActivationStore
+    tile: int
+    on_tile: Callable[[], None] | None
+
+    def conv_constants(self, op: ConvOp, moments: list[ChannelMoments]) -> tuple[NormAffine | None, Tensor | None]: ...
+
+    def conv_tile(self, op: ConvOp, norm, temb, read_in: Callable, read_res: Callable | None, h: int, w: int,
+                  rect: tuple[int, int, int, int]) -> Tensor: ...
+
+    def read(self, parts: list[Stored], y0: int, y1: int, x0: int, x1: int) -> Tensor: ...
+
+    def write(self, dst: Activation, y0: int, x0: int, t: Tensor) -> None: ...
+
+
+def run_segment(runner: TileRunner, plan: Plan, start: int, stop: int, values: dict[str, Stored],
+                out: Activation | None) -> Stored:
+    """Evaluate ops[start:stop] from the stored `values`; returns the stored last activation."""
     ops = plan.ops[start:stop]
     sizes = {n: v.act.shape for n, v in values.items()}
     for op in ops:

@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .plan import AttnOp, ConvOp, Plan, TokenOp
+from .plan import ConvOp, Plan, TokenOp
 
 
 @dataclass(frozen=True)

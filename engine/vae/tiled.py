@@ -33,7 +33,8 @@ from torch import Tensor
 
 from engine.layerwise.attention import AttentionPolicy
 from engine.layerwise.plan import Plan, UnsupportedModel, decoder_plan, encoder_plan
-from engine.layerwise.runner import STORAGE, Runner, Stored, storage_dtype
+from engine.layerwise.runner import Runner, Stored, storage_dtype
+from engine.layerwise.values import STORAGE
 from engine.layerwise.schedule import Schedule, choose
 from engine.layerwise.store import ActivationStore, RamActivation
 from engine.vae.fast import _Thumb, make_banks, run_tiles, thumbnail
