@@ -51,56 +51,25 @@ def run_segment(runner: TileRunner, plan: Plan, start: int, stop: int, values: d
         sizes[op.dst] = op.output_shape(*sizes[op.src][:2])
     normed = {n for op in plan.ops for n in normalised_inputs(op)}
     last = ops[-1].dst
-    targets = [op.dst for op in ops[:-1] if op.dst in normed] + [last]
     index = {op.dst: i for i, op in enumerate(ops)}
-    last_read = {n: i for i, op in enumerate(ops) for n in op.inputs()}
     moments: dict[str, ChannelMoments] = {}
 
     def stats(name: str) -> ChannelMoments:
         return values[name].moments if name in values else moments[name]
 
-    for target in targets:
-        upto = index[target] + 1
-        constants = [runner.conv_constants(op, [stats(n) for n in normalised_inputs(op)]) for op in ops[:upto]]
+    for target in [op.dst for op in ops[:-1] if op.dst in normed] + [last]:
+        upto = start + index[target] + 1
+        constants = [runner.conv_constants(op, [stats(n) for n in normalised_inputs(op)])
+                     for op in plan.ops[start:upto]]
         h, w, c = sizes[target]
         dst = None
-        if target == last:
-            if target == "out":
-                dst = out if out is not None else RamActivation(h, w, c, storage_dtype(runner.dtype))
-            else:
-                dst = runner.store.allocate(h, w, c, runner.np_dtype)
+        if target == "out":
+            dst = out if out is not None else RamActivation(h, w, c, storage_dtype(runner.dtype))
+        elif target == last:
+            dst = runner.store.allocate(h, w, c, runner.np_dtype)
         acc = ChannelMoments.empty(c)
         for rect in tiles(h, w, runner.tile):
-            span = (np.array([rect[:2]]), np.array([rect[2:]]))
-            need = needs(plan, start, start + upto, target, span, sizes)
-            windows: dict[str, tuple[Tensor, tuple[int, ...]]] = {}
-
-            def read(names: list[str], y0: int, y1: int, x0: int, x1: int) -> Tensor:
-                parts = []
-                for n in names:
-                    if n in windows:
-                        t, (wy0, _, wx0, _) = windows[n]
-                        parts.append(t[:, :, y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0])
-                    else:
-                        parts.append(runner.read([values[n]], y0, y1, x0, x1))
-                return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-
-            for i, op in enumerate(ops[:upto]):
-                if op.dst not in need:
-                    continue
-                r, cc = need[op.dst]
-                region = (int(r[0, 0]), int(r[0, 1]), int(cc[0, 0]), int(cc[0, 1]))
-                srcs = [n for n in (op.src, op.cat) if n]
-                res = [n for n in (op.res, op.res_cat) if n]
-                norm, temb = constants[i]
-                y = runner.conv_tile(op, norm, temb, lambda *q, srcs=srcs: read(srcs, *q),
-                                     (lambda *q, res=res: read(res, *q)) if res else None,
-                                     *sizes[op.src][:2], region)
-                windows[op.dst] = (y, region)
-                for n in op.inputs():
-                    if n in windows and last_read[n] <= i:
-                        del windows[n]
-            y = windows[target][0]
+            y = _tile(runner, plan, start, upto, rect, sizes, values, constants)
             acc.add_tile(y)
             if dst is not None:
                 runner.write(dst, rect[0], rect[2], y)
@@ -110,3 +79,40 @@ def run_segment(runner: TileRunner, plan: Plan, start: int, stop: int, values: d
             return Stored(dst, acc)
         moments[target] = acc
     raise AssertionError("a segment ends with its writing pass")
+
+
+def _tile(runner: TileRunner, plan: Plan, start: int, upto: int, rect: tuple[int, int, int, int],
+          sizes: dict, values: dict[str, Stored], constants: list) -> Tensor:
+    """One tile `rect` of ops[upto - 1]'s output, every op of plan.ops[start:upto] evaluated once
+    over the region of it the tile needs; a window is dropped after its last read."""
+    ops = plan.ops[start:upto]
+    target = ops[-1].dst
+    need = needs(plan, start, upto, target, (np.array([rect[:2]]), np.array([rect[2:]])), sizes)
+    last_read = {n: i for i, op in enumerate(ops) for n in op.inputs()}
+    windows: dict[str, tuple[Tensor, tuple[int, ...]]] = {}
+
+    def read(names: list[str], y0: int, y1: int, x0: int, x1: int) -> Tensor:
+        parts = []
+        for n in names:
+            if n in windows:
+                t, (wy0, _, wx0, _) = windows[n]
+                parts.append(t[:, :, y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0])
+            else:
+                parts.append(runner.read([values[n]], y0, y1, x0, x1))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    for i, op in enumerate(ops):
+        if op.dst not in need:
+            continue
+        r, c = need[op.dst]
+        region = (int(r[0, 0]), int(r[0, 1]), int(c[0, 0]), int(c[0, 1]))
+        srcs = [n for n in (op.src, op.cat) if n]
+        res = [n for n in (op.res, op.res_cat) if n]
+        norm, temb = constants[i]
+        y = runner.conv_tile(op, norm, temb, lambda *q, srcs=srcs: read(srcs, *q),
+                             (lambda *q, res=res: read(res, *q)) if res else None, *sizes[op.src][:2], region)
+        windows[op.dst] = (y, region)
+        for n in op.inputs():
+            if n in windows and last_read[n] <= i:
+                del windows[n]
+    return windows[target][0]
