@@ -19,6 +19,7 @@ from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.adapters.prompts import PromptEmbeds, encode_sd, encode_sdxl, zeros_like
 from engine.types import RenderParams
 from engine.vae import tiled as vae_tiled
+from engine.vae.family import latent_space
 
 DEFAULT_GUIDANCE = 4.0  # with a prompt; an empty prompt runs unguided (half the model work)
 
@@ -176,31 +177,17 @@ class StableDiffusionAdapter:
 
     # -- latents ------------------------------------------------------------------------------
 
-    def _latent_stats(self, like: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
-        cfg = self.vae.config
-        mean = getattr(cfg, "latents_mean", None)
-        std = getattr(cfg, "latents_std", None)
-        if mean is None or std is None:
-            return 0.0, 1.0
-        shape = (1, -1, 1, 1)
-        return (torch.tensor(mean, device=like.device, dtype=like.dtype).view(shape),
-                torch.tensor(std, device=like.device, dtype=like.dtype).view(shape))
-
     @torch.no_grad()
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """[-1, 1] image → scaled latent canvas (distribution mean: deterministic img2img)."""
         pixels = image.to(self.device, self.vae_dtype)
         latents = vae_tiled.tiled_encode(self.vae, pixels, store=self.vae_store,
                                          ram_budget=self.vae_ram_budget).mean
-        latents = latents.float()
-        mean, std = self._latent_stats(latents)
-        return (latents - mean) / std * self.vae.config.scaling_factor
+        return latent_space(self.vae).from_vae(latents.float())
 
     @torch.no_grad()
     def decode(self, canvas: torch.Tensor) -> torch.Tensor:
-        latents = canvas.to(self.device, torch.float32)
-        mean, std = self._latent_stats(latents)
-        latents = (latents / self.vae.config.scaling_factor * std + mean).to(self.vae_dtype)
+        latents = latent_space(self.vae).to_vae(canvas.to(self.device, torch.float32)).to(self.vae_dtype)
         image = vae_tiled.tiled_decode(self.vae, latents, store=self.vae_store, ram_budget=self.vae_ram_budget)
         return image.float().clamp(-1.0, 1.0)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -63,6 +64,28 @@ class ConvOp:
         pt, pb, pl, pr = self.padding()
         return (f * height + pt + pb - k) // s + 1, (f * width + pl + pr - k) // s + 1, \
             (self.post or self.conv).out_channels
+
+    @property
+    def subpixel(self) -> bool:
+        """Nearest ×2 then a 3×3 convolution padded by 1: each output pixel's phase (row and
+        column parity) sees only 2×2 input pixels, so it runs as four 2×2 convolutions at the
+        input's resolution (4/9 of the work, the same sums with the taps that land on one
+        input pixel added first)."""
+        return self.upsample and self.conv.kernel_size[0] == 3 and self.conv.stride[0] == 1 \
+            and self.padding() == (1, 1, 1, 1)
+
+    def input_span(self, span: np.ndarray, size: int, axis: int) -> np.ndarray:
+        """The input rows (axis 0) or columns (axis 1) that output intervals `span` (an (n, 2)
+        array of [begin, end)) read, clipped to the input's `size`: the kernel's window through
+        the ×2 upsample, the zero padding left out. A sub-pixel op computes whole input pixels'
+        worth of output (both phases), so it reads one input pixel around those."""
+        if self.subpixel:
+            return np.stack([np.maximum(span[:, 0] // 2 - 1, 0), np.minimum(-(-span[:, 1] // 2) + 1, size)], axis=1)
+        f, k, s = (2 if self.upsample else 1), self.conv.kernel_size[0], self.conv.stride[0]
+        p = self.padding()[0 if axis == 0 else 2]
+        lo = np.maximum(span[:, 0] * s - p, 0)
+        hi = np.minimum((span[:, 1] - 1) * s + k - p, f * size)
+        return np.stack([lo // f, -(-hi // f)], axis=1)
 
 
 @dataclass
@@ -122,16 +145,11 @@ class Plan:
     def peak_bytes(self, height: int, width: int, itemsize: int) -> int:
         """Most bytes of stored activations alive at once when `Runner.run` evaluates this plan on
         an image of height × width (the input and output arrays, which the caller owns, excluded)."""
-        shapes = {"in": (height, width, 0)}
+        shapes = self.shapes(height, width)
         last_use = self.last_uses()
         live, peak = {}, 0
         for i, op in enumerate(self.ops):
-            h, w, c = shapes[op.src]
-            if isinstance(op, ConvOp):
-                h, w, c = op.output_shape(h, w)
-            elif isinstance(op, TokenOp):
-                c = op.out_channels
-            shapes[op.dst] = (h, w, c)
+            h, w, c = shapes[op.dst]
             if op.dst != "out":
                 live[op.dst] = h * w * c * itemsize
             peak = max(peak, sum(live.values()))
@@ -139,6 +157,19 @@ class Plan:
                 if last_use[name] == i:
                     live.pop(name, None)
         return peak
+
+    def shapes(self, height: int, width: int) -> dict[str, tuple[int, int, int]]:
+        """(height, width, channels) of every activation for an input of height × width ('in'
+        with 0 channels: the input is the caller's)."""
+        out = {"in": (height, width, 0)}
+        for op in self.ops:
+            h, w, c = out[op.src]
+            if isinstance(op, ConvOp):
+                h, w, c = op.output_shape(h, w)
+            elif isinstance(op, TokenOp):
+                c = op.out_channels
+            out[op.dst] = (h, w, c)
+        return out
 
     def scale(self) -> float:
         """Output pixels per input pixel (8 for an SD decoder, 1/8 for its encoder)."""

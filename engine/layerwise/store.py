@@ -131,6 +131,35 @@ class DiskActivation(Activation):
             self.fd = -1
 
 
+class SplitActivation(Activation):
+    """Rows [0, split) in RAM, the rest on disk: an activation larger than the RAM left, so that
+    RAM and disk each stay within their share of the scratch a schedule planned."""
+
+    def __init__(self, ram: RamActivation, disk: DiskActivation):
+        h = ram.shape[0] + disk.shape[0]
+        super().__init__(h, ram.shape[1], ram.shape[2], ram.dtype)
+        self.ram, self.disk, self.split = ram, disk, ram.shape[0]
+
+    def write(self, y0: int, x0: int, block: np.ndarray) -> None:
+        k = self.split - y0  # rows of the block that go to RAM
+        if k > 0:
+            self.ram.write(y0, x0, block[:k])
+        if k < block.shape[0]:
+            self.disk.write(max(y0 - self.split, 0), x0, block[max(k, 0):])
+
+    def _read_valid(self, y0, y1, x0, x1):
+        parts = []
+        if y0 < self.split:
+            parts.append(self.ram._read_valid(y0, min(y1, self.split), x0, x1))
+        if y1 > self.split:
+            parts.append(self.disk._read_valid(max(y0, self.split) - self.split, y1 - self.split, x0, x1))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def close(self) -> None:
+        self.ram.close()
+        self.disk.close()
+
+
 class DeviceActivation(Activation):
     """An (H, W, C) tensor on the accelerator: an operation reads and writes it without a round
     trip through host memory, which for a whole-canvas UNet would move every activation over the
@@ -173,6 +202,9 @@ class ActivationStore:
     ram_in_use: int = 0
     device_in_use: int = 0
     spilled_bytes: int = 0
+    disk_in_use: int = 0
+    peak_scratch: int = 0  # most bytes of RAM + disk activations alive at once (measured, for tests)
+    peak_disk: int = 0
     _live: dict = field(default_factory=dict)  # id → (activation, bytes) of everything not yet released
     spare_limit: int | None = None   # RAM (live + spare) above which released buffers are freed
     _spare: list = field(default_factory=list)  # flat uint8 buffers, released and resident
@@ -214,10 +246,10 @@ class ActivationStore:
                 self._live[id(act)] = (act, on_device)
                 return act
         nbytes = height * width * channels * np.dtype(dtype).itemsize
-        fits = [b for b in self._spare if nbytes <= b.nbytes <= 2 * nbytes
-                and self.ram_in_use + b.nbytes <= self.ram_budget]
+        # Same size only: a larger buffer would hold more RAM than the schedule planned for.
+        fits = [b for b in self._spare if b.nbytes == nbytes and self.ram_in_use + nbytes <= self.ram_budget]
         if fits:
-            buf = min(fits, key=lambda b: b.nbytes)
+            buf = fits[0]
             self._spare = [b for b in self._spare if b is not buf]
             act, nbytes = RamActivation(height, width, channels, dtype, buffer=buf), buf.nbytes
             self.ram_in_use += nbytes
@@ -227,15 +259,29 @@ class ActivationStore:
             act = RamActivation(height, width, channels, dtype)
             self.ram_in_use += nbytes
         else:
-            act = DiskActivation(height, width, channels, dtype, self.directory)
-            self.spilled_bytes += nbytes
+            row = width * channels * np.dtype(dtype).itemsize
+            rows = min(height - 1, max(0, self.ram_budget - self.ram_in_use) // row)
+            while self._spare and self.ram_in_use + self.spare_bytes + rows * row > self._held_limit:
+                self._spare.pop(0)
+            disk = DiskActivation(height - rows, width, channels, dtype, self.directory)
+            act = SplitActivation(RamActivation(rows, width, channels, dtype), disk) if rows else disk
+            self.ram_in_use += rows * row
+            self.spilled_bytes += disk.nbytes
+            self.disk_in_use += disk.nbytes
         self._live[id(act)] = (act, nbytes)
+        self.peak_scratch = max(self.peak_scratch, self.ram_in_use + self.disk_in_use)
+        self.peak_disk = max(self.peak_disk, self.disk_in_use)
         return act
 
     def release(self, act: Activation) -> None:
         _, nbytes = self._live.pop(id(act), (None, 0))
         if isinstance(act, DeviceActivation):
             self.device_in_use -= nbytes
+        if isinstance(act, DiskActivation):
+            self.disk_in_use -= nbytes
+        if isinstance(act, SplitActivation):
+            self.ram_in_use -= act.ram.nbytes
+            self.disk_in_use -= act.disk.nbytes
         if isinstance(act, RamActivation):
             self.ram_in_use -= nbytes
             held = self.ram_in_use + self.spare_bytes

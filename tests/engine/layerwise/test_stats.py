@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.layerwise.stats import ChannelMoments, NormAffine
-from engine.layerwise.store import ActivationStore, DiskActivation, RamActivation
+from engine.layerwise.store import ActivationStore, DiskActivation, RamActivation, SplitActivation
 
 
 def _tiles(x, ys, xs):
@@ -63,11 +63,14 @@ def test_fp16_statistics_do_not_overflow():
     assert torch.allclose(out, F.group_norm(x.double(), 2).float(), atol=2e-3)
 
 
-@pytest.mark.parametrize("kind", ["ram", "disk"])
+@pytest.mark.parametrize("kind", ["ram", "disk", "split"])
 def test_store_round_trip_and_clipping(kind, tmp_path):
     rng = np.random.default_rng(0)
     data = rng.standard_normal((17, 13, 5)).astype(np.float32)
-    act = RamActivation(17, 13, 5, np.float32) if kind == "ram" else DiskActivation(17, 13, 5, np.float32, str(tmp_path))
+    act = {"ram": lambda: RamActivation(17, 13, 5, np.float32),
+           "disk": lambda: DiskActivation(17, 13, 5, np.float32, str(tmp_path)),
+           "split": lambda: SplitActivation(RamActivation(3, 13, 5, np.float32),
+                                            DiskActivation(14, 13, 5, np.float32, str(tmp_path)))}[kind]()
     act.write(0, 0, data[:9])
     act.write(9, 0, data[9:, :6])
     act.write(9, 6, data[9:, 6:])
@@ -82,9 +85,9 @@ def test_store_round_trip_and_clipping(kind, tmp_path):
 def test_store_spills_beyond_budget(tmp_path):
     store = ActivationStore(ram_budget=1000, directory=str(tmp_path))
     a = store.allocate(10, 10, 2, np.float32)  # 800 bytes: RAM
-    b = store.allocate(10, 10, 2, np.float32)  # would exceed: disk
-    assert isinstance(a, RamActivation) and isinstance(b, DiskActivation)
-    assert store.spilled_bytes == 800
+    b = store.allocate(10, 10, 2, np.float32)  # would exceed: the 2 rows that fit in RAM, 8 on disk
+    assert isinstance(a, RamActivation) and isinstance(b, SplitActivation) and b.split == 2
+    assert store.spilled_bytes == 640 and store.ram_in_use == 960
     store.release(a)
     assert isinstance(store.allocate(10, 10, 2, np.float32), RamActivation)
     store.release(b)
