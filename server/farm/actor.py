@@ -53,12 +53,13 @@ class RenderActor:
 
     # ---- one job ---------------------------------------------------------------------------
     def render(self, key: str, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               helpers: list) -> tuple:
-        """("done", image, seam_risk, stats) | ("cancelled",) | ("failed", message)."""
+               helpers: list, colour: Optional[dict] = None) -> tuple:
+        """("done", image, seam_risk, stats) | ("cancelled",) | ("failed", message).
+        `colour`: the image's `icc` profile or `profile` name (engine.colour)."""
         self.gate.check()
         cancel = self._cancels[key] = threading.Event()
         farm = TileFarm(self, helpers) if helpers else None
-        options = {"tile_runner": farm} if farm is not None else {}
+        options = dict(colour or {}, **({"tile_runner": farm} if farm is not None else {}))
         try:
             out = self.engine.render(image, params, mask, self._reporter(key), cancel.is_set,
                                      **options)

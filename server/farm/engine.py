@@ -117,8 +117,9 @@ class ClusterEngine:
                 pass
 
     def render(self, image: np.ndarray, params: dict, mask: Optional[np.ndarray],
-               progress: Callable[[Progress], None],
-               should_cancel: Callable[[], bool]) -> RenderResult:
+               progress: Callable[[Progress], None], should_cancel: Callable[[], bool],
+               **colour) -> RenderResult:
+        """`colour`: the image's `icc` profile or `profile` name, passed to the actor's engine."""
         import ray
         from ray.exceptions import ObjectLostError, OwnerDiedError, RayActorError
 
@@ -133,7 +134,7 @@ class ClusterEngine:
                 helpers = self._take_idle() if split else []
                 try:
                     return self._run_on(actor, helpers, key, attempt, image_ref, params,
-                                        mask_ref, progress, should_cancel)
+                                        mask_ref, progress, should_cancel, colour)
                 except (RayActorError, ObjectLostError, OwnerDiedError) as e:
                     log.warning("job %s: %s died (%s); running it again elsewhere", key,
                                 self.where.get(actor, {}).get("actor"), type(e).__name__)
@@ -184,14 +185,14 @@ class ClusterEngine:
         self._idle.put(actor)
 
     def _run_on(self, actor, helpers, key, attempt, image_ref, params, mask_ref, progress,
-                should_cancel) -> RenderResult:
+                should_cancel, colour: dict) -> RenderResult:
         import ray
 
         runs_on = dict(self.where.get(actor, {}), attempt=attempt,
                        helpers=[self.where.get(h, {}).get("actor") for h in helpers])
         self.jobs[key] = runs_on
         progress(PlacedProgress(Phase.LOAD, 0, params["steps"], 0, 0, 0.0, runs_on=runs_on))
-        ref = actor.render.remote(key, image_ref, params, mask_ref, helpers)
+        ref = actor.render.remote(key, image_ref, params, mask_ref, helpers, colour)
         cancelled = False
         last_preview = 0.0
         while not ray.wait([ref], timeout=POLL_S)[0]:
