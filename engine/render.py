@@ -23,6 +23,7 @@ from engine.device import make_deterministic
 from engine.layerwise.plan import UnsupportedModel
 from engine.mechanisms.halo import halo_for
 from engine.mechanisms.switches import Mechanisms
+from engine.restoration.consistency import finish
 from engine.sampling.noise import NoiseField
 from engine.sampling.sampler import make_scheduler, sample
 from engine.tiling.strategies import Strategy, make_strategy
@@ -80,7 +81,8 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     with torch.inference_mode():
         out = decode(adapter, canvas)[..., :oh, :ow]
         del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
-        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s)
+        out = finish_render(adapter, out.clamp_(-1, 1).add_(1).div_(2), image, s)
+        result = _compose(image, out, mask_out, s)
         del out
     seam = seam_map(risk, adapter.vae_scale, oh, ow, mask_out)
     seconds["decode"] = time.perf_counter() - started
@@ -222,6 +224,16 @@ def decode(adapter: ModelAdapter, canvas: torch.Tensor) -> torch.Tensor:
         return adapter.decode(canvas).float().cpu()
     except OSError as e:
         raise EngineError(f"cannot keep the decoder's activations: {e}") from e
+
+
+def finish_render(adapter: ModelAdapter, out: torch.Tensor, image: np.ndarray,
+                  scale: int) -> torch.Tensor:
+    """The decoded frame ([0, 1]) held to the input where the model may be wrong, as the
+    model's own settings say (`adapter.finishing`, engine.restoration.consistency)."""
+    how = getattr(adapter, "finishing", {}).get(scale)
+    if how is None:
+        return out
+    return finish(out, _to_unit(image[..., :3]).clamp_(0, 1), scale, how)
 
 
 def seam_map(risk: SeamRisk, vae_scale: int, oh: int, ow: int,

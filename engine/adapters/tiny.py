@@ -15,6 +15,7 @@ from torch import nn
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.mechanisms import thumbnail as thumbs
 from engine.models.tiny import ResidualToCondition
+from engine.restoration.consistency import finishing_by_scale
 from engine.types import EngineError, RenderParams
 
 
@@ -31,7 +32,7 @@ class TinyAdapter:
 
     def __init__(self, unet: nn.Module, scheduler_config: dict, native_size: int,
                  downsample_factor: int, device: torch.device, dtype: torch.dtype,
-                 default_tile: int | None = None):
+                 default_tile: int | None = None, finishing: dict | None = None):
         p = next(unet.parameters())
         if p.device != torch.device(device) or p.dtype != dtype:
             unet = unet.to(device=device, dtype=dtype)
@@ -42,6 +43,8 @@ class TinyAdapter:
         self.downsample_factor = downsample_factor
         self.default_tile = default_tile or 2 * native_size
         self.device, self.dtype = torch.device(device), dtype
+        # {scale: Finishing}: how engine.render holds the decoded frame to the input
+        self.finishing = dict(finishing or {})
 
     @classmethod
     def load(cls, device: torch.device, dtype: torch.dtype, weights=None) -> "TinyAdapter":
@@ -50,7 +53,8 @@ class TinyAdapter:
             m = load_tiny(device=device, dtype=dtype, weights=weights)
         except ModelMissing as e:
             raise EngineError(str(e)) from e
-        return cls(m.unet, m.scheduler_config, m.native_size, m.downsample_factor, device, dtype)
+        return cls(m.unet, m.scheduler_config, m.native_size, m.downsample_factor, device, dtype,
+                   finishing=finishing_by_scale(m.meta.get("recommended", {})))
 
     @classmethod
     def from_config(cls, device: torch.device, dtype: torch.dtype, unet_config: dict | None = None,
