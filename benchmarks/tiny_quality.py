@@ -41,10 +41,11 @@ from training.photo_sets import fetch_split
 
 CACHE = Path(os.environ.get("SEAMWISE_TINY_PHOTOS", Path.home() / ".cache" / "seamwise-tiny-photos"))
 MODES = {"refine": 1, "x2": 2, "x4": 4}
-SWEEP = {"refine": [Finishing(texture_keep=k, lowpass_radius=r) for r in (0, 2, 4, 8)
-                    for k in (0.0, 0.75, 1.0, 1.5, 2.0)],
-         "x2": [Finishing(projection_iters=n) for n in (1, 2, 3, 5, 8)],
-         "x4": [Finishing(projection_iters=n) for n in (1, 2, 3, 5, 8)]}
+SWEEP = {"refine": [Finishing(texture_keep=k) for k in (0.75, 1.0, 1.5, 2.0, 3.0, 4.0)],
+         "x2": [Finishing(projection_iters=n, model_weight=w) for n in (1, 3, 5)
+                for w in (1.0, 0.75, 0.5, 0.25)],
+         "x4": [Finishing(projection_iters=n, model_weight=w) for n in (1, 3, 5)
+                for w in (1.0, 0.75, 0.5, 0.25)]}
 
 
 def model_render(adapter, img: np.ndarray, scale: int, how: Finishing | None, seed: int) -> np.ndarray:
@@ -119,12 +120,11 @@ def evaluate(adapter, photos, modes, sweep: bool, seed: int) -> dict:
             raw = cached_render(adapter, name, mode, src, seed)
             seconds[mode] += time.perf_counter() - t0
             put(mode, "model raw", raw)   # the product row below is `how` applied to this frame
-            if how:
-                put(mode, "model (product)", finished(raw, src, scale, how))
+            put(mode, "model (product)", finished(raw, src, scale, how) if how else raw)
             if sweep:
                 for h in SWEEP[mode]:
-                    label = (f"raw+texture {h.texture_keep:g} low {h.lowpass_radius}" if scale == 1
-                             else f"raw+projection {h.projection_iters}")
+                    label = (f"raw+texture {h.texture_keep:g}" if scale == 1
+                             else f"raw+projection {h.projection_iters} w {h.model_weight:g}")
                     put(mode, label, finished(raw, src, scale, h))
     return {"rows": res, "seconds": seconds}
 

@@ -11,9 +11,9 @@ that need no knowledge of the photo bound that, applied to the decoded frame:
   above the input's Nyquist stays; colour shifts, halos and lost or invented low-frequency content
   are pulled back to what the input says.
 - Refine (`keep_texture`): what the model removed (input − output) is noise where its local energy
-  is what noise explains, and detail where it is larger. The noise level is read from the
-  removed layer itself (its median local energy: most of a photo is smooth), and each pixel gets
-  back the share of the removed layer that noise does not explain (a local Wiener gain).
+  is what noise explains, and detail where it is larger; each pixel gets back the share of the
+  removed layer that noise does not explain (a local Wiener gain). The noise level is read from the removed layer itself: the 10th percentile of its local
+  energy (the smoothest tenth of a photo holds little but noise).
 
 Both work per colour channel on [0, 1] float tensors, so a 20 MP frame needs a few single-channel
 temporaries, not frame-sized copies of all three channels.
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 LANCZOS_A = 3
+NOISE_QUANTILE = 0.1   # chosen with texture_keep on the validation photographs (docs/MODEL.md)
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,19 @@ class Finishing:
     projection_iters: back-projection rounds for ×2/×4 (0: off).
     texture_keep: for refine, multiple of the noise energy below which the removed layer counts as
     noise (0: off; larger keeps less of it back).
-    lowpass_radius: for refine, the removed layer's local mean over this radius is given back
-    (0: off): noise has almost none, so what is there is the model's drift in tone or colour.
+    model_weight: for ×2/×4, the share of the model's frame in a blend with the bicubic
+    enlargement before projecting (1: the model alone); below 1 where the model is, on photographs
+    it never saw, less sure than the consistency of a plain enlargement.
     """
     projection_iters: int = 0
     texture_keep: float = 0.0
-    lowpass_radius: int = 0
+    model_weight: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Finishing":
         d = d or {}
         return cls(int(d.get("projection_iters", 0)), float(d.get("texture_keep", 0.0)),
-                   int(d.get("lowpass_radius", 0)))
+                   float(d.get("model_weight", 1.0)))
 
 
 SCALE_KEYS = {1: "refine", 2: "x2", 4: "x4"}
@@ -68,9 +70,7 @@ def finish(out: torch.Tensor, source: torch.Tensor, scale: int, how: Finishing) 
     """The render `out` ([1, 3, sH, sW], [0, 1]) finished against the input `source`
     ([1, 3, H, W], [0, 1]); returns `out`, changed in place where possible."""
     if scale > 1 and how.projection_iters > 0:
-        return project_to_input(out, source, scale, how.projection_iters)
-    if scale == 1 and how.lowpass_radius > 0:
-        out = keep_low_frequencies(out, source, how.lowpass_radius)
+        return project_to_input(out, source, scale, how.projection_iters, how.model_weight)
     if scale == 1 and how.texture_keep > 0:
         out = keep_texture(out, source, how.texture_keep)
     return out
@@ -115,8 +115,11 @@ def bicubic_up(x: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
 
 
-def project_to_input(out: torch.Tensor, source: torch.Tensor, scale: int, iters: int) -> torch.Tensor:
-    """Iterative back-projection of `out` onto {y : lanczos_down(y) = source}, channel by channel.
+def project_to_input(out: torch.Tensor, source: torch.Tensor, scale: int, iters: int,
+                     model_weight: float = 1.0) -> torch.Tensor:
+    """Iterative back-projection of `out` onto {y : lanczos_down(y) = source}, channel by channel,
+    after blending it with the bicubic enlargement by `model_weight` (the projection is affine, so
+    this is the same blend of the two projected frames, at the cost of one).
 
     Each round adds bicubic_up(source − lanczos_down(out)); the residual shrinks every round
     (the round trip's gain lies in (0, 1] at every frequency), fastest where the input has most of
@@ -126,6 +129,8 @@ def project_to_input(out: torch.Tensor, source: torch.Tensor, scale: int, iters:
     for c in range(out.shape[1]):
         y = out[:, c:c + 1, :h * scale, :w * scale]
         low = source[:, c:c + 1].to(out.dtype)
+        if model_weight < 1:
+            y.mul_(model_weight).add_(bicubic_up(low, scale).clamp_(0, 1), alpha=1 - model_weight)
         for _ in range(iters):
             y.add_(bicubic_up(low - lanczos_down(y, scale), scale))
     return out.clamp_(0, 1)
@@ -137,26 +142,18 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), k, stride=1)
 
 
-def keep_low_frequencies(out: torch.Tensor, source: torch.Tensor, radius: int) -> torch.Tensor:
-    """Give back the local mean of the removed layer (two box passes: a tent of ±2·radius px),
-    channel by channel. White noise averages out over the window; a shift of tone does not."""
-    for c in range(out.shape[1]):
-        removed = source[:, c:c + 1].to(out.dtype) - out[:, c:c + 1]
-        out[:, c:c + 1].add_(_box(_box(removed, radius), radius))
-    return out.clamp_(0, 1)
-
-
 def keep_texture(out: torch.Tensor, source: torch.Tensor, keep: float, radius: int = 3) -> torch.Tensor:
     """Give back the share of the removed layer (source − out) that noise does not explain.
 
-    Noise energy: the median over the frame of the removed layer's local energy (luma-weighted
-    sum over channels). Gain per pixel: max(0, 1 − keep · noise / local energy), the Wiener
-    gain with the noise counted `keep` times (keep > 1 errs toward removing).
+    Noise energy: the NOISE_QUANTILE of the removed layer's local energy (summed over channels)
+    over the frame. Gain per pixel: max(0, 1 − keep · noise / local energy), the Wiener gain
+    with the noise counted `keep` times (keep > 1 errs toward removing).
     """
     removed = source.to(out.dtype) - out
     energy = _box(removed.square().sum(1, keepdim=True), radius)
     flat = energy.flatten()
-    sample = flat[:: max(1, flat.numel() // 1_000_000)]   # a median of a million values is exact enough
-    noise = sample.median().clamp_min(1e-12)
+    sample = flat[:: max(1, flat.numel() // 1_000_000)]   # a million values place it closely enough
+    k = max(1, int(NOISE_QUANTILE * sample.numel()))
+    noise = sample.kthvalue(k).values.clamp_min(1e-12)
     gain = (1 - keep * noise / energy.clamp_min(1e-12)).clamp_(0, 1)
     return out.add_(removed.mul_(gain)).clamp_(0, 1)

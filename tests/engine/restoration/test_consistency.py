@@ -90,3 +90,14 @@ def test_render_holds_an_upscale_to_its_input(tiny, photo):
 def test_finish_leaves_a_frame_alone_when_nothing_is_asked(photo):
     out = unit(photo)
     assert torch.equal(finish(out.clone(), out, 1, Finishing()), out)
+
+
+def test_model_weight_blends_toward_the_projected_enlargement(photo):
+    low = unit(pil_down(photo, 2))
+    bic = torch.nn.functional.interpolate(low, scale_factor=2, mode="bicubic",
+                                          align_corners=False).clamp(0, 1)
+    out = torch.rand(1, 3, low.shape[2] * 2, low.shape[3] * 2)
+    assert torch.allclose(project_to_input(out.clone(), low, 2, 3, model_weight=0.0),
+                          project_to_input(bic.clone(), low, 2, 3), atol=1e-6)
+    half = project_to_input(out.clone(), low, 2, 3, model_weight=0.5)
+    assert not torch.allclose(half, project_to_input(out.clone(), low, 2, 3), atol=1e-3)
