@@ -3,7 +3,8 @@
 The steps, in the order of diffusers' img2img pipeline, each a function below: check the inputs →
 open the model → prepare the source (the image at output size in [-1, 1], padded to the model's
 grid) and its conditioning → encode it to the canvas → prepare the mask → denoise the canvas
-(lockstep sampling with the canvas denoiser) → decode → compose in the caller's dtype, copying
+(lockstep sampling with the canvas denoiser) → decode → finish (hold the frame to the input, as
+the model's settings say: engine.restoration) → compose in the caller's dtype, copying
 input pixels wherever the mask is 0, so the outside of a selection is bit-identical.
 """
 from __future__ import annotations
