@@ -1,7 +1,8 @@
 """Keep a render faithful to its input where the model may be wrong.
 
-A restoration model can invent: on photographs unlike its training set, seamwise-tiny's ×2 drifted
-up to 3.8 dB below bicubic and its refine removed real texture along with the noise. Two checks
+A restoration model can invent: on photographs unlike its training set, seamwise-tiny's ×2 fell
+up to 2.2 dB below bicubic and its refine removed real texture along with the noise (BENCHMARKS.md,
+"Photographs it never saw"). Two checks
 that need no knowledge of the photo bound that, applied to the decoded frame:
 
 - Upscale (`project_to_input`): a ×s output, shrunk the way photographs are shrunk (Lanczos-3,
@@ -12,11 +13,12 @@ that need no knowledge of the photo bound that, applied to the decoded frame:
   are pulled back to what the input says.
 - Refine (`keep_texture`): what the model removed (input − output) is noise where its local energy
   is what noise explains, and detail where it is larger; each pixel gets back the share of the
-  removed layer that noise does not explain (a local Wiener gain). The noise level is read from the removed layer itself: the 10th percentile of its local
-  energy (the smoothest tenth of a photo holds little but noise).
+  removed layer that noise does not explain (a local Wiener gain). The noise level is read from
+  the removed layer itself: the 10th percentile of its local energy (the smoothest tenth of a
+  photo holds little but noise).
 
-Both work per colour channel on [0, 1] float tensors, so a 20 MP frame needs a few single-channel
-temporaries, not frame-sized copies of all three channels.
+Both work on [0, 1] float tensors in place. The projection goes one colour channel at a time, so a
+×2 to 80 MP needs single-channel temporaries; refine holds one more frame (the removed layer).
 """
 from __future__ import annotations
 
