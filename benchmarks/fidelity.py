@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.tiny_quality import DEFAULT_DATA
 from engine import api
 from training.degrade import bicubic_up, damage_refine, damage_x2, psnr, to_tensor, to_uint8
-from training.train_tiny import load_split, prepare_data
+from training.train_tiny import DEFAULT_DATA, load_split, prepare_data
 
 METHODS = {
     "memory (default: tiles)": dict(strategy="memory"),

@@ -52,7 +52,9 @@ def recommended_settings(model: str, scale: int) -> tuple[float, int]:
     """
     spec = _BUNDLED_SPEC if model == "tiny" else Path(model).with_suffix(".json")
     try:
-        rec = json.loads(spec.read_text())["meta"]["recommended"]["refine" if scale == 1 else "x2"]
+        recs = json.loads(spec.read_text())["meta"]["recommended"]
+        key = {1: "refine", 2: "x2"}.get(scale, "x4")
+        rec = recs.get(key) or recs["x2"]   # a model without its own x4 settings: x2's
         strength, steps = float(rec["strength"]), int(rec["steps"])
     except (OSError, ValueError, KeyError, TypeError):
         return GENERIC_STRENGTH, GENERIC_STEPS
@@ -109,7 +111,7 @@ class Session:
         self.model = model
         self.mechanisms = dict(mechanisms or {})
         self._device = device
-        self._recommended = {scale: recommended_settings(model, scale) for scale in (1, 2)}
+        self._recommended = {scale: recommended_settings(model, scale) for scale in (1, 2, 4)}
         self._adapter = None
         self._lock = threading.Lock()
 
@@ -119,8 +121,8 @@ class Session:
         return "seamwise-tiny" if self.model == "tiny" else self.model.rstrip("/\\").split("/")[-1]
 
     def recommended(self, scale: int) -> tuple[float, int]:
-        """(strength, steps) this model recommends at `scale` (x4 takes x2's)."""
-        return self._recommended[1 if scale == 1 else 2]
+        """(strength, steps) this model recommends at `scale` (x4 takes x2's unless it has its own)."""
+        return self._recommended[scale if scale in self._recommended else 2]
 
     def device(self) -> DeviceInfo:
         """Where renders will run, without loading the model."""

@@ -3,7 +3,8 @@
 The steps, in the order of diffusers' img2img pipeline, each a function below: check the inputs →
 open the model → prepare the source (the image at output size in [-1, 1], padded to the model's
 grid) and its conditioning → encode it to the canvas → prepare the mask → denoise the canvas
-(lockstep sampling with the canvas denoiser) → decode → compose in the caller's dtype, copying
+(lockstep sampling with the canvas denoiser) → decode → finish (hold the frame to the input, as
+the model's settings say: engine.restoration) → compose in the caller's dtype, copying
 input pixels wherever the mask is 0, so the outside of a selection is bit-identical.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from engine.layerwise.plan import UnsupportedModel
 from engine.mechanisms.halo import halo_for
 from engine.mechanisms.switches import Mechanisms
 from engine.preview import PreviewTap
+from engine.restoration.consistency import finish
 from engine.sampling.noise import NoiseField
 from engine.sampling.sampler import make_scheduler, sample
 from engine.tiling.strategies import Strategy, make_strategy
@@ -89,7 +91,8 @@ def render(image: np.ndarray, params: RenderParams, mask: Optional[np.ndarray] =
     with torch.inference_mode():
         out = decode(adapter, canvas)[..., :oh, :ow]
         del canvas, source, reference, cond, denoiser   # the decoded image may reuse their memory
-        result = _compose(image, out.clamp_(-1, 1).add_(1).div_(2), mask_out, s, colours)
+        out = finish_render(adapter, out.clamp_(-1, 1).add_(1).div_(2), image, s, colours)
+        result = _compose(image, out, mask_out, s, colours)
         del out
     seam = seam_map(risk, adapter.vae_scale, oh, ow, mask_out)
     seconds["decode"] = time.perf_counter() - started
@@ -250,6 +253,17 @@ def decode(adapter: ModelAdapter, canvas: torch.Tensor) -> torch.Tensor:
         return adapter.decode(canvas).float().cpu()
     except OSError as e:
         raise EngineError(f"cannot keep the decoder's activations: {e}") from e
+
+
+def finish_render(adapter: ModelAdapter, out: torch.Tensor, image: np.ndarray,
+                  scale: int, colours: colour.ColourPlan) -> torch.Tensor:
+    """The decoded frame ([0, 1], the model's colour space) held to the input, seen in the same
+    space, where the model may be wrong, as the model's own settings say (`adapter.finishing`,
+    engine.restoration.consistency)."""
+    how = getattr(adapter, "finishing", {}).get(scale)
+    if how is None:
+        return out
+    return finish(out, _model_unit(image, colours).clamp_(0, 1), scale, how)
 
 
 def seam_map(risk: SeamRisk, vae_scale: int, oh: int, ow: int,

@@ -56,6 +56,14 @@ HELDOUT_SKIMAGE = ["chelsea"]          # skimage's "cat" is the same photograph:
 # learns clean targets; two scales give it two detail densities.
 WALLPAPER_TRAIN_SCALES = (2, 3)
 WALLPAPER_HELDOUT_SCALE = 2
+# Where benchmarks and tests look for the prepared photographs.
+DEFAULT_DATA = Path(os.environ.get("SEAMWISE_TINY_DATA", Path.home() / ".cache" / "seamwise-tiny-data"))
+# The finishing (engine.restoration.consistency) written into a new model's JSON: what was chosen
+# for the shipped weights on the validation photographs. After retraining, choose it again with
+# `python -m benchmarks.tiny_quality --split validation --sweep` and edit the JSON.
+FINISH = {"refine": {"texture_keep": 1.5},
+          "x2": {"projection_iters": 3, "model_weight": 0.5},
+          "x4": {"projection_iters": 3, "model_weight": 0.25}}
 
 
 def _rgb(a: np.ndarray) -> np.ndarray:
@@ -399,8 +407,12 @@ class _Run:
                 "timesteps": {"low_max": a.low_max, "p_low": a.p_low},
                 "x_t_start": {"from_condition": a.p_from_cond, "blend": a.p_mix},
                 "recommended": {
-                    "refine": {"strength": a.recommend[0], "steps": int(a.recommend[1])},
-                    "x2": {"strength": a.recommend[2], "steps": int(a.recommend[3])}},
+                    "refine": {"strength": a.recommend[0], "steps": int(a.recommend[1]),
+                               "finish": FINISH["refine"]},
+                    "x2": {"strength": a.recommend[2], "steps": int(a.recommend[3]),
+                           "finish": FINISH["x2"]},
+                    "x4": {"strength": a.recommend[2], "steps": int(a.recommend[3]),
+                           "finish": FINISH["x4"]}},
                 "command": "python -m training.train_tiny " + " ".join(sys.argv[1:]),
             },
         }

@@ -15,6 +15,7 @@ from torch import nn
 from engine.adapters.base import Conditioning, Window, x0_from_prediction
 from engine.mechanisms import thumbnail as thumbs
 from engine.models.tiny import ResidualToCondition
+from engine.restoration.consistency import finishing_by_scale
 from engine.types import EngineError, RenderParams
 
 
@@ -34,7 +35,8 @@ class TinyAdapter:
 
     def __init__(self, unet: nn.Module, scheduler_config: dict, native_size: int,
                  downsample_factor: int, device: torch.device, dtype: torch.dtype,
-                 default_tile: int | None = None, colour_space: str | None = None):
+                 default_tile: int | None = None, colour_space: str | None = None,
+                 finishing: dict | None = None):
         p = next(unet.parameters())
         if p.device != torch.device(device) or p.dtype != dtype:
             unet = unet.to(device=device, dtype=dtype)
@@ -47,6 +49,8 @@ class TinyAdapter:
         self.device, self.dtype = torch.device(device), dtype
         if colour_space:
             self.colour_space = colour_space
+        # {scale: Finishing}: how engine.render holds the decoded frame to the input
+        self.finishing = dict(finishing or {})
 
     @classmethod
     def load(cls, device: torch.device, dtype: torch.dtype, weights=None) -> "TinyAdapter":
@@ -56,7 +60,8 @@ class TinyAdapter:
         except ModelMissing as e:
             raise EngineError(str(e)) from e
         return cls(m.unet, m.scheduler_config, m.native_size, m.downsample_factor, device, dtype,
-                   colour_space=m.meta.get("colour_space"))
+                   colour_space=m.meta.get("colour_space"),
+                   finishing=finishing_by_scale(m.meta.get("recommended", {})))
 
     @classmethod
     def from_config(cls, device: torch.device, dtype: torch.dtype, unet_config: dict | None = None,

@@ -180,7 +180,11 @@ def test_recommended_settings_come_from_the_models_json(tmp_path):
                                      "x2": {"strength": 0.3, "steps": 3}}}}
     weights.with_suffix(".json").write_text(json.dumps(spec))
     assert recommended_settings(str(weights), 1) == (0.2, 2)
-    assert recommended_settings(str(weights), 4) == (0.3, 3)      # ×4 uses ×2's
+    assert recommended_settings(str(weights), 4) == (0.3, 3)      # ×4 uses ×2's...
+    spec["meta"]["recommended"]["x4"] = {"strength": 0.15, "steps": 1}
+    weights.with_suffix(".json").write_text(json.dumps(spec))
+    assert recommended_settings(str(weights), 4) == (0.15, 1)     # ...unless it has its own
+    assert recommended_settings(str(weights), 2) == (0.3, 3)
     generic = (GENERIC_STRENGTH, GENERIC_STEPS)
     assert recommended_settings(str(tmp_path / "sd-folder"), 1) == generic
     weights.with_suffix(".json").write_text('{"meta": {"recommended": {"refine": {"steps": 0}}}}')

@@ -45,7 +45,8 @@ def test_weights_are_small_and_described():
     meta = spec["meta"]
     for key in ("steps", "seconds", "final_loss", "seed", "recommended"):
         assert meta[key] is not None, key
-    assert set(meta["recommended"]) == {"refine", "x2"}
+    assert set(meta["recommended"]) == {"refine", "x2", "x4"}
+    assert all(rec.get("finish") for rec in meta["recommended"].values())
 
 
 def test_loads_from_the_package_with_no_network():

@@ -1,0 +1,1 @@
+"""Post-processing of a rendered frame that keeps it faithful to the input (consistency.py)."""
