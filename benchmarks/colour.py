@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.tiny_quality import DEFAULT_DATA
 from engine import api
 from engine.adapters.tiny import TinyAdapter
 from engine.colour import lcms, profiles
-from training.train_tiny import load_split, prepare_data
+from training.train_tiny import DEFAULT_DATA, load_split, prepare_data
 
 FIGURES = ("managed_mean", "managed_p99", "unmanaged_mean", "unmanaged_p99")
 SPACES = [profiles.SRGB, "Adobe RGB (1998)", "ProPhoto RGB", "Display P3"]
