@@ -311,7 +311,9 @@ class JobRunner {
       if (status.type === "job.queued") status = { state: "queued", position: status.position };
     }
     if (status.state === "queued" || status.state === "running") {
-      this._update({ phase: status.state, fraction: 0, message: status.state === "queued" ? `Queued (position ${status.position || 0})` : "Rendering…" });
+      // a resumed job's status already says where a cluster runs it (`progress.runs_on`)
+      const on = runsOnCaption(status.progress && status.progress.runs_on);
+      this._update({ phase: status.state, fraction: 0, message: status.state === "queued" ? `Queued (position ${status.position || 0})` : `Rendering…${on ? ` · ${on}` : ""}` });
       status = await conn.take((m) => (m.type === "job.done" && m.job === job) || terminal(m));
       if (terminal(status)) throw terminalError(status);
     }
