@@ -34,8 +34,10 @@ function restartNote(answer) {
 function adviceLines(info, lastJobFailed = false) {
   if (!info || !(info.model_error || lastJobFailed)) return [];
   const lines = [];
-  if (info.model_error) lines.push(`The model did not load: ${info.model_error}`);
-  if (Array.isArray(info.advice)) for (const a of info.advice) lines.push(String(a));
+  const error = info.model_error ? String(info.model_error) : null;
+  if (error) lines.push(`The model did not load: ${error}`);
+  // the server's advice repeats the error in its own line: not twice
+  for (const a of Array.isArray(info.advice) ? info.advice : []) if (!error || !String(a).includes(error)) lines.push(String(a));
   return lines;
 }
 

@@ -181,6 +181,8 @@ class Panel {
   async refresh() {
     const url = this.server.url;
     this.server = { url, status: "checking", info: null };
+    this.details = { info: null, models: null };
+    this._renderModels();
     this._render();
     try {
       const info = await this.api.health(url, this.tokens[url]);
@@ -202,18 +204,26 @@ class Panel {
     this._resumeStored();
   }
 
-  /** The server's models and what it says about itself (model error, advice, cluster load).
-   * Either call may fail (an older server, a dropped link): the panel then shows less, never an error. */
+  /** The server's models and what it says about itself (model error, advice, cluster load), each
+   * shown as soon as it answers (/v1/info asks the machine, which can take a moment). Either call
+   * may fail (an older server, a dropped link): the panel then shows less, never an error. */
   async _loadDetails() {
     const { url } = this.server;
     const token = this.tokens[url];
-    const quiet = (p) => p.catch(() => null);
-    const reachable = this.server.status === "ok";
-    const [info, models] = reachable ? await Promise.all([quiet(this.api.info(url, token)), quiet(this.api.models(url, token))]) : [null, null];
-    if (url !== this.server.url) return; // another server was chosen meanwhile
-    this.details = { info, models };
-    this._renderModels();
-    this._render();
+    const load = async (key, call) => {
+      let value = null;
+      try {
+        value = await call.call(this.api, url, token);
+      } catch (_) {
+        value = null;
+      }
+      if (url !== this.server.url) return; // another server was chosen meanwhile
+      this.details = { ...this.details, [key]: value };
+      this._renderModels();
+      this._render();
+    };
+    if (this.server.status !== "ok") return;
+    await Promise.all([load("models", this.api.models), load("info", this.api.info)]);
   }
 
   /** A job left by a reloaded panel, or by a server that was away too long, goes on. */

@@ -70,6 +70,8 @@ test("advice shows only when the server cannot render: its model error first, th
   const info = { model_error: "CUDA out of memory", advice: ["Close other GPU programs.", "Or run seamwise serve --device cpu."] };
   assert.deepEqual(adviceLines(info), ["The model did not load: CUDA out of memory", "Close other GPU programs.", "Or run seamwise serve --device cpu."]);
   assert.deepEqual(adviceLines({ model_error: null, advice: ["Disk is low."] }), [], "a working server: no noise");
+  const repeated = { model_error: "no such file", advice: ["the model did not load (no such file): pick another with `seamwise models default` and restart the server", "Free some disk."] };
+  assert.deepEqual(adviceLines(repeated), ["The model did not load: no such file", "Free some disk."], "the error once");
   assert.deepEqual(adviceLines({ model_error: null, advice: ["Disk is low."] }, true), ["Disk is low."], "after a failed job");
   assert.deepEqual(adviceLines(null, true), []);
 });
