@@ -41,6 +41,7 @@ function Dialog.pair(props)
 			Settings.setToken(address, token)
 			props.seamwise_pairCode = ''
 			props.seamwise_pairStatus = pairingState(address)
+			Dialog.listModels(props) -- a LAN server lists its models to paired clients only
 		else
 			props.seamwise_pairStatus = 'Pairing failed: ' .. message
 		end
