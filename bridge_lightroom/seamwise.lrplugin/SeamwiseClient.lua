@@ -190,6 +190,13 @@ function Client:versionProblem()
 	return server .. ' is older than this Lightroom plugin ' .. Client.VERSION .. ': update the Seamwise server.'
 end
 
+--- GET /v1/models: the models the server found and the one in use, or nil and a message.
+function Client:models()
+	local r = self:request('GET', '/v1/models')
+	if r.status == 200 and r.data and type(r.data.models) == 'table' then return r.data end
+	return nil, Client.describe(r)
+end
+
 --- POST /v1/pair: trades a one-time code for a token. Returns the token, or nil and a message.
 function Client:pair(code, name)
 	local r = self:request('POST', '/v1/pair', Json.encode({ code = code, name = name }), 'application/json')

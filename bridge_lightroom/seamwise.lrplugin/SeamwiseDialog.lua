@@ -11,6 +11,7 @@ local LrTasks = import 'LrTasks'
 
 local Settings = require 'SeamwiseSettings'
 local Client = require 'SeamwiseClient'
+local Models = require 'SeamwiseModels'
 
 local bind = LrView.bind
 
@@ -40,6 +41,7 @@ function Dialog.pair(props)
 			Settings.setToken(address, token)
 			props.seamwise_pairCode = ''
 			props.seamwise_pairStatus = pairingState(address)
+			Dialog.listModels(props) -- a LAN server lists its models to paired clients only
 		else
 			props.seamwise_pairStatus = 'Pairing failed: ' .. message
 		end
@@ -53,6 +55,21 @@ function Dialog.unpair(props)
 	props.seamwise_pairStatus = pairingState(address)
 end
 
+--- Lists the server's models (read-only: the server chooses its model when it starts).
+--- Runs as a task: LrHttp needs one.
+function Dialog.listModels(props)
+	LrTasks.startAsyncTask(function()
+		local address, addressError = Settings.normaliseAddress(props.seamwise_address)
+		if not address then
+			props.seamwise_models = addressError
+			return
+		end
+		props.seamwise_models = 'Asking the server...'
+		local answer, message = Client.new(address, Settings.tokenFor(address), Settings.timing):models()
+		props.seamwise_models = answer and Models.describe(answer) or ('No model list: ' .. message)
+	end, 'Seamwise models')
+end
+
 local function formatNote(format)
 	if format == 'TIFF' or format == 'PNG' or format == nil then return '' end
 	return 'Seamwise needs TIFF or PNG: choose one under File Settings.'
@@ -61,6 +78,7 @@ end
 --- LrExportFilterProvider.sectionForFilterInDialog
 function Dialog.section(f, props)
 	props.seamwise_pairStatus = pairingState(Settings.normaliseAddress(props.seamwise_address))
+	Dialog.listModels(props)
 	local labelWidth = LrView.share('seamwise_label_width')
 	local function label(title)
 		return f:static_text { title = title, alignment = 'right', width = labelWidth }
@@ -82,6 +100,11 @@ function Dialog.section(f, props)
 		f:row {
 			label(''),
 			f:static_text { title = bind 'seamwise_pairStatus', fill_horizontal = 1 },
+		},
+		f:row {
+			label('Models:'),
+			f:static_text { title = bind 'seamwise_models', height_in_lines = 4, fill_horizontal = 1 },
+			f:push_button { title = 'List models', action = function() Dialog.listModels(props) end },
 		},
 		f:row {
 			label('Mode:'),

@@ -22,6 +22,7 @@ local LrLogger = import 'LrLogger'
 
 local Settings = require 'SeamwiseSettings'
 local Client = require 'SeamwiseClient'
+local Models = require 'SeamwiseModels'
 
 local logger = LrLogger('Seamwise')
 logger:enable('logfile')
@@ -66,6 +67,8 @@ local function describeProgress(index, total, status)
 		end
 		caption = caption .. ')'
 	end
+	local where = type(progress) == 'table' and Models.runsOn(progress.runs_on)
+	if where then caption = caption .. ', ' .. where end -- a render cluster names the box
 	return caption
 end
 
@@ -240,4 +243,6 @@ local function postProcessRenderedPhotos(functionContext, filterContext)
 	scope:done()
 end
 
-return { postProcessRenderedPhotos = postProcessRenderedPhotos }
+-- describeProgress: the caption of a job status, checked with documented shapes (a cluster's
+-- `runs_on` cannot be produced in a test)
+return { postProcessRenderedPhotos = postProcessRenderedPhotos, describeProgress = describeProgress }

@@ -13,6 +13,7 @@ const { ServerError, ConnectionLost, Cancelled, PhotoshopError } = require("./er
 const { toBase64 } = require("./codec");
 const { Spool } = require("./spool");
 const psio = require("./photoshop_io");
+const { runsOnCaption } = require("./models");
 
 const RECORD_KEY = "seamwise.activeJob";
 const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -22,13 +23,15 @@ function indicesOf(count) {
 }
 
 /** The status line for a progress event: where the job is, its step, and its tile, or its layer
- * when the server evaluates the frame whole, layer by layer (`unit: "operation"`). */
+ * when the server evaluates the frame whole, layer by layer (`unit: "operation"`), and on a
+ * cluster the box and actor that render it (`runs_on`). */
 function progressCaption(m) {
   const where = m.state === "queued" ? `Queued (position ${m.position})` : `${m.phase || "Rendering"}`;
   const detail = m.steps ? ` · step ${m.step}/${m.steps}` : "";
   const part = m.unit === "operation" ? "layer" : "tile";
   const tiles = m.tiles ? ` · ${part} ${m.tile}/${m.tiles}` : "";
-  return `${where}${detail}${tiles}`;
+  const on = runsOnCaption(m.runs_on);
+  return `${where}${detail}${tiles}${on ? ` · ${on}` : ""}`;
 }
 
 function jobName(params, job) {
@@ -308,7 +311,9 @@ class JobRunner {
       if (status.type === "job.queued") status = { state: "queued", position: status.position };
     }
     if (status.state === "queued" || status.state === "running") {
-      this._update({ phase: status.state, fraction: 0, message: status.state === "queued" ? `Queued (position ${status.position || 0})` : "Rendering…" });
+      // a resumed job's status already says where a cluster runs it (`progress.runs_on`)
+      const on = runsOnCaption(status.progress && status.progress.runs_on);
+      this._update({ phase: status.state, fraction: 0, message: status.state === "queued" ? `Queued (position ${status.position || 0})` : `Rendering…${on ? ` · ${on}` : ""}` });
       status = await conn.take((m) => (m.type === "job.done" && m.job === job) || terminal(m));
       if (terminal(status)) throw terminalError(status);
     }

@@ -10,6 +10,7 @@ const { ServerApi } = require("./server_http");
 const { normaliseUrl } = require("./address");
 const { PhotoshopError } = require("./errors");
 const { connectionHelp } = require("./help");
+const { modelRows, restartNote, adviceLines, clusterLoad } = require("./models");
 
 const LOCAL_URL = "http://127.0.0.1:7821";
 const SETTINGS_KEY = "seamwise.settings";
@@ -73,6 +74,7 @@ class Panel {
     this.tokens = {};
     this.peers = [];
     this.server = { url: this.settings.serverUrl, status: "unknown", info: null };
+    this.details = { info: null, models: null }; // /v1/info and /v1/models of the chosen server
     this.phase = "idle";
     this.runner = null;
   }
@@ -179,6 +181,8 @@ class Panel {
   async refresh() {
     const url = this.server.url;
     this.server = { url, status: "checking", info: null };
+    this.details = { info: null, models: null };
+    this._renderModels();
     this._render();
     try {
       const info = await this.api.health(url, this.tokens[url]);
@@ -196,7 +200,30 @@ class Panel {
     }
     this._fillServerMenu();
     this._render();
+    await this._loadDetails();
     this._resumeStored();
+  }
+
+  /** The server's models and what it says about itself (model error, advice, cluster load), each
+   * shown as soon as it answers (/v1/info asks the machine, which can take a moment). Either call
+   * may fail (an older server, a dropped link): the panel then shows less, never an error. */
+  async _loadDetails() {
+    const { url } = this.server;
+    const token = this.tokens[url];
+    const load = async (key, call) => {
+      let value = null;
+      try {
+        value = await call.call(this.api, url, token);
+      } catch (_) {
+        value = null;
+      }
+      if (url !== this.server.url) return; // another server was chosen meanwhile
+      this.details = { ...this.details, [key]: value };
+      this._renderModels();
+      this._render();
+    };
+    if (this.server.status !== "ok") return;
+    await Promise.all([load("models", this.api.models), load("info", this.api.info)]);
   }
 
   /** A job left by a reloaded panel, or by a server that was away too long, goes on. */
@@ -293,7 +320,10 @@ class Panel {
   }
 
   _onUpdate(u) {
+    const before = this.phase;
     if (u.phase) this.phase = u.phase;
+    // the cluster's load and the model's state change when a job starts or ends
+    if (this.phase !== before && ["running", "done", "failed"].includes(this.phase)) this._loadDetails().catch(() => {});
     if (u.preview) this.preview(u.preview);
     if (this.phase === "cancelled" || this.phase === "failed") this.preview(null);
     if (u.fraction !== undefined) this.el("progress").value = Math.round(100 * u.fraction);
@@ -353,10 +383,11 @@ class Panel {
     const dot = this.el("status-dot");
     const s = this.server;
     const host = s.url.replace(/^https?:\/\//, "");
+    const load = clusterLoad(this.details.info && this.details.info.cluster);
     const text = {
       unknown: `Not checked yet (${host})`,
       checking: `Checking ${host}…`,
-      ok: s.info ? `Connected to ${host} · ${s.info.model} on ${s.info.device}` : `Connected to ${host}`,
+      ok: (s.info ? `Connected to ${host} · ${s.info.model} on ${s.info.device}` : `Connected to ${host}`) + (load ? ` · ${load}` : ""),
       unauthorized: `${host} needs pairing: enter the code the server shows.`,
       offline: `No server at ${host}.`,
       not_seamwise: `${host} is not a Seamwise server.`,
@@ -368,6 +399,30 @@ class Panel {
     helpBox.textContent = help.join("\n");
     helpBox.hidden = help.length === 0;
     dot.className = `dot ${{ ok: "ok", unauthorized: "warn", offline: "bad", not_seamwise: "bad", outdated: "bad" }[s.status] || ""}`;
+  }
+
+  /** The model in use, the models found (unsupported ones greyed with their note, the default
+   * marked), a restart note when the default is another model, and the server's advice when it
+   * cannot render. */
+  _renderModels() {
+    const { info, models } = this.details;
+    const inUse = (models && models.in_use) || (info && info.model);
+    this.el("model-in-use").textContent = inUse ? `Model in use: ${inUse}` : "";
+    const list = this.el("model-list");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    for (const row of modelRows(models)) {
+      const item = this.document.createElement("sp-detail");
+      item.textContent = row.text;
+      item.className = ["model", row.supported ? "" : "unsupported", row.isDefault ? "default" : ""].filter(Boolean).join(" ");
+      list.appendChild(item);
+    }
+    const note = restartNote(models);
+    this.el("model-restart").textContent = note || "";
+    this.el("model-restart").hidden = !note;
+    const advice = adviceLines(info, this.phase === "failed");
+    this.el("model-advice").textContent = advice.join("\n");
+    this.el("model-advice").hidden = advice.length === 0;
+    this.el("models").hidden = !inUse && advice.length === 0;
   }
 
   _bind() {

@@ -1,7 +1,8 @@
 "use strict";
 /**
- * The few HTTP calls the panel makes besides the WebSocket: health, the list of render boxes the
- * local server discovered (UXP cannot do mDNS itself), and pairing with a LAN box.
+ * The few HTTP calls the panel makes besides the WebSocket: health, info and the models found, the
+ * list of render boxes the local server discovered (UXP cannot do mDNS itself), and pairing with a
+ * LAN box.
  * `fetch` is injected (UXP's global in the panel, Node's in tests).
  */
 const { ServerError, ConnectionLost } = require("./errors");
@@ -42,6 +43,17 @@ class ServerApi {
       throw new ServerError("not_seamwise", `${url} is not a Seamwise server.`);
     }
     return answer;
+  }
+
+  /** What the server says about itself and its machine (/v1/info): model, `model_error`,
+   * `advice` and, on a cluster, `cluster`. */
+  info(url, token) {
+    return this._call(url, "/v1/info", { token });
+  }
+
+  /** The models the server found (/v1/models): `{models: [...], in_use}`. */
+  models(url, token) {
+    return this._call(url, "/v1/models", { token });
   }
 
   /** Render boxes the server at `url` found on the network; [] from a server without discovery. */

@@ -70,6 +70,10 @@ test("panel in headless Chromium: controls present, enabled by state, a job runs
   assert.equal(s.apply.hidden, true);
   assert.equal(s["pair-row"].hidden, true, "paired once, the row is gone");
   assert.equal(await page.evaluate(() => document.getElementById("steps").value), "12", "settings restored");
+  // the models the server found, drawn under the status (the bundled one is the default)
+  await page.waitForFunction(() => /Model in use: /.test(document.getElementById("model-in-use").textContent), null, { timeout: 30000 });
+  assert.equal(await page.evaluate(() => getComputedStyle(document.getElementById("models")).display), "flex");
+  assert.match(await page.evaluate(() => document.getElementById("model-list").textContent), /Seamwise tiny/);
   const idleShot = path.join(ARTIFACTS, "panel-idle.png");
   await page.screenshot({ path: idleShot });
 

@@ -79,6 +79,8 @@ def test_pairing_keeps_a_token_that_opens_the_lan_server(make_server, tmp_path):
     assert host.records.done[1].message == json.loads(refusal.body)["message"]
 
     section = build_section(host, props)
+    host.run_tasks(30)
+    assert props[b"seamwise_models"].startswith(b"No model list: "), props[b"seamwise_models"]
     props[b"seamwise_pairCode"] = b"12345"
     button(section, b"Pair")[b"action"]()
     host.run_tasks(30)
@@ -94,6 +96,7 @@ def test_pairing_keeps_a_token_that_opens_the_lan_server(make_server, tmp_path):
     button(section, b"Pair")[b"action"]()
     host.run_tasks(30)
     assert props[b"seamwise_pairStatus"] == b"Paired with this server."
+    assert props[b"seamwise_models"].startswith(b"In use: "), props[b"seamwise_models"]  # listed once paired
     pair_request = [r for r in host.records.requests if r.path == "/v1/pair"][-1]
     assert pair_request.headers["Content-Type"] == "application/json"
     token = host.prefs[b"tokens"][server.address.encode()].decode()
