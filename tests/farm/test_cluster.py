@@ -163,18 +163,24 @@ def test_one_frame_across_two_actors_is_bit_identical_to_one_process(farm):
         torch.set_num_threads(threads)
     assert np.array_equal(out, alone.image)
 
-    # the helper killed mid-render, before the last step: its tile groups run on the leader,
-    # same bits
+    # the helper killed mid-render, in the first steps of six: Ray's kill lands asynchronously,
+    # so several steps must remain for one of them to miss the helper; its tile groups then run
+    # on the leader, same bits
+    longer = {**params, "steps": 6}
+    torch.set_num_threads(1)
+    try:
+        alone = api.Session("tiny").render(image, api.RenderParams(**longer))
+    finally:
+        torch.set_num_threads(threads)
     killed: dict = {}
 
     async def kill_helper(event):
         helpers = (event.get("runs_on") or {}).get("helpers")
-        if helpers and not killed and event.get("phase") == "denoise" and \
-                event["step"] < params["steps"] - 1:
+        if helpers and not killed and event.get("phase") == "denoise" and event["step"] <= 1:
             killed["actor"] = helpers[0]
             ray.kill(_named(helpers[0]), no_restart=False)
 
-    again, done = asyncio.run(render_watched(sp.url, image, params, kill_helper))
+    again, done = asyncio.run(render_watched(sp.url, image, longer, kill_helper))
     assert killed, "the render finished before its helper could be killed"
     assert done["stats"]["farm"]["helper_failures"] >= 1
     assert np.array_equal(again, alone.image)
